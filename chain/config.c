@@ -1,0 +1,2 @@
+/* vaio-nbd: config.c (being written: parser branch). */
+#include "model.h"

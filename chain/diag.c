@@ -1,0 +1,2 @@
+/* vaio-nbd: diag.c (being written: parser branch). */
+#include "model.h"

@@ -1,0 +1,2 @@
+/* vaio-nbd: inventory.c (being written by the lead). */
+#include "model.h"

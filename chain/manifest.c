@@ -1,0 +1,2 @@
+/* vaio-nbd: manifest.c (being written: parser branch). */
+#include "model.h"

@@ -1,0 +1,2 @@
+/* vaio-nbd: plan.c (being written by the lead). */
+#include "model.h"

@@ -1,0 +1,2 @@
+/* vaio-nbd: validate.c (being written: parser branch). */
+#include "model.h"

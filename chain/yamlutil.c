@@ -1,0 +1,2 @@
+/* vaio-nbd: yamlutil.c (being written: parser branch). */
+#include "model.h"
