@@ -1,2 +1,410 @@
-/* vaio-nbd: inventory.c (being written by the lead). */
-#include "model.h"
+/* vaio-nbd: installed filters per host.
+ *
+ * A host's filters come from two places: the manifests its config entry
+ * lists (declarative), and <state>/installed/<name>.yaml written by
+ * `vaioctl filter install` (imperative, persistent across runs).  The
+ * VAIO rule holds over the union: one filter per class per host.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "inventory.h"
+#include "plan.h"
+#include "supervise.h"
+
+char *
+vaio_installed_dir (const struct vaio_host *h)
+{
+  char *p;
+
+  if (asprintf (&p, "%s/installed", h->state_dir) == -1)
+    return NULL;
+  return p;
+}
+
+static char *
+maintenance_file (const struct vaio_host *h)
+{
+  char *p;
+
+  if (asprintf (&p, "%s/maintenance", h->state_dir) == -1)
+    return NULL;
+  return p;
+}
+
+bool
+vaio_host_in_maintenance (const struct vaio_host *h)
+{
+  char *p = maintenance_file (h);
+  bool on = p && access (p, F_OK) == 0;
+
+  free (p);
+  return on;
+}
+
+int
+vaio_host_set_maintenance (const struct vaio_host *h, bool on)
+{
+  char *p = maintenance_file (h);
+  int r = 0;
+
+  if (p == NULL || vaio_mkdir_private (h->state_dir) == -1)
+    r = -1;
+  else if (on)
+    {
+      FILE *fp = fopen (p, "w");
+      if (fp == NULL || fclose (fp) != 0)
+        r = -1;
+    }
+  else if (unlink (p) == -1 && errno != ENOENT)
+    r = -1;
+  free (p);
+  return r;
+}
+
+/* Add manifest m to the host's table, or report the class conflict. */
+static int
+host_filters_add (struct vaio_host_filters *hf, struct vaio_manifest *m,
+                  struct vaio_diag *diag)
+{
+  struct vaio_manifest *old = hf->by_class[m->class_];
+
+  if (old == NULL)
+    {
+      hf->by_class[m->class_] = m;
+      return 0;
+    }
+  if (strcmp (old->name, m->name) == 0 && strcmp (old->sha256, m->sha256) == 0)
+    {
+      vaio_manifest_free (m); /* the same package listed twice */
+      return 0;
+    }
+  vaio_diag_add (diag, &m->loc,
+                 "host '%s': cannot install filter '%s' (class %s): filter "
+                 "'%s' %s (%s) of class %s is already installed; one filter "
+                 "per class per host",
+                 hf->host->name, m->name, vaio_class_name (m->class_),
+                 old->name, old->version, old->file,
+                 vaio_class_name (old->class_));
+  vaio_manifest_free (m);
+  return -1;
+}
+
+static int
+load_one (struct vaio_host_filters *hf, const char *file,
+          struct vaio_diag *diag)
+{
+  struct vaio_manifest *m = vaio_manifest_load (file, diag);
+
+  if (m == NULL)
+    return -1;
+  if (vaio_manifest_verify (m, diag) == -1)
+    {
+      vaio_manifest_free (m);
+      return -1;
+    }
+  return host_filters_add (hf, m, diag);
+}
+
+static int
+yaml_name (const struct dirent *d)
+{
+  size_t n = strlen (d->d_name);
+
+  return d->d_name[0] != '.' && n > 5
+         && strcmp (d->d_name + n - 5, ".yaml") == 0;
+}
+
+static int
+load_installed (struct vaio_host_filters *hf, struct vaio_diag *diag)
+{
+  char *dir = vaio_installed_dir (hf->host), *file;
+  struct dirent **names;
+  int n, r = 0;
+
+  if (dir == NULL)
+    return -1;
+  n = scandir (dir, &names, yaml_name, alphasort);
+  for (int i = 0; i < n; i++)
+    {
+      if (asprintf (&file, "%s/%s", dir, names[i]->d_name) == -1)
+        r = -1;
+      else
+        {
+          if (load_one (hf, file, diag) == -1)
+            r = -1;
+          free (file);
+        }
+      free (names[i]);
+    }
+  if (n >= 0)
+    free (names);
+  free (dir);
+  return r;
+}
+
+int
+vaio_host_filters_load (const struct vaio_config *cfg,
+                        struct vaio_host_filters *hf, struct vaio_diag *diag)
+{
+  int r = 0;
+
+  for (size_t i = 0; i < cfg->n_hosts; i++)
+    {
+      const struct vaio_host *h = &cfg->hosts[i];
+      memset (&hf[i], 0, sizeof hf[i]);
+      hf[i].host = h;
+      for (size_t j = 0; j < h->n_filter_files; j++)
+        if (load_one (&hf[i], h->filter_files[j], diag) == -1)
+          r = -1;
+      if (load_installed (&hf[i], diag) == -1)
+        r = -1;
+    }
+  return r;
+}
+
+void
+vaio_host_filters_free (struct vaio_host_filters *hf, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    for (unsigned c = 0; c < VAIO_CLASS_COUNT; c++)
+      vaio_manifest_free (hf[i].by_class[c]);
+}
+
+/* Running disks of host h whose recorded chain has a filter of class c
+ * (or any, for c == VAIO_CLASS_COUNT).
+ */
+char **
+vaio_host_running_disks (const struct vaio_config *cfg,
+                         const struct vaio_host *h, int c)
+{
+  char **out = calloc (1, sizeof *out);
+  size_t n = 0;
+
+  for (size_t v = 0; out && v < cfg->n_vms; v++)
+    {
+      const struct vaio_vm *vm = &cfg->vms[v];
+      if (strcmp (vm->host, h->name) != 0)
+        continue;
+      for (size_t d = 0; d < vm->n_disks; d++)
+        {
+          char *state = vaio_disk_state_dir (h, &vm->disks[d]), *pidfile,
+               *rec, needle[64], **grown;
+          bool uses;
+          if (state == NULL || asprintf (&pidfile, "%s/nbdkit.pid", state) == -1)
+            {
+              free (state);
+              continue;
+            }
+          rec = vaio_disk_running_record (state);
+          snprintf (needle, sizeof needle, "filter %s ",
+                    c < VAIO_CLASS_COUNT ? vaio_class_name (c) : "");
+          uses = vaio_disk_pid (pidfile) > 0
+                 && (c == VAIO_CLASS_COUNT || (rec && strstr (rec, needle)));
+          free (rec);
+          free (pidfile);
+          free (state);
+          if (!uses)
+            continue;
+          grown = realloc (out, (n + 2) * sizeof *out);
+          if (grown == NULL)
+            break;
+          out = grown;
+          if (asprintf (&out[n], "%s/%s", vm->name, vm->disks[d].name) != -1)
+            out[++n] = NULL;
+        }
+    }
+  return out;
+}
+
+static void
+free_strv (char **v)
+{
+  for (size_t i = 0; v && v[i]; i++)
+    free (v[i]);
+  free (v);
+}
+
+/* Refuse to change a filter that running disks use, unless the host is
+ * in maintenance mode (where the operator has taken responsibility).
+ */
+static int
+check_not_in_use (const struct vaio_config *cfg, const struct vaio_host *h,
+                  const struct vaio_manifest *m, const char *what,
+                  struct vaio_diag *diag)
+{
+  char **users;
+  int r = 0;
+
+  if (vaio_host_in_maintenance (h))
+    return 0;
+  users = vaio_host_running_disks (cfg, h, (int) m->class_);
+  if (users && users[0])
+    {
+      vaio_diag_add (diag, NULL,
+                     "host '%s': cannot %s filter '%s': in use by running "
+                     "disk %s%s; stop the disks or put the host in "
+                     "maintenance mode (vaioctl host maintenance %s on)",
+                     h->name, what, m->name, users[0],
+                     users[1] ? " and others" : "", h->name);
+      r = -1;
+    }
+  free_strv (users);
+  return r;
+}
+
+/* The installed copy is the manifest with its path made absolute, so it
+ * stays valid wherever the original manifest lives.
+ */
+static int
+write_installed_copy (const struct vaio_manifest *m, const char *dest,
+                      struct vaio_diag *diag)
+{
+  FILE *in = fopen (m->file, "r"), *out;
+  char *line = NULL, *tmp;
+  size_t cap = 0;
+  int r = 0;
+
+  if (in == NULL || asprintf (&tmp, "%s.tmp", dest) == -1)
+    {
+      vaio_diag_add (diag, NULL, "%s: %m", m->file);
+      if (in)
+        fclose (in);
+      return -1;
+    }
+  out = fopen (tmp, "w");
+  if (out == NULL)
+    {
+      vaio_diag_add (diag, NULL, "%s: %m", tmp);
+      fclose (in);
+      free (tmp);
+      return -1;
+    }
+  fchmod (fileno (out), 0600);
+  while (getline (&line, &cap, in) != -1)
+    {
+      if (strncmp (line, "path:", 5) == 0)
+        fprintf (out, "path: \"%s\"\n", m->path);
+      else
+        fputs (line, out);
+    }
+  free (line);
+  fclose (in);
+  if (fclose (out) != 0 || rename (tmp, dest) == -1)
+    {
+      vaio_diag_add (diag, NULL, "%s: %m", dest);
+      r = -1;
+    }
+  free (tmp);
+  return r;
+}
+
+int
+vaio_filter_install (const struct vaio_config *cfg, const struct vaio_host *h,
+                     const char *file, struct vaio_diag *diag)
+{
+  struct vaio_host_filters hf = { .host = h };
+  struct vaio_manifest *m = vaio_manifest_load (file, diag), *old;
+  char *dir = NULL, *dest = NULL;
+  int r = -1;
+
+  if (m == NULL)
+    return -1;
+  if (vaio_manifest_verify (m, diag) == -1)
+    goto out;
+  for (size_t j = 0; j < h->n_filter_files; j++)
+    load_one (&hf, h->filter_files[j], diag);
+  load_installed (&hf, diag);
+  old = hf.by_class[m->class_];
+  if (old && strcmp (old->name, m->name) != 0)
+    {
+      vaio_diag_add (diag, NULL,
+                     "host '%s': refusing to install '%s' (class %s): "
+                     "filter '%s' %s by %s is already installed for class "
+                     "%s; one filter per class per host",
+                     h->name, m->name, vaio_class_name (m->class_), old->name,
+                     old->version, old->vendor, vaio_class_name (m->class_));
+      goto out;
+    }
+  if (old && check_not_in_use (cfg, h, old, "upgrade", diag) == -1)
+    goto out;
+  dir = vaio_installed_dir (h);
+  if (dir == NULL || vaio_mkdir_private (h->state_dir) == -1
+      || vaio_mkdir_private (dir) == -1
+      || asprintf (&dest, "%s/%s.yaml", dir, m->name) == -1)
+    {
+      vaio_diag_add (diag, NULL, "host '%s': cannot create %s: %m", h->name,
+                     dir ? dir : h->state_dir);
+      goto out;
+    }
+  r = write_installed_copy (m, dest, diag);
+
+out:
+  for (unsigned c = 0; c < VAIO_CLASS_COUNT; c++)
+    vaio_manifest_free (hf.by_class[c]);
+  vaio_manifest_free (m);
+  free (dir);
+  free (dest);
+  return r;
+}
+
+int
+vaio_filter_uninstall (const struct vaio_config *cfg,
+                       const struct vaio_host *h, const char *name,
+                       struct vaio_diag *diag)
+{
+  struct vaio_host_filters hf = { .host = h };
+  char *dir = vaio_installed_dir (h), *dest = NULL;
+  const struct vaio_manifest *m = NULL;
+  int r = -1;
+
+  load_installed (&hf, diag);
+  for (unsigned c = 0; c < VAIO_CLASS_COUNT; c++)
+    if (hf.by_class[c] && strcmp (hf.by_class[c]->name, name) == 0)
+      m = hf.by_class[c];
+  if (m == NULL)
+    {
+      bool declared = false;
+      for (size_t j = 0; j < h->n_filter_files; j++)
+        {
+          struct vaio_diag quiet = { 0 };
+          struct vaio_manifest *dm
+              = vaio_manifest_load (h->filter_files[j], &quiet);
+          if (dm && strcmp (dm->name, name) == 0)
+            {
+              vaio_diag_add (diag, &h->filter_locs[j],
+                             "host '%s': filter '%s' is declared in the "
+                             "config, not installed with vaioctl: remove it "
+                             "from the host's filters list there",
+                             h->name, name);
+              declared = true;
+            }
+          vaio_manifest_free (dm);
+          vaio_diag_free (&quiet);
+        }
+      if (!declared)
+        vaio_diag_add (diag, NULL, "host '%s': no installed filter named '%s'",
+                       h->name, name);
+      goto out;
+    }
+  if (check_not_in_use (cfg, h, m, "uninstall", diag) == -1)
+    goto out;
+  if (dir == NULL || asprintf (&dest, "%s/%s.yaml", dir, m->name) == -1)
+    goto out;
+  if (unlink (dest) == -1)
+    vaio_diag_add (diag, NULL, "%s: %m", dest);
+  else
+    r = 0;
+
+out:
+  for (unsigned c = 0; c < VAIO_CLASS_COUNT; c++)
+    vaio_manifest_free (hf.by_class[c]);
+  free (dir);
+  free (dest);
+  return r;
+}

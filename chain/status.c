@@ -1,2 +1,518 @@
-/* vaio-nbd: status.c (being written by the lead). */
-#include "model.h"
+/* vaio-nbd status views.  Each view is built once as a JSON object
+ * (json-c) and then either printed as JSON or rendered as text, so the
+ * two outputs can never disagree.
+ */
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "inventory.h"
+#include "plan.h"
+#include "stats.h"
+#include "status.h"
+#include "supervise.h"
+
+static const char *const op_names[VAIO_OP_COUNT]
+    = { "read", "write", "zero", "trim", "flush" };
+
+static json_object *
+manifest_json (const struct vaio_manifest *m)
+{
+  json_object *o = json_object_new_object ();
+
+  json_object_object_add (o, "name", json_object_new_string (m->name));
+  json_object_object_add (o, "class",
+                          json_object_new_string (vaio_class_name (m->class_)));
+  json_object_object_add (o, "vendor", json_object_new_string (m->vendor));
+  json_object_object_add (o, "version", json_object_new_string (m->version));
+  json_object_object_add (o, "path", json_object_new_string (m->path));
+  json_object_object_add (o, "sha256", json_object_new_string (m->sha256));
+  return o;
+}
+
+static json_object *
+cluster_json (const struct vaio_config *cfg,
+              const struct vaio_host_filters *hf)
+{
+  json_object *c = json_object_new_object (), *hosts = json_object_new_array ();
+
+  json_object_object_add (c, "name",
+                          json_object_new_string (cfg->cluster ? cfg->cluster
+                                                               : ""));
+  for (size_t i = 0; i < cfg->n_hosts; i++)
+    {
+      json_object *h = json_object_new_object (), *fl = json_object_new_array ();
+      json_object_object_add (h, "name",
+                              json_object_new_string (hf[i].host->name));
+      json_object_object_add (h, "state_dir",
+                              json_object_new_string (hf[i].host->state_dir));
+      json_object_object_add (
+          h, "maintenance",
+          json_object_new_boolean (vaio_host_in_maintenance (hf[i].host)));
+      for (unsigned k = 0; k < VAIO_CLASS_COUNT; k++)
+        if (hf[i].by_class[k])
+          json_object_array_add (fl, manifest_json (hf[i].by_class[k]));
+      json_object_object_add (h, "filters", fl);
+      json_object_array_add (hosts, h);
+    }
+  json_object_object_add (c, "hosts", hosts);
+  return c;
+}
+
+/* Stats of one filter of a running disk: per-op totals, latency
+ * percentiles, and its class-specific counters by name.
+ */
+static json_object *
+stats_json (const char *state_dir, enum vaio_class c)
+{
+  struct vaio_stats_snapshot snap;
+  char path[4096], err[512];
+  json_object *o, *ops, *ctr;
+
+  snprintf (path, sizeof path, "%s/%s/stats", state_dir, vaio_class_name (c));
+  if (access (path, F_OK) != 0)
+    return NULL;
+  o = json_object_new_object ();
+  if (vaio_stats_read (path, &snap, err, sizeof err) == -1)
+    {
+      json_object_object_add (o, "error", json_object_new_string (err));
+      return o;
+    }
+  ops = json_object_new_object ();
+  for (unsigned i = 0; i < VAIO_OP_COUNT; i++)
+    {
+      const struct vaio_stats_op_counters *k = &snap.body.op[i];
+      json_object *op = json_object_new_object ();
+      json_object_object_add (op, "ops", json_object_new_uint64 (k->ops));
+      json_object_object_add (op, "bytes", json_object_new_uint64 (k->bytes));
+      json_object_object_add (op, "errors",
+                              json_object_new_uint64 (k->errors));
+      json_object_object_add (
+          op, "latency_p50_us",
+          json_object_new_double (
+              vaio_stats_percentile_us (k->latency_hist, 0.50)));
+      json_object_object_add (
+          op, "latency_p99_us",
+          json_object_new_double (
+              vaio_stats_percentile_us (k->latency_hist, 0.99)));
+      json_object_object_add (ops, op_names[i], op);
+    }
+  json_object_object_add (o, "ops", ops);
+  ctr = json_object_new_object ();
+  for (unsigned i = 0; i < snap.header.n_counters; i++)
+    json_object_object_add (ctr, snap.header.counter_names[i],
+                            json_object_new_uint64 (snap.body.counters[i]));
+  json_object_object_add (o, "counters", ctr);
+  return o;
+}
+
+/* Does the running record match what the policy asks for now? */
+static const char *
+compliance (const struct vaio_plan_disk *p, const char *rec, char *why,
+            size_t len)
+{
+  char line[512];
+
+  if (rec == NULL)
+    {
+      snprintf (why, len, "no running record");
+      return "unknown";
+    }
+  for (size_t i = 0; i < p->n_chain; i++)
+    {
+      snprintf (line, sizeof line, "filter %s %s %s %s\n",
+                vaio_class_name (p->chain[i]), p->filters[i]->name,
+                p->filters[i]->version, p->filters[i]->sha256);
+      if (strstr (rec, line) == NULL)
+        {
+          snprintf (why, len,
+                    "running chain lacks %s filter %s %s; run vaioctl apply",
+                    vaio_class_name (p->chain[i]), p->filters[i]->name,
+                    p->filters[i]->version);
+          return "noncompliant";
+        }
+    }
+  /* Same count: a filter removed from the policy still runs otherwise. */
+  size_t n = 0;
+  for (const char *s = rec; (s = strstr (s, "filter ")) != NULL; s++)
+    if (s == rec || s[-1] == '\n')
+      n++;
+  if (n != p->n_chain)
+    {
+      snprintf (why, len, "running chain has %zu filters, policy wants %zu",
+                n, p->n_chain);
+      return "noncompliant";
+    }
+  why[0] = '\0';
+  return "compliant";
+}
+
+static json_object *
+disk_json (const struct vaio_plan_disk *p, int *problems)
+{
+  json_object *d = json_object_new_object (), *chain = json_object_new_array ();
+  pid_t pid = vaio_disk_pid (p->pidfile);
+  bool stale = pid == 0 && access (p->pidfile, F_OK) == 0;
+  const char *state = pid ? "running" : stale ? "dead" : "stopped";
+  char *uri = vaio_plan_uri (p), *rec = NULL, why[512] = "";
+  const char *comp = "not running";
+
+  if (pid)
+    {
+      rec = vaio_disk_running_record (p->state_dir);
+      comp = compliance (p, rec, why, sizeof why);
+    }
+  if (stale || (pid && strcmp (comp, "compliant") != 0))
+    (*problems)++;
+
+  json_object_object_add (d, "name", json_object_new_string (p->disk->name));
+  json_object_object_add (d, "policy", json_object_new_string (p->policy->name));
+  json_object_object_add (d, "image", json_object_new_string (p->disk->image));
+  json_object_object_add (d, "uri", json_object_new_string (uri ? uri : ""));
+  json_object_object_add (d, "state_dir",
+                          json_object_new_string (p->state_dir));
+  json_object_object_add (d, "state", json_object_new_string (state));
+  json_object_object_add (d, "pid", json_object_new_int64 (pid));
+  json_object_object_add (d, "compliance", json_object_new_string (comp));
+  if (why[0])
+    json_object_object_add (d, "compliance_detail",
+                            json_object_new_string (why));
+  for (size_t i = 0; i < p->n_chain; i++)
+    {
+      json_object *f = json_object_new_object (), *st;
+      json_object_object_add (
+          f, "class", json_object_new_string (vaio_class_name (p->chain[i])));
+      json_object_object_add (f, "filter",
+                              json_object_new_string (p->filters[i]->name));
+      json_object_object_add (f, "version",
+                              json_object_new_string (p->filters[i]->version));
+      if (pid && (st = stats_json (p->state_dir, p->chain[i])) != NULL)
+        json_object_object_add (f, "stats", st);
+      json_object_array_add (chain, f);
+    }
+  json_object_object_add (d, "chain", chain);
+  free (uri);
+  free (rec);
+  return d;
+}
+
+static json_object *
+vms_json (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
+          int *problems)
+{
+  json_object *vms = json_object_new_array ();
+
+  for (size_t v = 0; v < cfg->n_vms; v++)
+    {
+      const struct vaio_vm *vm = &cfg->vms[v];
+      json_object *o = json_object_new_object (), *disks
+                                                    = json_object_new_array ();
+      json_object_object_add (o, "name", json_object_new_string (vm->name));
+      json_object_object_add (o, "host", json_object_new_string (vm->host));
+      for (size_t i = 0; i < vm->n_disks; i++)
+        {
+          struct vaio_plan_disk p;
+          struct vaio_diag diag = { 0 };
+          if (vaio_plan_disk (cfg, hf, vm, &vm->disks[i], &p, &diag) == 0)
+            {
+              json_object_array_add (disks, disk_json (&p, problems));
+              vaio_plan_disk_free (&p);
+            }
+          vaio_diag_free (&diag);
+        }
+      json_object_object_add (o, "disks", disks);
+      json_object_array_add (vms, o);
+    }
+  return vms;
+}
+
+static const char *
+jstr (json_object *o, const char *key)
+{
+  json_object *v;
+
+  if (!json_object_object_get_ex (o, key, &v))
+    return "";
+  return json_object_get_string (v);
+}
+
+static json_object *
+jget (json_object *o, const char *key)
+{
+  json_object *v = NULL;
+
+  json_object_object_get_ex (o, key, &v);
+  return v;
+}
+
+static void
+print_cluster (json_object *c, FILE *fp)
+{
+  json_object *hosts = jget (c, "hosts");
+
+  fprintf (fp, "Cluster %s\n", jstr (c, "name"));
+  fprintf (fp, "  %-16s %-12s %s\n", "HOST", "MODE", "I/O FILTERS INSTALLED");
+  for (size_t i = 0; i < json_object_array_length (hosts); i++)
+    {
+      json_object *h = json_object_array_get_idx (hosts, i), *fl;
+      fl = jget (h, "filters");
+      fprintf (fp, "  %-16s %-12s", jstr (h, "name"),
+               json_object_get_boolean (jget (h, "maintenance"))
+                   ? "maintenance"
+                   : "connected");
+      for (size_t k = 0; k < json_object_array_length (fl); k++)
+        {
+          json_object *f = json_object_array_get_idx (fl, k);
+          fprintf (fp, "%s%s (%s)", k ? ", " : " ", jstr (f, "name"),
+                   jstr (f, "class"));
+        }
+      if (json_object_array_length (fl) == 0)
+        fprintf (fp, " (none)");
+      fputc ('\n', fp);
+    }
+}
+
+static void
+print_hosts (json_object *c, FILE *fp)
+{
+  json_object *hosts = jget (c, "hosts");
+
+  for (size_t i = 0; i < json_object_array_length (hosts); i++)
+    {
+      json_object *h = json_object_array_get_idx (hosts, i);
+      json_object *fl = jget (h, "filters");
+      fprintf (fp, "Host %s  (state %s)\n", jstr (h, "name"),
+               jstr (h, "state_dir"));
+      fprintf (fp, "  %-20s %-12s %-10s %s\n", "NAME", "VENDOR", "VERSION",
+               "TYPE");
+      for (size_t k = 0; k < json_object_array_length (fl); k++)
+        {
+          json_object *f = json_object_array_get_idx (fl, k);
+          fprintf (fp, "  %-20s %-12s %-10s %s\n", jstr (f, "name"),
+                   jstr (f, "vendor"), jstr (f, "version"), jstr (f, "class"));
+        }
+    }
+}
+
+static void
+print_vms (json_object *vms, FILE *fp)
+{
+  for (size_t v = 0; v < json_object_array_length (vms); v++)
+    {
+      json_object *vm = json_object_array_get_idx (vms, v);
+      json_object *disks = jget (vm, "disks");
+      fprintf (fp, "VM %s  (host %s)\n", jstr (vm, "name"), jstr (vm, "host"));
+      fprintf (fp, "  %-10s %-10s %-8s %-8s %-12s %s\n", "DISK", "POLICY",
+               "STATE", "PID", "COMPLIANCE", "CHAIN (guest -> disk)");
+      for (size_t i = 0; i < json_object_array_length (disks); i++)
+        {
+          json_object *d = json_object_array_get_idx (disks, i);
+          json_object *chain = jget (d, "chain");
+          fprintf (fp, "  %-10s %-10s %-8s %-8s %-12s ", jstr (d, "name"),
+                   jstr (d, "policy"), jstr (d, "state"), jstr (d, "pid"),
+                   jstr (d, "compliance"));
+          for (size_t k = 0; k < json_object_array_length (chain); k++)
+            fprintf (fp, "%s -> ",
+                     jstr (json_object_array_get_idx (chain, k), "filter"));
+          fprintf (fp, "file\n");
+          fprintf (fp, "  %-10s uri %s\n", "", jstr (d, "uri"));
+          if (jget (d, "compliance_detail"))
+            fprintf (fp, "  %-10s %s\n", "", jstr (d, "compliance_detail"));
+        }
+    }
+}
+
+int
+vaio_status (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
+             enum vaio_view view, bool json, FILE *fp)
+{
+  json_object *root = json_object_new_object ();
+  int problems = 0;
+
+  if (view == VAIO_VIEW_ALL || view == VAIO_VIEW_CLUSTER
+      || view == VAIO_VIEW_HOST)
+    json_object_object_add (root, "cluster", cluster_json (cfg, hf));
+  if (view == VAIO_VIEW_ALL || view == VAIO_VIEW_VM)
+    json_object_object_add (root, "vms", vms_json (cfg, hf, &problems));
+
+  if (json)
+    fprintf (fp, "%s\n",
+             json_object_to_json_string_ext (root, JSON_C_TO_STRING_PRETTY));
+  else
+    {
+      if (view == VAIO_VIEW_ALL || view == VAIO_VIEW_CLUSTER)
+        print_cluster (jget (root, "cluster"), fp);
+      if (view == VAIO_VIEW_ALL || view == VAIO_VIEW_HOST)
+        print_hosts (jget (root, "cluster"), fp);
+      if (view == VAIO_VIEW_ALL || view == VAIO_VIEW_VM)
+        print_vms (jget (root, "vms"), fp);
+    }
+  json_object_put (root);
+  return problems ? 1 : 0;
+}
+
+/* ---- vaioctl top ---- */
+
+struct top_disk
+{
+  struct vaio_plan_disk plan;
+  bool have[VAIO_CLASS_COUNT];
+  struct vaio_stats_snapshot prev[VAIO_CLASS_COUNT], cur[VAIO_CLASS_COUNT];
+};
+
+static bool
+top_read (struct top_disk *t, size_t pos, struct vaio_stats_snapshot *snap)
+{
+  char path[4096], err[512];
+
+  snprintf (path, sizeof path, "%s/%s/stats", t->plan.state_dir,
+            vaio_class_name (t->plan.chain[pos]));
+  return vaio_stats_read (path, snap, err, sizeof err) == 0;
+}
+
+static void
+top_sample (struct top_disk *t, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    for (size_t k = 0; k < t[i].plan.n_chain; k++)
+      {
+        t[i].prev[k] = t[i].cur[k];
+        t[i].have[k] = top_read (&t[i], k, &t[i].cur[k])
+                       && vaio_disk_pid (t[i].plan.pidfile) > 0;
+      }
+}
+
+/* Figures for one disk from its outermost filter (what the guest sees),
+ * plus every filter's gauges and a hit ratio where a filter counts hits.
+ */
+static json_object *
+top_disk_json (const struct top_disk *t, double secs)
+{
+  json_object *o = json_object_new_object (), *extra = json_object_new_object ();
+  uint64_t ops = 0, bytes = 0, hist[VAIO_STATS_LAT_BUCKETS] = { 0 };
+
+  json_object_object_add (
+      o, "disk",
+      json_object_new_string_len (t->plan.vm->name, strlen (t->plan.vm->name)));
+  json_object_object_add (o, "name",
+                          json_object_new_string (t->plan.disk->name));
+  if (t->plan.n_chain && t->have[0])
+    for (unsigned op = 0; op < VAIO_OP_COUNT; op++)
+      {
+        const struct vaio_stats_op_counters *a = &t->prev[0].body.op[op],
+                                            *b = &t->cur[0].body.op[op];
+        if (op == VAIO_OP_FLUSH)
+          continue;
+        ops += b->ops - a->ops;
+        bytes += b->bytes - a->bytes;
+        for (unsigned h = 0; h < VAIO_STATS_LAT_BUCKETS; h++)
+          hist[h] += b->latency_hist[h] - a->latency_hist[h];
+      }
+  json_object_object_add (o, "iops", json_object_new_double (ops / secs));
+  json_object_object_add (o, "mib_s",
+                          json_object_new_double (bytes / secs / 1048576.0));
+  json_object_object_add (
+      o, "latency_p99_us",
+      json_object_new_double (vaio_stats_percentile_us (hist, 0.99)));
+  for (size_t k = 0; k < t->plan.n_chain; k++)
+    {
+      const struct vaio_stats_snapshot *s = &t->cur[k];
+      int hits, misses;
+      if (!t->have[k])
+        continue;
+      for (unsigned i = 0; i < s->header.n_counters; i++)
+        if (s->header.counter_kinds[i] == VAIO_GAUGE)
+          json_object_object_add (extra, s->header.counter_names[i],
+                                  json_object_new_uint64 (s->body.counters[i]));
+      hits = vaio_stats_counter_index (s, "hits");
+      misses = vaio_stats_counter_index (s, "misses");
+      if (hits >= 0 && misses >= 0)
+        {
+          uint64_t h = s->body.counters[hits] - t->prev[k].body.counters[hits];
+          uint64_t m
+              = s->body.counters[misses] - t->prev[k].body.counters[misses];
+          json_object_object_add (
+              extra, "hit_ratio",
+              json_object_new_double (h + m ? (double) h / (double) (h + m)
+                                            : 0));
+        }
+    }
+  json_object_object_add (o, "filters", extra);
+  return o;
+}
+
+static void
+top_print_text (json_object *arr, FILE *fp)
+{
+  time_t now = time (NULL);
+  char ts[32];
+
+  strftime (ts, sizeof ts, "%H:%M:%S", localtime (&now));
+  fprintf (fp, "vaioctl top  %s\n%-24s %10s %10s %10s  %s\n", ts, "VM/DISK",
+           "IOPS", "MiB/s", "p99(us)", "FILTER FIGURES");
+  for (size_t i = 0; i < json_object_array_length (arr); i++)
+    {
+      json_object *d = json_object_array_get_idx (arr, i);
+      char name[256];
+      snprintf (name, sizeof name, "%s/%s", jstr (d, "disk"), jstr (d, "name"));
+      fprintf (fp, "%-24s %10.0f %10.1f %10.0f ", name,
+               json_object_get_double (jget (d, "iops")),
+               json_object_get_double (jget (d, "mib_s")),
+               json_object_get_double (jget (d, "latency_p99_us")));
+      json_object_object_foreach (jget (d, "filters"), key, val)
+      {
+        fprintf (fp, " %s=%s", key, json_object_get_string (val));
+      }
+      fputc ('\n', fp);
+    }
+  fflush (fp);
+}
+
+int
+vaio_top (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
+          unsigned iterations, unsigned interval_ms, bool json, FILE *fp)
+{
+  struct top_disk *t = NULL;
+  size_t n = 0;
+  struct timespec ts = { interval_ms / 1000,
+                         (long) (interval_ms % 1000) * 1000000 };
+
+  for (size_t v = 0; v < cfg->n_vms; v++)
+    for (size_t i = 0; i < cfg->vms[v].n_disks; i++)
+      {
+        struct vaio_diag diag = { 0 };
+        struct top_disk *grown = realloc (t, (n + 1) * sizeof *t);
+        if (grown == NULL)
+          break;
+        t = grown;
+        memset (&t[n], 0, sizeof t[n]);
+        if (vaio_plan_disk (cfg, hf, &cfg->vms[v], &cfg->vms[v].disks[i],
+                            &t[n].plan, &diag)
+            == 0)
+          n++;
+        vaio_diag_free (&diag);
+      }
+
+  top_sample (t, n);
+  for (unsigned it = 0; iterations == 0 || it < iterations; it++)
+    {
+      json_object *arr = json_object_new_array ();
+      nanosleep (&ts, NULL);
+      top_sample (t, n);
+      for (size_t i = 0; i < n; i++)
+        json_object_array_add (arr, top_disk_json (&t[i], interval_ms / 1000.0));
+      if (json)
+        fprintf (fp, "%s\n",
+                 json_object_to_json_string_ext (arr, JSON_C_TO_STRING_PLAIN));
+      else
+        top_print_text (arr, fp);
+      fflush (fp);
+      json_object_put (arr);
+    }
+  for (size_t i = 0; i < n; i++)
+    vaio_plan_disk_free (&t[i].plan);
+  free (t);
+  return 0;
+}

@@ -1,9 +1,558 @@
-/* vaioctl: placeholder main until the chain manager lands. */
+/* vaioctl: the vaio-nbd chain manager.
+ *
+ * A pipeline: parse (config.c) → validate (validate.c) → plan (plan.c) →
+ * supervise (supervise.c), with views over the result (status.c).
+ */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inventory.h"
+#include "plan.h"
+#include "status.h"
+#include "supervise.h"
+
+static const char usage_text[] =
+  "NAME\n"
+  "    vaioctl - manage VAIO-style I/O filter chains for NBD-served VM disks\n"
+  "\n"
+  "SYNOPSIS\n"
+  "    vaioctl validate FILE\n"
+  "    vaioctl plan     FILE [--vm VM]\n"
+  "    vaioctl up       FILE [--vm VM] [--timeout SECS]\n"
+  "    vaioctl down     FILE [--vm VM] [--timeout SECS]\n"
+  "    vaioctl status   FILE [--view cluster|host|vm] [--json]\n"
+  "    vaioctl top      FILE [--iterations N] [--interval MS] [--json]\n"
+  "    vaioctl filter install MANIFEST --host HOST -c FILE\n"
+  "    vaioctl filter uninstall NAME   --host HOST -c FILE\n"
+  "    vaioctl filter list -c FILE [--json]\n"
+  "    vaioctl host maintenance HOST on|off [--stop-disks] -c FILE\n"
+  "\n"
+  "DESCRIPTION\n"
+  "    vaioctl reads a cluster config (YAML: hosts, storage policies, VMs and\n"
+  "    their disks) and serves every VM disk through its own nbdkit process,\n"
+  "    whose filter chain is the disk's policy put in the canonical VAIO class\n"
+  "    order, guest to disk:\n"
+  "\n"
+  "        encryption, replication, caching, sioc          (default)\n"
+  "        replication, caching, sioc, encryption          (policy sets\n"
+  "                                                         allow-cleartext-filters)\n"
+  "\n"
+  "    A host has at most one filter per class installed; a disk gets at most\n"
+  "    one filter per class.  Each VM has a private directory (mode 0700) under\n"
+  "    its host's state-dir holding its disks' sockets, pidfiles, logs and the\n"
+  "    filters' state; one VM's chain never sees another VM's state.\n"
+  "\n"
+  "COMMANDS\n"
+  "    validate   Check the config: schema (every error names file:line:column\n"
+  "               and key), filter manifests and their sha256, the VAIO rules,\n"
+  "               policy settings against each filter's declared parameters,\n"
+  "               images exist, no shared image/socket/port/state.\n"
+  "    plan       Print, per disk, the exact nbdkit command line `up` runs.  It\n"
+  "               can be pasted into a shell.  Secrets appear only as file paths.\n"
+  "    up         Start every (or one VM's) disk not already running and wait\n"
+  "               until each serves.  Refuses disks on hosts in maintenance.\n"
+  "    down       Stop disks with SIGTERM: nbdkit finishes in-flight requests\n"
+  "               and its filters flush; after --timeout (default 30 s) SIGKILL.\n"
+  "    status     The vSphere client's three views: cluster (filters on each\n"
+  "               host), host (Name, Vendor, Version, Type), VM (per disk:\n"
+  "               policy, chain, pid, state, compliance, live filter stats).\n"
+  "               Exits 1 when a disk is dead or out of compliance.\n"
+  "    top        Per-disk IOPS, MiB/s, p99 latency and each filter's gauges,\n"
+  "               refreshed every --interval ms (default 1000).\n"
+  "    filter install\n"
+  "               Install a filter package from its manifest on a host: the\n"
+  "               .so must match the manifest's sha256, and a second filter of\n"
+  "               an installed class is refused.  Re-installing a filter of the\n"
+  "               same name upgrades it, refused while running disks use it\n"
+  "               unless the host is in maintenance mode.\n"
+  "    filter uninstall\n"
+  "               Remove an installed filter (same in-use rule).\n"
+  "    filter list\n"
+  "               Filters on every host, with where they came from.\n"
+  "    host maintenance\n"
+  "               Enter or leave maintenance mode.  Entering is refused while\n"
+  "               disks run on the host unless --stop-disks stops them first.\n"
+  "\n"
+  "OPTIONS\n"
+  "    -c, --config FILE   the cluster config (also the first operand of\n"
+  "                        validate, plan, up, down, status, top)\n"
+  "    --vm VM             act on one VM only\n"
+  "    --host HOST         the host for filter install/uninstall\n"
+  "    --json              machine-readable output (status, top, filter list)\n"
+  "    --view VIEW         cluster, host or vm (status; default all three)\n"
+  "    --timeout SECS      up: wait for serving (default 10); down: wait for\n"
+  "                        exit before SIGKILL (default 30)\n"
+  "    --iterations N      top: samples to print (default: until interrupted)\n"
+  "    --interval MS       top: sampling interval (default 1000)\n"
+  "    --stop-disks        host maintenance on: stop the host's disks first\n"
+  "    -h, --help          this text\n"
+  "\n"
+  "FILES\n"
+  "    <state-dir>/installed/NAME.yaml        filters installed with vaioctl\n"
+  "    <state-dir>/maintenance                present while in maintenance\n"
+  "    <state-dir>/vms/VM/DISK.sock           a disk's NBD socket\n"
+  "    <state-dir>/vms/VM/DISK/               nbdkit.pid, nbdkit.log, running,\n"
+  "                                           and CLASS/ per filter (stats)\n"
+  "\n"
+  "EXIT STATUS\n"
+  "    0 success; 1 the config or an action failed (messages on stderr);\n"
+  "    2 usage error.\n"
+  "\n"
+  "EXAMPLES\n"
+  "    vaioctl validate configs/demo.yaml\n"
+  "    vaioctl up configs/demo.yaml && vaioctl status configs/demo.yaml\n"
+  "    qemu-system-x86_64 ... -blockdev driver=nbd,node-name=d0,server.type=unix,\\\n"
+  "        server.path=STATE/vms/vm1/disk0.sock,reconnect-delay=30 \\\n"
+  "        -device virtio-blk-pci,drive=d0\n"
+  "    vaioctl filter install build/manifests/vaio-cache.yaml --host host1 \\\n"
+  "        -c configs/demo.yaml\n";
+
+struct options
+{
+  const char *config, *vm, *host;
+  bool json, stop_disks;
+  enum vaio_view view;
+  int timeout_s; /* -1: command default */
+  unsigned iterations, interval_ms;
+};
+
+/* Everything loaded for a command that needs the cluster. */
+struct cluster
+{
+  struct vaio_config *cfg;
+  struct vaio_host_filters *hf;
+};
+
+static void
+cluster_free (struct cluster *c)
+{
+  if (c->cfg)
+    {
+      vaio_host_filters_free (c->hf, c->cfg->n_hosts);
+      vaio_config_free (c->cfg);
+    }
+  free (c->hf);
+}
+
+/* parse → load installed filters → validate.  On any error, print every
+ * message and return -1.
+ */
+static int
+cluster_load (const char *file, struct cluster *c, bool validate)
+{
+  struct vaio_diag diag = { 0 };
+  int r = 0;
+
+  memset (c, 0, sizeof *c);
+  c->cfg = vaio_config_load (file, &diag);
+  if (c->cfg == NULL)
+    r = -1;
+  else
+    {
+      c->hf = calloc (c->cfg->n_hosts + 1, sizeof *c->hf);
+      if (c->hf == NULL || vaio_host_filters_load (c->cfg, c->hf, &diag) == -1)
+        r = -1;
+      if (r == 0 && validate && vaio_validate (c->cfg, c->hf, &diag) == -1)
+        r = -1;
+    }
+  vaio_diag_print (&diag, stderr);
+  vaio_diag_free (&diag);
+  if (r == -1)
+    cluster_free (c);
+  return r;
+}
+
+static const struct vaio_host *
+need_host (const struct cluster *c, const char *name)
+{
+  const struct vaio_host *h = name ? vaio_config_host (c->cfg, name) : NULL;
+
+  if (name == NULL)
+    fprintf (stderr, "vaioctl: --host HOST is required\n");
+  else if (h == NULL)
+    fprintf (stderr, "vaioctl: %s: no host named '%s'\n", c->cfg->file, name);
+  return h;
+}
+
+/* Call fn for every disk (of --vm, when given) with its plan. */
+static int
+for_each_disk (const struct cluster *c, const struct options *o,
+               int (*fn) (const struct cluster *, const struct options *,
+                          const struct vaio_plan_disk *))
+{
+  int r = 0;
+  bool found = o->vm == NULL;
+
+  for (size_t v = 0; v < c->cfg->n_vms; v++)
+    {
+      const struct vaio_vm *vm = &c->cfg->vms[v];
+      if (o->vm && strcmp (o->vm, vm->name) != 0)
+        continue;
+      found = true;
+      for (size_t i = 0; i < vm->n_disks; i++)
+        {
+          struct vaio_plan_disk p;
+          struct vaio_diag diag = { 0 };
+          if (vaio_plan_disk (c->cfg, c->hf, vm, &vm->disks[i], &p, &diag)
+              == -1)
+            r = -1;
+          else
+            {
+              if (fn (c, o, &p) == -1)
+                r = -1;
+              vaio_plan_disk_free (&p);
+            }
+          vaio_diag_print (&diag, stderr);
+          vaio_diag_free (&diag);
+        }
+    }
+  if (!found)
+    {
+      fprintf (stderr, "vaioctl: %s: no VM named '%s'\n", c->cfg->file, o->vm);
+      return -1;
+    }
+  return r;
+}
+
+static int
+plan_one (const struct cluster *c, const struct options *o,
+          const struct vaio_plan_disk *p)
+{
+  char *line = vaio_plan_shell_line (p);
+
+  printf ("# %s/%s (host %s, policy %s)\n%s\n", p->vm->name, p->disk->name,
+          p->host->name, p->policy->name, line ? line : "");
+  free (line);
+  return line ? 0 : -1;
+}
+
+static int
+up_one (const struct cluster *c, const struct options *o,
+        const struct vaio_plan_disk *p)
+{
+  struct vaio_diag diag = { 0 };
+  pid_t pid = vaio_disk_pid (p->pidfile);
+  char *uri;
+  int r = 0;
+
+  if (pid > 0)
+    {
+      printf ("%s/%s: already running (pid %ld)\n", p->vm->name,
+              p->disk->name, (long) pid);
+      return 0;
+    }
+  if (vaio_host_in_maintenance (p->host))
+    {
+      fprintf (stderr,
+               "vaioctl: %s/%s: host '%s' is in maintenance mode; not "
+               "starting\n",
+               p->vm->name, p->disk->name, p->host->name);
+      return -1;
+    }
+  pid = vaio_disk_start (p, (o->timeout_s >= 0 ? o->timeout_s : 10) * 1000,
+                         &diag);
+  vaio_diag_print (&diag, stderr);
+  vaio_diag_free (&diag);
+  if (pid < 0)
+    return -1;
+  uri = vaio_plan_uri (p);
+  printf ("%s/%s: serving %s (pid %ld)\n", p->vm->name, p->disk->name,
+          uri ? uri : "", (long) pid);
+  free (uri);
+  return r;
+}
+
+static int
+down_one (const struct cluster *c, const struct options *o,
+          const struct vaio_plan_disk *p)
+{
+  struct vaio_diag diag = { 0 };
+  pid_t pid = vaio_disk_pid (p->pidfile);
+  int r;
+
+  r = vaio_disk_stop (p, (o->timeout_s >= 0 ? o->timeout_s : 30) * 1000,
+                      &diag);
+  vaio_diag_print (&diag, stderr);
+  vaio_diag_free (&diag);
+  if (pid > 0 && r == 0)
+    printf ("%s/%s: stopped (pid %ld)\n", p->vm->name, p->disk->name,
+            (long) pid);
+  return r;
+}
+
+static int
+cmd_filter (struct cluster *c, const struct options *o, int argc, char **argv)
+{
+  struct vaio_diag diag = { 0 };
+  const struct vaio_host *h;
+  int r;
+
+  if (argc >= 1 && strcmp (argv[0], "list") == 0)
+    return vaio_status (c->cfg, c->hf, VAIO_VIEW_HOST, o->json, stdout) == -1;
+  if (argc != 2
+      || (strcmp (argv[0], "install") != 0
+          && strcmp (argv[0], "uninstall") != 0))
+    {
+      fprintf (stderr, "vaioctl: usage: vaioctl filter install MANIFEST | "
+                       "uninstall NAME --host HOST -c FILE | list -c FILE\n");
+      return 2;
+    }
+  if ((h = need_host (c, o->host)) == NULL)
+    return 1;
+  if (strcmp (argv[0], "install") == 0)
+    r = vaio_filter_install (c->cfg, h, argv[1], &diag);
+  else
+    r = vaio_filter_uninstall (c->cfg, h, argv[1], &diag);
+  vaio_diag_print (&diag, stderr);
+  vaio_diag_free (&diag);
+  if (r == 0)
+    printf ("host %s: %s %s\n", h->name,
+            strcmp (argv[0], "install") == 0 ? "installed" : "uninstalled",
+            argv[1]);
+  return r == 0 ? 0 : 1;
+}
+
+static int
+cmd_maintenance (struct cluster *c, const struct options *o, int argc,
+                 char **argv)
+{
+  const struct vaio_host *h;
+  char **running;
+  bool on;
+
+  if (argc != 3 || strcmp (argv[0], "maintenance") != 0
+      || (strcmp (argv[2], "on") != 0 && strcmp (argv[2], "off") != 0))
+    {
+      fprintf (stderr, "vaioctl: usage: vaioctl host maintenance HOST on|off "
+                       "[--stop-disks] -c FILE\n");
+      return 2;
+    }
+  if ((h = need_host (c, argv[1])) == NULL)
+    return 1;
+  on = strcmp (argv[2], "on") == 0;
+  running = vaio_host_running_disks (c->cfg, h, VAIO_CLASS_COUNT);
+  if (on && running && running[0])
+    {
+      if (!o->stop_disks)
+        {
+          fprintf (stderr,
+                   "vaioctl: host '%s': refusing maintenance mode: disk %s%s "
+                   "is running (use --stop-disks to stop them first)\n",
+                   h->name, running[0], running[1] ? " and others" : "");
+          for (size_t i = 0; running[i]; i++)
+            free (running[i]);
+          free (running);
+          return 1;
+        }
+      for (size_t v = 0; v < c->cfg->n_vms; v++)
+        if (strcmp (c->cfg->vms[v].host, h->name) == 0)
+          {
+            struct options vo = *o;
+            vo.vm = c->cfg->vms[v].name;
+            if (for_each_disk (c, &vo, down_one) == -1)
+              return 1;
+          }
+    }
+  for (size_t i = 0; running && running[i]; i++)
+    free (running[i]);
+  free (running);
+  if (vaio_host_set_maintenance (h, on) == -1)
+    {
+      fprintf (stderr, "vaioctl: host '%s': %s: %m\n", h->name, h->state_dir);
+      return 1;
+    }
+  printf ("host %s: maintenance mode %s\n", h->name, on ? "on" : "off");
+  return 0;
+}
+
+static int
+parse_view (const char *s, enum vaio_view *v)
+{
+  if (strcmp (s, "cluster") == 0)
+    *v = VAIO_VIEW_CLUSTER;
+  else if (strcmp (s, "host") == 0)
+    *v = VAIO_VIEW_HOST;
+  else if (strcmp (s, "vm") == 0)
+    *v = VAIO_VIEW_VM;
+  else
+    return -1;
+  return 0;
+}
+
+static int
+parse_uint (const char *s, const char *opt, unsigned *out)
+{
+  char *end;
+  unsigned long v = strtoul (s, &end, 10);
+
+  if (*s == '\0' || *end != '\0' || v > 1000000)
+    {
+      fprintf (stderr, "vaioctl: %s: '%s' is not a number\n", opt, s);
+      return -1;
+    }
+  *out = (unsigned) v;
+  return 0;
+}
+
+static int
+parse_options (int argc, char **argv, struct options *o)
+{
+  enum
+  {
+    OPT_VM = 256,
+    OPT_HOST,
+    OPT_JSON,
+    OPT_VIEW,
+    OPT_TIMEOUT,
+    OPT_ITER,
+    OPT_INTERVAL,
+    OPT_STOP
+  };
+  static const struct option longopts[] = {
+    { "config", required_argument, NULL, 'c' },
+    { "vm", required_argument, NULL, OPT_VM },
+    { "host", required_argument, NULL, OPT_HOST },
+    { "json", no_argument, NULL, OPT_JSON },
+    { "view", required_argument, NULL, OPT_VIEW },
+    { "timeout", required_argument, NULL, OPT_TIMEOUT },
+    { "iterations", required_argument, NULL, OPT_ITER },
+    { "interval", required_argument, NULL, OPT_INTERVAL },
+    { "stop-disks", no_argument, NULL, OPT_STOP },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
+  unsigned u;
+  int c;
+
+  while ((c = getopt_long (argc, argv, "c:h", longopts, NULL)) != -1)
+    switch (c)
+      {
+      case 'c':
+        o->config = optarg;
+        break;
+      case OPT_VM:
+        o->vm = optarg;
+        break;
+      case OPT_HOST:
+        o->host = optarg;
+        break;
+      case OPT_JSON:
+        o->json = true;
+        break;
+      case OPT_STOP:
+        o->stop_disks = true;
+        break;
+      case OPT_VIEW:
+        if (parse_view (optarg, &o->view) == -1)
+          {
+            fprintf (stderr, "vaioctl: --view: '%s' is not one of cluster, "
+                             "host, vm\n",
+                     optarg);
+            return -1;
+          }
+        break;
+      case OPT_TIMEOUT:
+        if (parse_uint (optarg, "--timeout", &u) == -1)
+          return -1;
+        o->timeout_s = (int) u;
+        break;
+      case OPT_ITER:
+        if (parse_uint (optarg, "--iterations", &o->iterations) == -1)
+          return -1;
+        break;
+      case OPT_INTERVAL:
+        if (parse_uint (optarg, "--interval", &o->interval_ms) == -1
+            || o->interval_ms == 0)
+          return -1;
+        break;
+      case 'h':
+        fputs (usage_text, stdout);
+        exit (0);
+      default:
+        return -1;
+      }
+  return 0;
+}
 
 int
-main (void)
+main (int argc, char **argv)
 {
-  fprintf (stderr, "vaioctl: not built yet\n");
-  return 1;
+  struct options o = { .timeout_s = -1, .interval_ms = 1000 };
+  struct cluster c;
+  const char *cmd;
+  char **rest;
+  int nrest, r;
+
+  if (parse_options (argc, argv, &o) == -1)
+    {
+      fprintf (stderr, "Try 'vaioctl --help'.\n");
+      return 2;
+    }
+  if (optind >= argc)
+    {
+      fputs (usage_text, stderr);
+      return 2;
+    }
+  cmd = argv[optind];
+  rest = argv + optind + 1;
+  nrest = argc - optind - 1;
+
+  /* The config: -c FILE, or the first operand of the disk commands. */
+  if (o.config == NULL && nrest >= 1 && strcmp (cmd, "filter") != 0
+      && strcmp (cmd, "host") != 0)
+    {
+      o.config = rest[0];
+      rest++;
+      nrest--;
+    }
+  if (o.config == NULL)
+    {
+      fprintf (stderr, "vaioctl: %s: no config file given (FILE or -c FILE)\n",
+               cmd);
+      return 2;
+    }
+
+  if (strcmp (cmd, "validate") == 0)
+    {
+      if (cluster_load (o.config, &c, true) == -1)
+        return 1;
+      printf ("%s: ok (%zu hosts, %zu policies, %zu VMs)\n", o.config,
+              c.cfg->n_hosts, c.cfg->n_policies, c.cfg->n_vms);
+      cluster_free (&c);
+      return 0;
+    }
+
+  if (strcmp (cmd, "plan") != 0 && strcmp (cmd, "up") != 0
+      && strcmp (cmd, "down") != 0 && strcmp (cmd, "status") != 0
+      && strcmp (cmd, "top") != 0 && strcmp (cmd, "filter") != 0
+      && strcmp (cmd, "host") != 0)
+    {
+      fprintf (stderr, "vaioctl: unknown command '%s'; see vaioctl --help\n",
+               cmd);
+      return 2;
+    }
+  /* down must work even when the config no longer validates (an image
+   * was removed, a filter uninstalled): stopping is always allowed.
+   */
+  if (cluster_load (o.config, &c, strcmp (cmd, "down") != 0) == -1)
+    return 1;
+
+  if (strcmp (cmd, "plan") == 0)
+    r = for_each_disk (&c, &o, plan_one) == 0 ? 0 : 1;
+  else if (strcmp (cmd, "up") == 0)
+    r = for_each_disk (&c, &o, up_one) == 0 ? 0 : 1;
+  else if (strcmp (cmd, "down") == 0)
+    r = for_each_disk (&c, &o, down_one) == 0 ? 0 : 1;
+  else if (strcmp (cmd, "status") == 0)
+    r = vaio_status (c.cfg, c.hf, o.view, o.json, stdout);
+  else if (strcmp (cmd, "top") == 0)
+    r = vaio_top (c.cfg, c.hf, o.iterations, o.interval_ms, o.json, stdout);
+  else if (strcmp (cmd, "filter") == 0)
+    r = cmd_filter (&c, &o, nrest, rest);
+  else
+    r = cmd_maintenance (&c, &o, nrest, rest);
+  cluster_free (&c);
+  return r;
 }

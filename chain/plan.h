@@ -1,0 +1,44 @@
+/* vaio-nbd planner: a validated config → one nbdkit command line per disk. */
+#ifndef VAIO_PLAN_H
+#define VAIO_PLAN_H
+
+#include "model.h"
+
+struct vaio_plan_disk
+{
+  const struct vaio_vm *vm;
+  const struct vaio_disk *disk;
+  const struct vaio_host *host;
+  const struct vaio_policy *policy;
+  enum vaio_class chain[VAIO_CLASS_COUNT]; /* guest → disk */
+  const struct vaio_manifest *filters[VAIO_CLASS_COUNT]; /* per position */
+  size_t n_chain;
+  char *vm_dir, *state_dir, *socket, *pidfile, *logfile;
+  char **argv; /* NULL-terminated; argv[0] is "nbdkit" */
+  size_t argc;
+};
+
+/* Plan one disk.  cfg must have passed vaio_validate.  Returns 0 or -1. */
+int vaio_plan_disk (const struct vaio_config *cfg,
+                    const struct vaio_host_filters *hf,
+                    const struct vaio_vm *vm, const struct vaio_disk *d,
+                    struct vaio_plan_disk *p, struct vaio_diag *diag);
+void vaio_plan_disk_free (struct vaio_plan_disk *p);
+
+/* argv as one shell command line, every word quoted when it needs to be,
+ * so that it can be pasted into a shell.  Caller frees.
+ */
+char *vaio_plan_shell_line (const struct vaio_plan_disk *p);
+
+/* The host_filters entry for a host. */
+const struct vaio_host_filters *
+vaio_plan_host_filters (const struct vaio_config *cfg,
+                        const struct vaio_host_filters *hf,
+                        const char *host);
+
+/* An NBD URI a client uses to reach the disk (nbd+unix:///?socket=… or
+ * nbd://addr:port).  Caller frees.
+ */
+char *vaio_plan_uri (const struct vaio_plan_disk *p);
+
+#endif /* VAIO_PLAN_H */

@@ -1,0 +1,41 @@
+/* vaio-nbd supervisor: one nbdkit process per VM disk. */
+#ifndef VAIO_SUPERVISE_H
+#define VAIO_SUPERVISE_H
+
+#include <sys/types.h>
+
+#include "plan.h"
+
+/* The pid of the disk's nbdkit if its pidfile names a live nbdkit
+ * process, else 0 (a stale pidfile is not "running").
+ */
+pid_t vaio_disk_pid (const char *pidfile);
+
+/* Create the per-VM directory (0700), the disk's state directory and one
+ * directory per filter class (0700), start nbdkit detached with stderr
+ * going to the disk's log, record what runs (<state>/running), and wait
+ * up to timeout_ms until it accepts connections.  On failure the log's
+ * last lines are in the diag.  Returns the pid, or -1.
+ */
+pid_t vaio_disk_start (const struct vaio_plan_disk *p, int timeout_ms,
+                       struct vaio_diag *diag);
+
+/* SIGTERM (nbdkit flushes and finalizes its filters), wait up to
+ * timeout_ms, then SIGKILL with a warning.  Returns 0 when the process
+ * is gone, -1 otherwise.
+ */
+int vaio_disk_stop (const struct vaio_plan_disk *p, int timeout_ms,
+                    struct vaio_diag *diag);
+
+/* What `up` recorded for a running disk: "policy NAME", one
+ * "filter CLASS NAME VERSION SHA256" line per chain position, and
+ * "argv WORD" lines.  Returns a malloc'd text or NULL.
+ */
+char *vaio_disk_running_record (const char *state_dir);
+
+/* Make dir (and missing parents) with mode 0700, and insist the leaf is
+ * owner-only even if it already existed.
+ */
+int vaio_mkdir_private (const char *dir);
+
+#endif /* VAIO_SUPERVISE_H */
