@@ -1,0 +1,73 @@
+# lib.sh: shared setup for vaioctl integration tests.  Sourced.
+#   $T        a private scratch directory, removed at exit
+#   $VAIOCTL  the vaioctl under test
+#   $MAN      directory of the build's generated manifests
+# The trap brings down whatever the test's config started.
+set -euo pipefail
+: "${VAIO_BUILD:?run through meson test}"
+: "${VAIO_SRC:?run through meson test}"
+VAIOCTL=$VAIO_BUILD/chain/vaioctl
+MAN=$VAIO_BUILD/configs
+T=$(mktemp -d /tmp/vaio-test.XXXXXX)
+TEST_CONFIGS=()
+
+cleanup () {
+  for c in "${TEST_CONFIGS[@]}"; do
+    "$VAIOCTL" down "$c" --timeout 5 >/dev/null 2>&1 || true
+  done
+  rm -rf "$T"
+}
+trap cleanup EXIT
+
+fail () { echo "FAIL: $*" >&2; exit 1; }
+pass () { echo "ok: $*"; }
+
+# expect_fail "what" "expected message substring" cmd...
+expect_fail () {
+  local what=$1 want=$2 out rc=0
+  shift 2
+  out=$("$@" 2>&1) || rc=$?
+  [ "$rc" -ne 0 ] || fail "$what: command succeeded: $out"
+  grep -qF -- "$want" <<<"$out" || fail "$what: expected '$want' in: $out"
+  pass "$what refused: $(grep -F -- "$want" <<<"$out" | head -1)"
+}
+
+# two_vm_config FILE: host1 with nbdkit cache + rate, vm1 (gold) and vm2
+# (silver), images in $T.
+two_vm_config () {
+  local f=$1
+  truncate -s 32M "$T/vm1.img" "$T/vm2.img"
+  cat > "$f" <<YAML
+cluster: test
+hosts:
+  - name: host1
+    state-dir: state/host1
+    filters:
+      - $MAN/nbdkit-cache.yaml
+      - $MAN/nbdkit-rate.yaml
+policies:
+  - name: gold
+    caching:
+      cache: writethrough
+    sioc:
+      rate: 10G
+  - name: silver
+    caching: {}
+vms:
+  - name: vm1
+    host: host1
+    disks:
+      - name: disk0
+        image: vm1.img
+        policy: gold
+  - name: vm2
+    host: host1
+    disks:
+      - name: disk0
+        image: vm2.img
+        policy: silver
+YAML
+  TEST_CONFIGS+=("$f")
+}
+
+sock_uri () { echo "nbd+unix:///?socket=$T/state/host1/vms/$1/disk0.sock"; }

@@ -1,0 +1,64 @@
+#!/bin/bash
+# Filter packages: integrity, one filter per class per host, in-use
+# upgrade/uninstall, maintenance mode.
+. "$(dirname "$0")/lib.sh"
+truncate -s 16M "$T/vm1.img"
+cat > "$T/c.yaml" <<YAML
+cluster: test
+hosts:
+  - name: host1
+    state-dir: state/host1
+policies:
+  - name: cached
+    caching: {}
+vms:
+  - name: vm1
+    host: host1
+    disks:
+      - name: disk0
+        image: vm1.img
+        policy: cached
+YAML
+TEST_CONFIGS+=("$T/c.yaml")
+
+# Before any install, the policy's class is not available on the host.
+expect_fail "policy using an uninstalled class" "caching" "$VAIOCTL" validate "$T/c.yaml"
+
+# A manifest whose sha256 does not match its .so is not installed.
+sed 's/^sha256: .*/sha256: 0000000000000000000000000000000000000000000000000000000000000000/' \
+  "$MAN/nbdkit-cache.yaml" > "$T/tampered.yaml"
+expect_fail "tampered package" "integrity check failed" \
+  "$VAIOCTL" filter install "$T/tampered.yaml" --host host1 -c "$T/c.yaml"
+[ ! -e "$T/state/host1/installed/nbdkit-cache.yaml" ] || fail "tampered manifest installed"
+
+"$VAIOCTL" filter install "$MAN/nbdkit-cache.yaml" --host host1 -c "$T/c.yaml"
+[ "$(stat -c %a "$T/state/host1/installed/nbdkit-cache.yaml")" = 600 ] || fail "installed copy mode"
+"$VAIOCTL" validate "$T/c.yaml" >/dev/null
+pass "nbdkit-cache installed; the config now validates"
+
+# A second caching filter (any .so, declared caching) is refused, naming
+# the installed one.
+sed -e 's/^name: .*/name: other-cache/' -e 's/^vendor: .*/vendor: acme/' \
+  "$MAN/nbdkit-cache.yaml" > "$T/other-cache.yaml"
+expect_fail "second caching filter" "filter 'nbdkit-cache' 1.32.5 by nbdkit is already installed" \
+  "$VAIOCTL" filter install "$T/other-cache.yaml" --host host1 -c "$T/c.yaml"
+
+"$VAIOCTL" up "$T/c.yaml" >/dev/null
+expect_fail "uninstall while in use" "in use by running disk vm1/disk0" \
+  "$VAIOCTL" filter uninstall nbdkit-cache --host host1 -c "$T/c.yaml"
+expect_fail "upgrade while in use" "in use by running disk vm1/disk0" \
+  "$VAIOCTL" filter install "$MAN/nbdkit-cache.yaml" --host host1 -c "$T/c.yaml"
+expect_fail "maintenance with running disks" "refusing maintenance mode: disk vm1/disk0 is running" \
+  "$VAIOCTL" host maintenance host1 on -c "$T/c.yaml"
+
+"$VAIOCTL" host maintenance host1 on --stop-disks -c "$T/c.yaml" | grep -q "maintenance mode on" ||
+  fail "maintenance --stop-disks"
+[ -z "$(cat "$T/state/host1/vms/vm1/disk0/nbdkit.pid" 2>/dev/null)" ] || fail "disk still running"
+expect_fail "up on a host in maintenance" "is in maintenance mode" "$VAIOCTL" up "$T/c.yaml"
+"$VAIOCTL" filter uninstall nbdkit-cache --host host1 -c "$T/c.yaml" | grep -q uninstalled ||
+  fail "uninstall in maintenance"
+[ ! -e "$T/state/host1/installed/nbdkit-cache.yaml" ] || fail "manifest still installed"
+"$VAIOCTL" host maintenance host1 off -c "$T/c.yaml" >/dev/null
+"$VAIOCTL" filter list -c "$T/c.yaml" --json | jq -e '.cluster.hosts[0].filters == []' >/dev/null ||
+  fail "filter list after uninstall"
+pass "uninstall allowed in maintenance mode; list is empty afterwards"

@@ -1,0 +1,23 @@
+#!/bin/bash
+# `vaioctl plan` prints a command line that, pasted into a shell, serves
+# the same chain as `vaioctl up`.
+. "$(dirname "$0")/lib.sh"
+two_vm_config "$T/c.yaml"
+"$VAIOCTL" plan "$T/c.yaml" --vm vm1 > "$T/plan.txt"
+line=$(grep -v '^#' "$T/plan.txt")
+grep -q -- "--filter=.*nbdkit-cache-filter.so --filter=.*nbdkit-rate-filter.so file file=$T/vm1.img" \
+  <<<"$line" || fail "plan line: $line"
+
+mkdir -p -m 700 "$T/state/host1/vms/vm1/disk0"
+(cd / && eval "$line" 2>"$T/byhand.log") &
+for _ in $(seq 100); do
+  [ -S "$T/state/host1/vms/vm1/disk0.sock" ] && break
+  sleep 0.05
+done
+qemu-io -f raw "$(sock_uri vm1)" -c "write -P 0x41 0 64k" -c "read -P 0x41 0 64k" >/dev/null ||
+  fail "hand-run plan does not serve"
+pid=$(cat "$T/state/host1/vms/vm1/disk0/nbdkit.pid")
+tr '\0' '\n' < "/proc/$pid/cmdline" | grep -c -- '--filter=' | grep -qx 2 || fail "filters"
+kill "$pid"; wait || true
+cmp <(head -c 65536 "$T/vm1.img") <(head -c 65536 /dev/zero | tr '\0' 'A') || fail "image bytes"
+pass "the planned command line, run by hand, serves the chain"
