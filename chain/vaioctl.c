@@ -568,9 +568,14 @@ main (int argc, char **argv)
       return 2;
     }
   /* down must work even when the config no longer validates (an image
-   * was removed, a filter uninstalled): stopping is always allowed.
+   * was removed, a filter uninstalled): stopping is always allowed.  The
+   * filter and host commands are how a config is made valid (installing
+   * the filter its policies need), so they only need it parsed.
    */
-  if (cluster_load (o.config, &c, strcmp (cmd, "down") != 0) == -1)
+  if (cluster_load (o.config, &c,
+                    strcmp (cmd, "down") != 0 && strcmp (cmd, "filter") != 0
+                        && strcmp (cmd, "host") != 0)
+      == -1)
     return 1;
 
   if (strcmp (cmd, "plan") == 0)
