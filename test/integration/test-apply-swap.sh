@@ -25,12 +25,13 @@ opts="driver=raw,file.driver=nbd,file.server.type=unix"
 opts="$opts,file.server.path=$T/state/host1/vms/vm2/disk0.sock,file.reconnect-delay=30"
 cmds=()
 for i in $(seq 0 39); do
-  cmds+=(-c "write -P $((i + 1)) $((i * 256))k 256k")
+  cmds+=(-c "write -P $((i + 1)) $((i * 256))k 256k" -c "sleep 25")
 done
 qemu-io -t writeback --image-opts "$opts" "${cmds[@]}" -c flush > "$T/qio.log" 2>&1 &
 qio=$!
-sleep 0.2
+sleep 0.3
 "$VAIOCTL" apply "$T/c2.yaml" > "$T/apply.out"
+alive "$qio" || fail "the client finished before the swap: the test proves nothing"
 wait "$qio" || fail "qemu-io failed across the swap: $(grep -i -m3 'fail\|error' "$T/qio.log")"
 ! grep -qi "error\|failed" "$T/qio.log" || fail "client saw an error: $(cat "$T/qio.log")"
 grep -q "vm1/disk0: unchanged (pid $pid1)" "$T/apply.out" || fail "vm1 touched: $(cat "$T/apply.out")"
