@@ -23,6 +23,7 @@
  *      replays.  If the new chain fails to start, the old one is started
  *      again so the VM keeps its disk.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libnbd.h>
@@ -398,6 +399,82 @@ classify (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
   return 0;
 }
 
+static bool
+configured (const struct vaio_config *cfg, const struct vaio_host *h,
+            const char *vm, const char *disk)
+{
+  for (size_t v = 0; v < cfg->n_vms; v++)
+    if (strcmp (cfg->vms[v].name, vm) == 0
+        && strcmp (cfg->vms[v].host, h->name) == 0)
+      for (size_t i = 0; i < cfg->vms[v].n_disks; i++)
+        if (strcmp (cfg->vms[v].disks[i].name, disk) == 0)
+          return true;
+  return false;
+}
+
+/* Stop every disk still running under a host's state dir that the config
+ * no longer names (a VM or disk removed from the YAML).  The pidfile and
+ * socket are where `up` put them: <state>/vms/VM/DISK{/nbdkit.pid,.sock}.
+ */
+static int
+stop_unconfigured (const struct vaio_config *cfg, const struct vaio_host *h,
+                   const struct vaio_apply_options *o)
+{
+  char *vmsdir, *pidfile, *sock;
+  DIR *vms, *vmd;
+  struct dirent *ve, *de;
+  int r = 0;
+
+  if (asprintf (&vmsdir, "%s/vms", h->state_dir) == -1)
+    return -1;
+  vms = opendir (vmsdir);
+  while (vms && (ve = readdir (vms)) != NULL)
+    {
+      char *vmdir;
+      if (ve->d_name[0] == '.'
+          || asprintf (&vmdir, "%s/%s", vmsdir, ve->d_name) == -1)
+        continue;
+      vmd = opendir (vmdir);
+      while (vmd && (de = readdir (vmd)) != NULL)
+        {
+          pid_t pid;
+          if (de->d_name[0] == '.' || configured (cfg, h, ve->d_name, de->d_name)
+              || asprintf (&pidfile, "%s/%s/nbdkit.pid", vmdir, de->d_name)
+                     == -1)
+            continue;
+          pid = vaio_disk_pid (pidfile);
+          if (pid > 0 && o->dry_run)
+            printf ("%s/%s: stop (no longer in the config; pid %ld)\n",
+                    ve->d_name, de->d_name, (long) pid);
+          else if (pid > 0)
+            {
+              kill (pid, SIGTERM);
+              for (int i = 0; i < o->timeout_ms / 10 && vaio_disk_pid_alive (pid);
+                   i++)
+                usleep (10000);
+              if (vaio_disk_pid_alive (pid))
+                kill_and_wait (pid);
+              unlink (pidfile);
+              if (asprintf (&sock, "%s/%s.sock", vmdir, de->d_name) != -1)
+                {
+                  unlink (sock);
+                  free (sock);
+                }
+              printf ("%s/%s: stopped (no longer in the config; pid %ld)\n",
+                      ve->d_name, de->d_name, (long) pid);
+            }
+          free (pidfile);
+        }
+      if (vmd)
+        closedir (vmd);
+      free (vmdir);
+    }
+  if (vms)
+    closedir (vms);
+  free (vmsdir);
+  return r;
+}
+
 int
 vaio_apply (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
             const struct vaio_apply_options *o)
@@ -455,6 +532,9 @@ vaio_apply (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
       else if (swap_disk (&ch[i], o) == -1)
         r = -1;
     }
+  for (size_t h = 0; h < cfg->n_hosts; h++)
+    if (stop_unconfigured (cfg, &cfg->hosts[h], o) == -1)
+      r = -1;
 
 out:
   for (size_t i = 0; i < n; i++)
