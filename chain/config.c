@@ -55,39 +55,41 @@ dup_or_oom (struct parse *p, const char *s)
   return d;
 }
 
-/* "host 'h1'", or just "host" while the name is missing or invalid. */
+/* "host 'h1'", or just "host" while the name is missing.  An invalid
+ * name is still shown: it is what the user wrote and will look for.
+ */
 static void
 describe (struct parse *p, yaml_node_t *map, const char *kind,
           const char *parent, char what[WHAT_LEN])
 {
-  const char *name = yu_scalar (yu_get (p->y, map, "name", NULL));
+  yaml_node_t *n = yu_get (p->y, map, "name", NULL);
+  const char *name = yu_scalar (n);
 
-  if (name == NULL || !yu_valid_name (name))
-    snprintf (what, WHAT_LEN, "%s%s%s", kind, parent ? " of " : "",
+  if (name == NULL || yu_is_null (n) || name[0] == '\0')
+    snprintf (what, WHAT_LEN, "%s%s%.200s", kind, parent ? " of " : "",
               parent ? parent : "");
   else
-    snprintf (what, WHAT_LEN, "%s '%.100s'%s%s", kind, name,
+    snprintf (what, WHAT_LEN, "%s '%.100s'%s%.200s", kind, name,
               parent ? " of " : "", parent ? parent : "");
 }
 
-/* A required name: a path component, see YU_NAME_RULE. */
+/* A required name, a path component (see YU_NAME_RULE).  kind and
+ * parent label a bad one: "bad disk name '..' in vm 'vm1'".
+ */
 static char *
 parse_name (struct parse *p, yaml_node_t *map, const char *key,
-            const char *what, struct vaio_loc *loc)
+            const char *what, const char *kind, const char *parent)
 {
   struct vaio_loc here;
   const char *s = yu_get_string (p->y, map, key, what, true, &here, p->diag);
 
   if (s == NULL)
     return NULL;
-  if (loc)
-    *loc = here;
   if (!yu_valid_name (s))
     {
       vaio_diag_add (p->diag, &here,
-                     "bad name '%s' for '%s' in %s: names must match "
-                     "%s",
-                     s, key, what, YU_NAME_RULE);
+                     "bad %s name '%s'%s%s: names must match %s", kind, s,
+                     parent ? " in " : "", parent ? parent : "", YU_NAME_RULE);
       return NULL;
     }
   return dup_or_oom (p, s);
@@ -196,7 +198,7 @@ parse_host (struct parse *p, yaml_node_t *map, struct vaio_host *h)
   if (yu_check_map (p->y, map, what, host_keys, p->diag) == -1
       && map->type != YAML_MAPPING_NODE)
     return;
-  h->name = parse_name (p, map, "name", what, NULL);
+  h->name = parse_name (p, map, "name", what, "host", NULL);
   h->state_dir = parse_path (p, map, "state-dir", what, true, NULL);
   parse_host_filters (p, map, what, h);
 }
@@ -287,7 +289,7 @@ parse_policy (struct parse *p, yaml_node_t *map, struct vaio_policy *pol)
   if (yu_check_map (p->y, map, what, policy_keys, p->diag) == -1
       && map->type != YAML_MAPPING_NODE)
     return;
-  pol->name = parse_name (p, map, "name", what, NULL);
+  pol->name = parse_name (p, map, "name", what, "policy", NULL);
   s = yu_get_string (p->y, map, "allow-cleartext-filters", what, false, &loc,
                      p->diag);
   if (s != NULL && vaio_parse_bool (s, &pol->allow_cleartext_filters) == -1)
@@ -358,7 +360,7 @@ parse_disk (struct parse *p, yaml_node_t *map, const char *vm_what,
   if (yu_check_map (p->y, map, what, disk_keys, p->diag) == -1
       && map->type != YAML_MAPPING_NODE)
     return;
-  d->name = parse_name (p, map, "name", what, NULL);
+  d->name = parse_name (p, map, "name", what, "disk", vm_what);
   d->image = parse_path (p, map, "image", what, true, &d->image_loc);
   s = yu_get_string (p->y, map, "policy", what, true, &d->policy_loc, p->diag);
   if (s != NULL)
@@ -396,7 +398,7 @@ parse_vm (struct parse *p, yaml_node_t *map, struct vaio_vm *vm)
   if (yu_check_map (p->y, map, what, vm_keys, p->diag) == -1
       && map->type != YAML_MAPPING_NODE)
     return;
-  vm->name = parse_name (p, map, "name", what, NULL);
+  vm->name = parse_name (p, map, "name", what, "vm", NULL);
   s = yu_get_string (p->y, map, "host", what, true, &vm->host_loc, p->diag);
   if (s != NULL)
     vm->host = dup_or_oom (p, s);
@@ -505,7 +507,7 @@ parse_root (struct parse *p, yaml_node_t *root)
   if (yu_check_map (p->y, root, "config", top_keys, p->diag) == -1
       && root->type != YAML_MAPPING_NODE)
     return;
-  c->cluster = parse_name (p, root, "cluster", "config", NULL);
+  c->cluster = parse_name (p, root, "cluster", "config", "cluster", NULL);
 
   arr = NULL;
   parse_list (p, root, "hosts", true, sizeof (struct vaio_host), &arr,

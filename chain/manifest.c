@@ -81,7 +81,8 @@ is_sha256 (const char *s)
 }
 
 static char *
-get_name (struct mparse *p, yaml_node_t *map, const char *what)
+get_name (struct mparse *p, yaml_node_t *map, const char *what,
+          const char *kind)
 {
   struct vaio_loc loc;
   const char *s = yu_get_string (p->y, map, "name", what, true, &loc, p->diag);
@@ -90,9 +91,8 @@ get_name (struct mparse *p, yaml_node_t *map, const char *what)
     return NULL;
   if (!yu_valid_name (s))
     {
-      vaio_diag_add (p->diag, &loc,
-                     "bad name '%s' for 'name' in %s: names must match %s", s,
-                     what, YU_NAME_RULE);
+      vaio_diag_add (p->diag, &loc, "bad %s name '%s': names must match %s",
+                     kind, s, YU_NAME_RULE);
       return NULL;
     }
   return dup_or_oom (p, s);
@@ -169,14 +169,14 @@ parse_param (struct mparse *p, yaml_node_t *map, struct vaio_param_spec *ps)
   struct vaio_loc loc;
   char what[WHAT_LEN];
 
-  if (name && yu_valid_name (name))
+  if (name && name[0] != '\0' && !yu_is_null (yu_get (p->y, map, "name", NULL)))
     snprintf (what, sizeof what, "parameter '%.100s'", name);
   else
     snprintf (what, sizeof what, "parameter");
   if (yu_check_map (p->y, map, what, param_keys, p->diag) == -1
       && map->type != YAML_MAPPING_NODE)
     return;
-  ps->name = get_name (p, map, what);
+  ps->name = get_name (p, map, what, "parameter");
   s = yu_get_string (p->y, map, "type", what, true, &loc, p->diag);
   if (s != NULL && parse_type (s, &ps->type) == -1)
     {
@@ -246,7 +246,7 @@ parse_manifest (struct mparse *p, yaml_node_t *root)
   if (yu_check_map (p->y, root, "manifest", manifest_keys, p->diag) == -1
       && root->type != YAML_MAPPING_NODE)
     return;
-  m->name = get_name (p, root, "manifest");
+  m->name = get_name (p, root, "manifest", "filter");
   s = yu_get_string (p->y, root, "class", "manifest", true, &loc, p->diag);
   if (s != NULL && vaio_class_parse (s, &m->class_) == -1)
     vaio_diag_add (p->diag, &loc,
