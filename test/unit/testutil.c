@@ -26,12 +26,16 @@ char *
 tu_mkdtemp (void)
 {
   const char *tmp = getenv ("TMPDIR");
-  char *p;
+  char *p, *real;
 
   ck_assert_int_ne (
       asprintf (&p, "%s/vaio-unit-XXXXXX", tmp && *tmp ? tmp : "/tmp"), -1);
   ck_assert_msg (mkdtemp (p) != NULL, "mkdtemp: %s", strerror (errno));
-  return p;
+  /* Canonical, so it matches the paths the library resolves. */
+  real = realpath (p, NULL);
+  ck_assert_ptr_nonnull (real);
+  free (p);
+  return real;
 }
 
 static int
