@@ -351,15 +351,60 @@ yu_valid_name (const char *s)
   return true;
 }
 
+/* Lexically drop "." and empty components and fold "x/..", so that two
+ * spellings of one path compare equal even before the path exists (state
+ * dirs, sockets).  Symlinks are not followed: that needs the path to exist.
+ */
+static void
+normalize (char *path)
+{
+  /* Output "/comp/comp" is built in place: it is never longer than the
+   * input consumed so far, so writes stay behind the unread input.
+   */
+  const char *in = path;
+  size_t o = 0; /* length of the output */
+
+  while (*in)
+    {
+      const char *end;
+      size_t len;
+
+      while (*in == '/')
+        in++;
+      if (*in == '\0')
+        break;
+      end = strchrnul (in, '/');
+      len = (size_t)(end - in);
+      if (len == 2 && in[0] == '.' && in[1] == '.')
+        {
+          /* Drop the last component written; ".." of "/" is "/". */
+          while (o > 0 && path[--o] != '/')
+            ;
+        }
+      else if (!(len == 1 && in[0] == '.'))
+        {
+          path[o] = '/';
+          memmove (path + o + 1, in, len);
+          o += len + 1;
+        }
+      in = end;
+    }
+  if (o == 0)
+    path[o++] = '/';
+  path[o] = '\0';
+}
+
 char *
 yu_resolve_path (const char *dir, const char *path)
 {
   char *p;
 
   if (path[0] == '/')
-    return strdup (path);
-  if (asprintf (&p, "%s/%s", dir, path) == -1)
-    return NULL;
+    p = strdup (path);
+  else if (asprintf (&p, "%s/%s", dir, path) == -1)
+    p = NULL;
+  if (p != NULL)
+    normalize (p);
   return p;
 }
 

@@ -72,7 +72,8 @@ const char *yu_get_string (struct yu_doc *y, yaml_node_t *map, const char *key,
 bool yu_valid_name (const char *s);
 #define YU_NAME_RULE "[a-z0-9][a-z0-9_.-]*"
 
-/* Join a relative path onto dir; absolute paths are copied.  NULL on
+/* Join a relative path onto dir (absolute paths are taken as they are)
+ * and normalize it lexically: no ".", "..", "//" or trailing "/".  NULL on
  * allocation failure.
  */
 char *yu_resolve_path (const char *dir, const char *path);

@@ -14,6 +14,7 @@
 
 #include "chainutil.h"
 #include "testutil.h"
+#include "yamlutil.h"
 
 /* At least this many malformed configs must be found and checked, so a
  * broken glob cannot turn the test into one that always passes.
@@ -269,6 +270,36 @@ START_TEST (relative_config_path)
 }
 END_TEST
 
+/* Relative paths resolve against the config's directory and are
+ * normalized lexically, so two spellings of one path compare equal.
+ */
+START_TEST (path_normalization)
+{
+  static const char *const cases[][3] = {
+    { "/a/b", "c", "/a/b/c" },
+    { "/a/b", "./c/", "/a/b/c" },
+    { "/a/b", "../c", "/a/c" },
+    { "/a/b", "../../../c", "/c" },
+    { "/a", "x//y/./z/..", "/a/x/y" },
+    { "/", ".", "/" },
+    { "/a", "/abs/../x", "/x" },
+    { "/a/b", "c/..", "/a/b" },
+    { "/a", "...", "/a/..." },
+    { "/a", "..x/y", "/a/..x/y" },
+    { "/tmp/d", "a.img", "/tmp/d/a.img" },
+    { "/a", "//x//", "/x" },
+  };
+
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    {
+      char *p = yu_resolve_path (cases[i][0], cases[i][1]);
+      ck_assert_msg (strcmp (p, cases[i][2]) == 0, "%s + %s: got %s",
+                     cases[i][0], cases[i][1], p);
+      free (p);
+    }
+}
+END_TEST
+
 int
 main (void)
 {
@@ -282,6 +313,7 @@ main (void)
   tcase_add_test (tc, bad_configs_give_exact_messages);
   tcase_add_test (tc, missing_file);
   tcase_add_test (tc, relative_config_path);
+  tcase_add_test (tc, path_normalization);
   suite_add_tcase (s, tc);
   sr = srunner_create (s);
   srunner_run_all (sr, CK_NORMAL);
