@@ -9,6 +9,7 @@
  * case's own YAML starts at line 9.
  */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
