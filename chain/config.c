@@ -148,6 +148,23 @@ seq_item (struct parse *p, yaml_node_t *seq, size_t i)
   return yu_node (p->y, seq->data.sequence.items.start[i]);
 }
 
+/* Entries of hosts, policies, vms and disks are mappings; say which list
+ * a stray scalar or sequence sits in.
+ */
+static bool
+entry_is_mapping (struct parse *p, yaml_node_t *item, const char *list,
+                  const char *what, const char *kind)
+{
+  struct vaio_loc loc = yu_loc (p->y, item);
+
+  if (item->type == YAML_MAPPING_NODE)
+    return true;
+  vaio_diag_add (p->diag, &loc,
+                 "each entry of '%s' in %s must be a mapping (a %s), not %s",
+                 list, what, kind, yu_kind_name (item));
+  return false;
+}
+
 /* ---- hosts ---- */
 
 static void
@@ -414,7 +431,14 @@ parse_vm (struct parse *p, yaml_node_t *map, struct vaio_vm *vm)
     }
   vm->n_disks = n;
   for (size_t i = 0; i < n; i++)
-    parse_disk (p, seq_item (p, seq, i), what, vm, &vm->disks[i]);
+    {
+      yaml_node_t *item = seq_item (p, seq, i);
+
+      vm->disks[i].vm = vm;
+      vm->disks[i].loc = yu_loc (p->y, item);
+      if (entry_is_mapping (p, item, "disks", what, "disk"))
+        parse_disk (p, item, what, vm, &vm->disks[i]);
+    }
   check_duplicate_disks (p, vm, what);
 }
 
@@ -441,8 +465,9 @@ check_duplicate_name (struct parse *p, const char *kind, const char *name,
 typedef void (*item_fn) (struct parse *, yaml_node_t *, void *);
 
 static void
-parse_list (struct parse *p, yaml_node_t *root, const char *key, bool required,
-            size_t elem, void **array, size_t *n, item_fn fn)
+parse_list (struct parse *p, yaml_node_t *root, const char *key,
+            const char *kind, bool required, size_t elem, void **array,
+            size_t *n, item_fn fn)
 {
   yaml_node_t *seq = get_sequence (p, root, key, "config", required);
   size_t len = seq_len (seq);
@@ -457,7 +482,12 @@ parse_list (struct parse *p, yaml_node_t *root, const char *key, bool required,
     }
   *n = len;
   for (size_t i = 0; i < len; i++)
-    fn (p, seq_item (p, seq, i), (char *)*array + i * elem);
+    {
+      yaml_node_t *item = seq_item (p, seq, i);
+
+      if (entry_is_mapping (p, item, key, "config", kind))
+        fn (p, item, (char *)*array + i * elem);
+    }
 }
 
 static void
@@ -510,16 +540,16 @@ parse_root (struct parse *p, yaml_node_t *root)
   c->cluster = parse_name (p, root, "cluster", "config", "cluster", NULL);
 
   arr = NULL;
-  parse_list (p, root, "hosts", true, sizeof (struct vaio_host), &arr,
+  parse_list (p, root, "hosts", "host", true, sizeof (struct vaio_host), &arr,
               &c->n_hosts, host_item);
   c->hosts = arr;
   arr = NULL;
-  parse_list (p, root, "policies", false, sizeof (struct vaio_policy), &arr,
-              &c->n_policies, policy_item);
+  parse_list (p, root, "policies", "policy", false, sizeof (struct vaio_policy),
+              &arr, &c->n_policies, policy_item);
   c->policies = arr;
   arr = NULL;
-  parse_list (p, root, "vms", false, sizeof (struct vaio_vm), &arr, &c->n_vms,
-              vm_item);
+  parse_list (p, root, "vms", "vm", false, sizeof (struct vaio_vm), &arr,
+              &c->n_vms, vm_item);
   c->vms = arr;
   check_duplicate_names (p);
 }

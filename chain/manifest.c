@@ -223,15 +223,22 @@ parse_params (struct mparse *p, yaml_node_t *root)
   for (size_t i = 0; i < n; i++)
     {
       yaml_node_t *item = yu_node (p->y, seq->data.sequence.items.start[i]);
+      struct vaio_loc loc = yu_loc (p->y, item);
+
+      if (item->type != YAML_MAPPING_NODE)
+        {
+          vaio_diag_add (p->diag, &loc,
+                         "each entry of 'parameters' in manifest must be a "
+                         "mapping (a parameter), not %s",
+                         yu_kind_name (item));
+          continue;
+        }
       parse_param (p, item, &m->params[i]);
       for (size_t j = 0; j < i && m->params[i].name; j++)
         if (m->params[j].name
             && strcmp (m->params[i].name, m->params[j].name) == 0)
-          {
-            struct vaio_loc loc = yu_loc (p->y, item);
-            vaio_diag_add (p->diag, &loc, "duplicate parameter name '%s'",
-                           m->params[i].name);
-          }
+          vaio_diag_add (p->diag, &loc, "duplicate parameter name '%s'",
+                         m->params[i].name);
     }
 }
 

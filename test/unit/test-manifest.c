@@ -152,6 +152,9 @@ static const struct
     "@TMP@/m.yaml:3:1: YAML syntax error: did not find expected ',' or ']' "
     "(while parsing a flow sequence at line 2, column 8)" },
   { "", "@TMP@/m.yaml: empty file" },
+  { GOOD_HEAD "sha256: " ZEROS "\nparameters: [size]\n",
+    "@TMP@/m.yaml:7:14: each entry of 'parameters' in manifest must be a "
+    "mapping (a parameter), not a scalar" },
   { "- name: f\n", "@TMP@/m.yaml:1:1: manifest must be a mapping, not a "
                    "sequence" },
 };
