@@ -275,11 +275,14 @@ START_TEST (image_missing_or_not_a_file)
          "    host: host1\n"
          "    disks:\n"
          "      - { name: d0, image: missing.img, policy: p }\n"
-         "      - { name: d1, image: /, policy: p }\n",
+         "      - { name: d1, image: /, policy: p }\n"
+         "      - { name: d2, image: /dev/null, policy: p }\n",
          "@TMP@/c.yaml:16:28: image '@TMP@/missing.img' for disk 'd0' of vm "
          "'vm1': No such file or directory\n"
          "@TMP@/c.yaml:17:28: image '/' for disk 'd1' of vm 'vm1' is not a "
-         "regular file or block device");
+         "regular file or block device\n"
+         "@TMP@/c.yaml:18:28: image '/dev/null' for disk 'd2' of vm 'vm1' is "
+         "not a regular file or block device");
 }
 END_TEST
 
