@@ -212,9 +212,9 @@ parse_host (struct parse *p, yaml_node_t *map, struct vaio_host *h)
 
   describe (p, map, "host", NULL, what);
   h->loc = yu_loc (p->y, map);
-  if (yu_check_map (p->y, map, what, host_keys, p->diag) == -1
-      && map->type != YAML_MAPPING_NODE)
-    return;
+  /* entry_is_mapping made sure map is a mapping; keep going after a
+     bad key to report the rest too. */
+  yu_check_map (p->y, map, what, host_keys, p->diag);
   h->name = parse_name (p, map, "name", what, "host", NULL);
   h->state_dir = parse_path (p, map, "state-dir", what, true, NULL);
   parse_host_filters (p, map, what, h);
@@ -303,9 +303,9 @@ parse_policy (struct parse *p, yaml_node_t *map, struct vaio_policy *pol)
 
   describe (p, map, "policy", NULL, what);
   pol->loc = yu_loc (p->y, map);
-  if (yu_check_map (p->y, map, what, policy_keys, p->diag) == -1
-      && map->type != YAML_MAPPING_NODE)
-    return;
+  /* entry_is_mapping made sure map is a mapping; keep going after a
+     bad key to report the rest too. */
+  yu_check_map (p->y, map, what, policy_keys, p->diag);
   pol->name = parse_name (p, map, "name", what, "policy", NULL);
   s = yu_get_string (p->y, map, "allow-cleartext-filters", what, false, &loc,
                      p->diag);
@@ -374,9 +374,9 @@ parse_disk (struct parse *p, yaml_node_t *map, const char *vm_what,
   describe (p, map, "disk", vm_what, what);
   d->vm = vm;
   d->loc = yu_loc (p->y, map);
-  if (yu_check_map (p->y, map, what, disk_keys, p->diag) == -1
-      && map->type != YAML_MAPPING_NODE)
-    return;
+  /* entry_is_mapping made sure map is a mapping; keep going after a
+     bad key to report the rest too. */
+  yu_check_map (p->y, map, what, disk_keys, p->diag);
   d->name = parse_name (p, map, "name", what, "disk", vm_what);
   d->image = parse_path (p, map, "image", what, true, &d->image_loc);
   s = yu_get_string (p->y, map, "policy", what, true, &d->policy_loc, p->diag);
@@ -412,9 +412,9 @@ parse_vm (struct parse *p, yaml_node_t *map, struct vaio_vm *vm)
 
   describe (p, map, "vm", NULL, what);
   vm->loc = yu_loc (p->y, map);
-  if (yu_check_map (p->y, map, what, vm_keys, p->diag) == -1
-      && map->type != YAML_MAPPING_NODE)
-    return;
+  /* entry_is_mapping made sure map is a mapping; keep going after a
+     bad key to report the rest too. */
+  yu_check_map (p->y, map, what, vm_keys, p->diag);
   vm->name = parse_name (p, map, "name", what, "vm", NULL);
   s = yu_get_string (p->y, map, "host", what, true, &vm->host_loc, p->diag);
   if (s != NULL)
