@@ -232,6 +232,8 @@ earlier_key (struct yu_doc *y, yaml_node_t *map, yaml_node_pair_t *p)
 {
   const char *s = yu_scalar (yu_node (y, p->key));
 
+  if (s == NULL)
+    return NULL;
   for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++)
     {
       yaml_node_t *k = yu_node (y, q->key);
@@ -315,6 +317,7 @@ yu_get_string (struct yu_doc *y, yaml_node_t *map, const char *key,
 {
   yaml_node_t *v = yu_get (y, map, key, NULL);
   struct vaio_loc here;
+  const char *text;
 
   if (v == NULL)
     {
@@ -331,12 +334,13 @@ yu_get_string (struct yu_doc *y, yaml_node_t *map, const char *key,
     *loc = here;
   if (yu_expect_kind (y, v, YAML_SCALAR_NODE, key, what, diag) == -1)
     return NULL;
-  if (yu_is_null (v) || yu_scalar (v)[0] == '\0')
+  text = yu_scalar (v);
+  if (text == NULL || yu_is_null (v) || text[0] == '\0')
     {
       vaio_diag_add (diag, &here, "'%s' in %s must not be empty", key, what);
       return NULL;
     }
-  return yu_scalar (v);
+  return text;
 }
 
 bool
