@@ -9,7 +9,9 @@
 #include "model.h"
 
 /* Used when even the error message cannot be allocated: the caller still
- * sees that something failed.  Never freed (see vaio_diag_free).
+ * sees that something failed.  Never written and never freed (see
+ * vaio_diag_free), so it needs no lock; it is not const only because
+ * msgs is char **.
  */
 static char out_of_memory[] = "out of memory while reporting an error";
 
