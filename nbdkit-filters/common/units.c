@@ -75,7 +75,7 @@ vaio_parse_size (const char *s, uint64_t *bytes)
       return 0;
     }
   p = strchr (suffixes, end[0] & ~0x20); /* upper-case the letter */
-  if (p == NULL || end[0] == '\0')
+  if (p == NULL || *p == '\0')
     {
       errno = EINVAL;
       return -1;
