@@ -138,10 +138,13 @@ evict_insert (struct evict2q *q, uint32_t slot, uint64_t block, bool hot)
 void
 evict_touch (struct evict2q *q, uint32_t slot)
 {
-  /* 2Q: a hit in A1in is a correlated reference and changes nothing; a
-   * hit in Am moves the block to the MRU end.
+  /* A second reference promotes a block from A1in to Am (the "full"
+   * 2Q's correlated-reference window is not worth its bookkeeping here:
+   * NBD clients rarely re-read a block within microseconds).  A block
+   * read once by a scan never leaves A1in, so scans cannot reach Am.
    */
-  if (q->list[slot] == EVICT_AM && q->am.head != slot)
+  if (q->list[slot] == EVICT_A1IN
+      || (q->list[slot] == EVICT_AM && q->am.head != slot))
     {
       unlink_slot (q, slot);
       push_head (q, EVICT_AM, slot);

@@ -2,7 +2,8 @@
  *
  *   A1in  FIFO of blocks seen once recently (about a quarter of the cache)
  *   A1out ghost FIFO of block numbers recently evicted from A1in (no data)
- *   Am    LRU of blocks referenced again (found in A1out, or loaded warm)
+ *   Am    LRU of blocks referenced again (hit in A1in, found in A1out,
+ *         or loaded warm)
  *
  * A sequential scan touches each block once: it cycles through A1in and
  * never displaces Am, the hot set.  Pure logic over slot indices; the
