@@ -145,7 +145,7 @@ cache_config (nbdkit_next_config *next, nbdkit_backend *nxdata, const char *key,
     {
       if (vaio_parse_bool (value, &b) == -1)
         return bad_param (key, value, "expected true or false");
-      if (key[6] == 'e')
+      if (strcmp (key, "cache-destage-on-close") == 0)
         cfg->destage_on_close = b;
       else
         cfg->direct = b;
