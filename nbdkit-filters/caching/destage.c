@@ -59,11 +59,11 @@ want_destage (struct vcache *c)
 
 /* Pin up to BATCH dirty slots.  Called with lock held. */
 static unsigned
-collect (struct vcache *c, struct item *items, uint32_t *cursor)
+collect (struct vcache *c, struct item *items, unsigned limit, uint32_t *cursor)
 {
   unsigned n = 0;
 
-  for (uint32_t k = 0; k < c->geom.n_slots && n < BATCH; k++)
+  for (uint32_t k = 0; k < c->geom.n_slots && n < limit; k++)
     {
       uint32_t s = (*cursor + k) % c->geom.n_slots;
       struct vcache_slot *sl = &c->slots[s];
@@ -127,9 +127,11 @@ out:
   return r;
 }
 
-/* One batch.  Returns blocks destaged, 0 if none were dirty, -1 on error. */
+/* One batch of at most limit (<= BATCH) blocks.  Returns blocks
+ * destaged, 0 if none were dirty, -1 on error.
+ */
 static int
-destage_batch (struct vcache *c, uint32_t *cursor)
+destage_batch (struct vcache *c, unsigned limit, uint32_t *cursor)
 {
   struct item items[BATCH];
   unsigned n, done = 0;
@@ -137,7 +139,7 @@ destage_batch (struct vcache *c, uint32_t *cursor)
   int err = 0, failed = 0;
 
   pthread_mutex_lock (&c->lock);
-  n = collect (c, items, cursor);
+  n = collect (c, items, limit, cursor);
   pthread_mutex_unlock (&c->lock);
   if (n == 0)
     return 0;
@@ -185,6 +187,7 @@ destage_thread (void *arg)
 {
   struct vcache *c = arg;
   uint32_t cursor = 0;
+  uint64_t over;
 
   pthread_mutex_lock (&c->lock);
   while (!c->destage_stop)
@@ -198,8 +201,14 @@ destage_thread (void *arg)
           pthread_cond_timedwait (&c->destage_cond, &c->lock, &ts);
           continue;
         }
+      /* Destage down to the low watermark, not below: dirty blocks
+       * absorb rewrites for free.
+       */
+      over
+          = c->dirty_count - (uint64_t)c->cfg.dirty_low * c->geom.n_slots / 100;
       pthread_mutex_unlock (&c->lock);
-      if (destage_batch (c, &cursor) == -1)
+      if (destage_batch (c, over < BATCH ? (unsigned)over : BATCH, &cursor)
+          == -1)
         {
           /* The backing image is failing: back off, keep the data. */
           struct timespec pause = { .tv_sec = 1 };
@@ -259,7 +268,7 @@ destage_all (struct vcache *c)
 
   for (;;)
     {
-      int r = destage_batch (c, &cursor);
+      int r = destage_batch (c, BATCH, &cursor);
 
       if (r == 0)
         return 0;

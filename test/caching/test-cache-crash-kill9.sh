@@ -20,7 +20,12 @@ for trial in $(seq "$TRIALS"); do
   start_server "$sock" "${args[@]}"
   $PY "$HERE/crash-ops.py" write "$(uri_of "$sock")" "$TMP/journal" "$trial" &
   writer=$!
-  sleep "0.$((RANDOM % 6 + 2))"
+  # Let the load get going (bounded), then kill at a random moment.
+  for _ in $(seq 200); do
+    [ "$(wc -l < "$TMP/journal")" -ge 20 ] && break
+    sleep 0.05
+  done
+  sleep "0.$((RANDOM % 5))$((RANDOM % 10))"
   kill -9 "$SERVER_PID"
   wait "$SERVER_PID" 2>/dev/null || true
   wait "$writer" || { echo "writer failed" >&2; exit 1; }
