@@ -243,10 +243,11 @@ format_cache (struct vcache *c)
 
       for (unsigned k = 0; k < n; k++)
         e[k] = (struct vcache_entry){ .block = VCACHE_NO_BLOCK };
-      for (unsigned copy = 0; copy < 2; copy++)
+      /* Sequence s always lives in copy s % 2 (see store_persist). */
+      for (uint64_t seq = 1; seq <= 2; seq++)
         {
-          vcache_md_encode (i, copy + 1, 0, e, n, rec);
-          if (write_rec (c, rec, vcache_md_offset (i, copy)) == -1)
+          vcache_md_encode (i, seq, 0, e, n, rec);
+          if (write_rec (c, rec, vcache_md_offset (i, seq % 2)) == -1)
             return -1;
         }
       c->md_seq[i] = 2;
