@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <nbdkit-filter.h>
 
@@ -177,6 +178,7 @@ cache_config_complete (nbdkit_next_config_complete *next,
                        nbdkit_backend *nxdata)
 {
   struct vcache_config *cfg = &vcache.cfg;
+  struct vcache_geom geom;
 
   if (cfg->dirty_low > cfg->dirty_high)
     {
@@ -201,8 +203,19 @@ cache_config_complete (nbdkit_next_config_complete *next,
           return -1;
         }
     }
-  if (cfg->is_device && cfg->cache_size)
-    nbdkit_debug ("vaio-cache: cache-size limits the device's use");
+  if (cfg->is_device && access (cfg->cache_path, R_OK | W_OK) == -1)
+    {
+      nbdkit_error ("vaio-cache: cache-device=%s: %m", cfg->cache_path);
+      return -1;
+    }
+  if (cfg->cache_size
+      && vcache_geometry (cfg->cache_size, cfg->block_size, &geom) == -1)
+    {
+      nbdkit_error ("vaio-cache: cache-size=%" PRIu64
+                    " is too small for one cache block of %" PRIu32 " bytes",
+                    cfg->cache_size, cfg->block_size);
+      return -1;
+    }
   if (cfg->state_dir && make_state_dir (cfg->state_dir) == -1)
     return -1;
   return next (nxdata);
