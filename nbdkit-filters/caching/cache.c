@@ -249,8 +249,17 @@ init_locks (struct vcache *c)
   pthread_mutex_init (&c->lock, NULL);
   pthread_mutex_init (&c->persist_lock, NULL);
   pthread_cond_init (&c->destage_cond, NULL);
+  pthread_rwlockattr_t attr;
+
+  /* Writer preference: a block read in a tight loop must not starve a
+   * write or a fill of it.
+   */
+  pthread_rwlockattr_init (&attr);
+  pthread_rwlockattr_setkind_np (&attr,
+                                 PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
   for (unsigned i = 0; i < VCACHE_STRIPES; i++)
-    pthread_rwlock_init (&c->stripes[i], NULL);
+    pthread_rwlock_init (&c->stripes[i], &attr);
+  pthread_rwlockattr_destroy (&attr);
   return 0;
 }
 

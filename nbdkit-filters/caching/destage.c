@@ -57,7 +57,7 @@ want_destage (struct vcache *c)
   return c->destage_active && c->dirty_count > 0;
 }
 
-/* Pin up to BATCH dirty slots.  Called with lock held. */
+/* Pick up to limit dirty slots.  Called with lock held. */
 static unsigned
 collect (struct vcache *c, struct item *items, unsigned limit, uint32_t *cursor)
 {
@@ -68,11 +68,11 @@ collect (struct vcache *c, struct item *items, unsigned limit, uint32_t *cursor)
       uint32_t s = (*cursor + k) % c->geom.n_slots;
       struct vcache_slot *sl = &c->slots[s];
 
+      /* Not pinned: dirty slots are never evicted, and one trimmed and
+       * reused meanwhile is noticed under its stripe lock (destage_one).
+       */
       if ((sl->flags & (SLOT_VALID | SLOT_DIRTY)) == (SLOT_VALID | SLOT_DIRTY))
-        {
-          sl->pins++;
-          items[n++] = (struct item){ .slot = s, .block = sl->block };
-        }
+        items[n++] = (struct item){ .slot = s, .block = sl->block };
     }
   *cursor = (*cursor + c->geom.n_slots / 8 + 1) % c->geom.n_slots;
   return n;
@@ -171,7 +171,6 @@ destage_batch (struct vcache *c, unsigned limit, uint32_t *cursor)
           bytes += block_len (c, items[i].block);
           done++;
         }
-      sl->pins--;
     }
   pthread_mutex_unlock (&c->lock);
   if (c->stats)

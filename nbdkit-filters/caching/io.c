@@ -128,7 +128,7 @@ lookup_pin (struct vcache *c, uint64_t b, bool touch)
   pthread_mutex_lock (&c->lock);
   if (blockmap_get (&c->map, b, &s) && (c->slots[s].flags & SLOT_VALID))
     {
-      c->slots[s].pins++;
+      __atomic_add_fetch (&c->slots[s].pins, 1, __ATOMIC_ACQUIRE);
       if (touch)
         evict_touch (&c->q, s);
       ret = s;
@@ -137,12 +137,13 @@ lookup_pin (struct vcache *c, uint64_t b, bool touch)
   return ret;
 }
 
+/* No lock needed: pins only go up under the lock, and the evictor (also
+ * under the lock) treats any non-zero count as "in use".
+ */
 static void
 unpin (struct vcache *c, uint32_t s)
 {
-  pthread_mutex_lock (&c->lock);
-  c->slots[s].pins--;
-  pthread_mutex_unlock (&c->lock);
+  __atomic_sub_fetch (&c->slots[s].pins, 1, __ATOMIC_RELEASE);
 }
 
 static bool
@@ -151,7 +152,8 @@ can_evict (void *opaque, uint32_t s)
   struct vcache *c = opaque;
   const struct vcache_slot *sl = &c->slots[s];
 
-  return sl->pins == 0 && sl->flags == SLOT_VALID;
+  return __atomic_load_n (&sl->pins, __ATOMIC_ACQUIRE) == 0
+         && sl->flags == SLOT_VALID;
 }
 
 /* A slot for block b, pinned and busy (not yet mapped), or -1 when every
@@ -179,7 +181,7 @@ alloc_slot (struct vcache *c, uint64_t b)
     {
       c->slots[s].block = b;
       c->slots[s].flags = SLOT_BUSY;
-      c->slots[s].pins = 1;
+      __atomic_store_n (&c->slots[s].pins, 1, __ATOMIC_RELAXED);
     }
   pthread_mutex_unlock (&c->lock);
   return s;
@@ -190,7 +192,7 @@ static void
 unalloc_slot (struct vcache *c, uint32_t s)
 {
   pthread_mutex_lock (&c->lock);
-  c->slots[s].pins = 0;
+  __atomic_store_n (&c->slots[s].pins, 0, __ATOMIC_RELAXED);
   slot_release (c, s);
   pthread_mutex_unlock (&c->lock);
 }
@@ -220,7 +222,7 @@ publish (struct vcache *c, uint32_t s, uint64_t b, bool dirty)
     set_dirty_locked (c, s);
   blockmap_put (&c->map, b, s);
   evict_insert (&c->q, s, b, false);
-  c->slots[s].pins--;
+  __atomic_sub_fetch (&c->slots[s].pins, 1, __ATOMIC_RELEASE);
   pthread_mutex_unlock (&c->lock);
   if (dirty)
     destage_kick (c);
@@ -250,7 +252,7 @@ invalidate (struct vcache *c, uint32_t s)
       c->dirty_count--;
       slot_mark_md (c, s);
     }
-  sl->pins--;
+  __atomic_sub_fetch (&sl->pins, 1, __ATOMIC_RELEASE);
   slot_release (c, s);
   pthread_mutex_unlock (&c->lock);
 }

@@ -16,7 +16,8 @@
  *                         free list, dirty accounting.  Never held across
  *                         I/O.
  *
- * A slot pinned (pins > 0) is never evicted or reused.  A slot whose
+ * A slot pinned (pins > 0, taken under lock, dropped atomically) is never
+ * evicted or reused.  A slot whose
  * on-disk metadata may still say "dirty" (SLOT_ONDISK_DIRTY) is never
  * reused until newer metadata saying otherwise is durable: after a crash
  * the loader trusts dirty entries, so their data must stay put.

@@ -21,13 +21,13 @@ for mode in write-through write-back write-around; do
   # write-back dirty blocks are still in the cache at the restart.
   nbdkit -U - --filter="$FILTER" "${common[@]}" cache-destage-on-close=false \
     cache-dirty-high=100 \
-    --run "$PY $HERE/random-ops.py \"\$uri\" $d/ref.img 1 1500"
+    --run "$PY $HERE/random-ops.py \"\$uri\" $d/ref.img 1 1200"
   if [ $mode = write-back ] && cmp -s "$d/disk.img" "$d/ref.img"; then
     echo "write-back: expected dirty blocks kept in the cache, none were" >&2
     exit 1
   fi
   nbdkit -U - --filter="$FILTER" "${common[@]}" \
-    --run "$PY $HERE/random-ops.py \"\$uri\" $d/ref.img 2 1500"
+    --run "$PY $HERE/random-ops.py \"\$uri\" $d/ref.img 2 1200"
   cmp "$d/disk.img" "$d/ref.img"
   echo "$mode: backing image equals the reference"
 done
