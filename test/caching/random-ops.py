@@ -1,10 +1,12 @@
 #!/usr/bin/python3
-"""random-ops.py URI REFFILE SEED NOPS
+"""random-ops.py URI REFFILE SEED NOPS [START LENGTH]
 
 A random mixed workload (reads, writes, trims, zeroes, flushes, FUA writes,
 sequential runs, aligned and unaligned, within and across cache blocks)
 sent through NBD to URI and applied to the plain file REFFILE.  Every read
 is compared byte for byte with the reference; at the end the whole disk is.
+With START and LENGTH (multiples of 64 KiB) the ops stay in that region,
+so several copies can run at once on disjoint regions of one disk.
 Exits 1 on the first difference, naming the op, offset and length.
 """
 import os
@@ -16,9 +18,11 @@ import nbd
 uri, ref, seed, nops = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 h = nbd.NBD()
 h.connect_uri(uri)
-size = h.get_size()
+disk_size = h.get_size()
 fd = os.open(ref, os.O_RDWR)
-assert os.fstat(fd).st_size == size, "reference and disk differ in size"
+assert os.fstat(fd).st_size == disk_size, "reference and disk differ in size"
+base_off = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+size = int(sys.argv[6]) if len(sys.argv) > 6 else disk_size - base_off
 rng = random.Random(seed)
 hot = max(size // 8, 65536)
 
@@ -39,6 +43,7 @@ def pick_range():
 
 
 def check(what, off, n):
+    off += base_off
     got = h.pread(n, off)
     want = os.pread(fd, n, off)
     if got != want:
@@ -49,6 +54,7 @@ def check(what, off, n):
 
 
 def write(off, n, flags=0):
+    off += base_off
     buf = rng.randbytes(n)
     h.pwrite(buf, off, flags)
     os.pwrite(fd, buf, off)
@@ -66,11 +72,12 @@ for i in range(nops):
     elif op == "fua":
         write(off, n, nbd.CMD_FLAG_FUA)
     elif op == "trim":
-        h.trim(n, off)
-        os.pwrite(fd, bytes(n), off)
+        h.trim(n, base_off + off)
+        os.pwrite(fd, bytes(n), base_off + off)
     elif op == "zero":
-        h.zero(n, off, nbd.CMD_FLAG_NO_HOLE if rng.random() < 0.5 else 0)
-        os.pwrite(fd, bytes(n), off)
+        h.zero(n, base_off + off,
+               nbd.CMD_FLAG_NO_HOLE if rng.random() < 0.5 else 0)
+        os.pwrite(fd, bytes(n), base_off + off)
     elif op == "flush":
         h.flush()
     else:
