@@ -46,6 +46,7 @@ static const struct vaio_stats_counter_def stat_defs[ST_COUNT] = {
   [ST_DESTAGED_BYTES] = { "destaged_bytes", VAIO_COUNTER },
   [ST_BYPASSED] = { "bypassed", VAIO_COUNTER },
   [ST_EVICTIONS] = { "evictions", VAIO_COUNTER },
+  [ST_DESTAGE_RATE] = { "destage_bytes_per_sec", VAIO_GAUGE },
 };
 
 /* Per connection: sequential-stream detection for the bypass cutoff. */

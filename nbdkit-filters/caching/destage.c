@@ -173,6 +173,7 @@ destage_batch (struct vcache *c, unsigned limit, uint32_t *cursor)
         }
     }
   pthread_mutex_unlock (&c->lock);
+  __atomic_add_fetch (&c->destaged_total, bytes, __ATOMIC_RELAXED);
   if (c->stats)
     vaio_stats_add (c->stats, ST_DESTAGED_BYTES, bytes);
   if (done && store_persist (c, false) == -1)
@@ -181,16 +182,33 @@ destage_batch (struct vcache *c, unsigned limit, uint32_t *cursor)
   return failed ? -1 : (int)(done ? done : n);
 }
 
+/* Publish the destage rate once a second or so. */
+static void
+update_rate (struct vcache *c, uint64_t *last_ns, uint64_t *last_bytes)
+{
+  uint64_t now = vaio_stats_now_ns ();
+  uint64_t total = __atomic_load_n (&c->destaged_total, __ATOMIC_RELAXED);
+
+  if (now - *last_ns < 1000000000ULL)
+    return;
+  if (c->stats)
+    vaio_stats_set (c->stats, ST_DESTAGE_RATE,
+                    (total - *last_bytes) * 1000000000ULL / (now - *last_ns));
+  *last_ns = now;
+  *last_bytes = total;
+}
+
 static void *
 destage_thread (void *arg)
 {
   struct vcache *c = arg;
   uint32_t cursor = 0;
-  uint64_t over;
+  uint64_t over, last_ns = vaio_stats_now_ns (), last_bytes = 0;
 
   pthread_mutex_lock (&c->lock);
   while (!c->destage_stop)
     {
+      update_rate (c, &last_ns, &last_bytes);
       if (!want_destage (c))
         {
           struct timespec ts;

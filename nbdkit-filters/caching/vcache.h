@@ -72,6 +72,7 @@ enum
   ST_DESTAGED_BYTES,
   ST_BYPASSED,
   ST_EVICTIONS,
+  ST_DESTAGE_RATE, /* bytes/s over the last second or so */
   ST_COUNT
 };
 
@@ -119,7 +120,8 @@ struct vcache
   uint8_t *md_dirty; /* per metadata block: needs writing */
   uint64_t dirty_count;
   uint64_t epoch;
-  uint64_t hits, misses;
+  uint64_t hits, misses;   /* atomic: updated without the lock */
+  uint64_t destaged_total; /* atomic */
   pthread_cond_t destage_cond;
   bool destage_stop;
   bool destage_active;

@@ -50,9 +50,14 @@ warm () {
   nbdcopy --connections=1 --request-size=65536 "$1" null: 2>/dev/null || true
 }
 
+# mark DIR: remember the hit/miss counters; hit_ratio DIR: the ratio since.
+mark () {
+  mark_h=$("$STATS_GET" "$1/stats" hits); mark_m=$("$STATS_GET" "$1/stats" misses)
+}
 hit_ratio () {
   local h m
-  h=$("$STATS_GET" "$1/stats" hits); m=$("$STATS_GET" "$1/stats" misses)
+  h=$(($("$STATS_GET" "$1/stats" hits) - mark_h))
+  m=$(($("$STATS_GET" "$1/stats" misses) - mark_m))
   awk -v h="$h" -v m="$m" 'BEGIN { printf "%.1f%%", (h + m) ? 100 * h / (h + m) : 0 }'
 }
 
@@ -62,12 +67,14 @@ vc_args=(file "$img" cache-size=768M cache-seq-cutoff=0)
 bench_title "caching: cache-hit 4k randread QD16 (working set $WS, warm)"
 serve_start --filter="$FILTER" "${vc_args[@]}" cache-state-dir="$D/st-direct" cache-direct=true
 warm "$uri"
+mark "$D/st-direct"
 read -r d_iops d_mib d_lat <<<"$(fio_nbd "$uri" randread 4k)"
 d_hr=$(hit_ratio "$D/st-direct")
 serve_stop
 
 serve_start --filter="$FILTER" "${vc_args[@]}" cache-state-dir="$D/st-buf" cache-direct=false
 warm "$uri"
+mark "$D/st-buf"
 read -r b_iops b_mib b_lat <<<"$(fio_nbd "$uri" randread 4k)"
 b_hr=$(hit_ratio "$D/st-buf")
 serve_stop
@@ -95,15 +102,17 @@ serve_start --filter=delay file "$img" rdelay=2ms
 read -r s_iops s_mib s_lat <<<"$(fio_nbd "$uri" randread 4k)"
 serve_stop
 serve_start --filter="$FILTER" --filter=delay file "$img" rdelay=2ms \
-  cache-size=256M cache-state-dir="$D/st-slow"
+  cache-size=256M cache-state-dir="$D/st-slow" cache-direct=false
+mark "$D/st-slow"
 read -r c_iops c_mib c_lat <<<"$(fio_nbd "$uri" randread 4k)"
 c_hr=$(hit_ratio "$D/st-slow")
+mark "$D/st-slow"
 read -r w_iops w_mib w_lat <<<"$(fio_nbd "$uri" randread 4k)"
 w_hr=$(hit_ratio "$D/st-slow")
 serve_stop
 bench_row "slow backing, no cache" "$s_iops" "$s_mib" "$s_iops" "baseline, lat ${s_lat}us"
-bench_row "vaio-cache, first run (filling)" "$c_iops" "$c_mib" "$s_iops" "cumulative hit ratio $c_hr"
-bench_row "vaio-cache, second run (warm)" "$w_iops" "$w_mib" "$s_iops" "cumulative hit ratio $w_hr"
+bench_row "vaio-cache, first run (filling)" "$c_iops" "$c_mib" "$s_iops" "hit ratio $c_hr"
+bench_row "vaio-cache, second run (warm)" "$w_iops" "$w_mib" "$s_iops" "hit ratio $w_hr"
 
 # --- 3. random writes ---
 export FIO_SIZE=$WS
@@ -115,10 +124,15 @@ serve_start --filter="$FILTER" "${vc_args[@]}" cache-state-dir="$D/st-wb" \
   cache-mode=write-back cache-destage-on-close=false
 read -r q_iops q_mib q_lat <<<"$(fio_nbd "$uri" randwrite 4k)"
 serve_stop
+serve_start --filter="$FILTER" "${vc_args[@]}" cache-state-dir="$D/st-wbb" \
+  cache-mode=write-back cache-destage-on-close=false cache-direct=false
+read -r r_iops r_mib r_lat <<<"$(fio_nbd "$uri" randwrite 4k)"
+serve_stop
 serve_start --filter="$FILTER" "${vc_args[@]}" cache-state-dir="$D/st-wt" \
   cache-mode=write-through
 read -r t_iops t_mib t_lat <<<"$(fio_nbd "$uri" randwrite 4k)"
 serve_stop
 bench_row "bare nbdkit file" "$p_iops" "$p_mib" "$p_iops" "baseline, lat ${p_lat}us"
-bench_row "vaio-cache write-back" "$q_iops" "$q_mib" "$p_iops" "lat ${q_lat}us"
+bench_row "vaio-cache write-back, O_DIRECT cache" "$q_iops" "$q_mib" "$p_iops" "lat ${q_lat}us"
+bench_row "vaio-cache write-back, buffered cache" "$r_iops" "$r_mib" "$p_iops" "lat ${r_lat}us"
 bench_row "vaio-cache write-through" "$t_iops" "$t_mib" "$p_iops" "lat ${t_lat}us"
