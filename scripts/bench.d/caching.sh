@@ -70,6 +70,7 @@ declare -A srv_pid srv_uri best_iops best_mib best_lat
 srv_start () {
   local name=$1; shift
   local sock=$BENCH_DIR/cache-$name.sock
+  rm -f "$sock"
   nbdkit -f -U "$sock" "$@" &
   srv_pid[$name]=$!
   srv_uri[$name]="nbd+unix:///?socket=$sock"
@@ -115,7 +116,7 @@ read -r x_iops x_mib <<<"$(fio --name=dev --ioengine=io_uring --direct=1 \
   sed -n '/^{/,$p' | jq -r '.jobs[0].read | "\(.iops|floor) \(.bw_bytes/1048576*10|floor/10)"')"
 
 f_iops=${best_iops[bare]}
-vs () { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", b > 0 ? a / b : 0 }'; }
+vs () { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }'; }
 bench_row "bare nbdkit file on the cache file" "$f_iops" "${best_mib[bare]}" "$f_iops" "baseline, lat ${best_lat[bare]}us"
 bench_row "nbdkit cache filter (warm)" "${best_iops[nbdcache]}" "${best_mib[nbdcache]}" "$f_iops" "lat ${best_lat[nbdcache]}us"
 bench_row "vaio-cache, buffered cache" "${best_iops[buffered]}" "${best_mib[buffered]}" "$f_iops" \
