@@ -11,7 +11,8 @@
 for mode in write-through write-back write-around; do
   d=$TMP/$mode
   mkdir -p "$d"
-  head -c 8M /dev/urandom > "$d/disk.img"
+  # Not a multiple of the cache block: the last block is partial.
+  head -c $((8 * 1048576 + 1234)) /dev/urandom > "$d/disk.img"
   cp "$d/disk.img" "$d/ref.img"
   common=(file "$d/disk.img" cache-state-dir="$d/state" cache-size=1M
           cache-mode=$mode cache-seq-cutoff=256K cache-dirty-high=40
