@@ -43,3 +43,16 @@ nbdkit -U - --filter="$FILTER" file "$TMP/disk.img" "$st" --run true
 [ "$(stat -c %a "$TMP/st")" = 700 ] || { echo "state dir not 0700" >&2; exit 1; }
 [ "$(stat -c %a "$TMP/st/cache.img")" = 600 ] || { echo "cache.img not 0600" >&2; exit 1; }
 echo "plain command line works; files are owner-only"
+
+# cache-device= on an existing, pre-sized target (here a file: the same
+# code path as a block device except for the size ioctl) is used whole,
+# never created or resized.
+truncate -s 3M "$TMP/dev.img"
+nbdkit -U - --filter="$FILTER" file "$TMP/disk.img" cache-device="$TMP/dev.img" \
+  cache-mode=write-back \
+  --run 'qemu-io -t writeback -f raw -c "write -P 0x44 1M 8k" -c "read -P 0x44 1M 8k" "$uri"' >/dev/null
+[ "$(stat -c %s "$TMP/dev.img")" = 3145728 ] || { echo "cache device resized" >&2; exit 1; }
+qemu-io -f raw -c "read -P 0x44 1M 8k" "$TMP/disk.img" | grep -q "Pattern verification failed" &&
+  { echo "cache-device: data not destaged at close" >&2; exit 1; }
+refuse "cache-device=$TMP/none" cache-device="$TMP/none"
+echo "cache-device works on an existing target"
