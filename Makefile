@@ -48,7 +48,7 @@ bench: all
 
 install: all
 	meson configure $(BUILD) --prefix=$(PREFIX) -Dfilterdir=$(FILTERDIR) >/dev/null
-	DESTDIR=$(DESTDIR) meson install -C $(BUILD) --no-rebuild
+	DESTDIR=$(DESTDIR) meson install -C $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -1,10 +1,11 @@
 /* vaio-nbd planner: one nbdkit command line per VM disk.
  *
- *   nbdkit -f --unix SOCK -P PIDFILE
+ *   nbdkit -f --unix SOCK -P PIDFILE --filter=pause
  *          --filter=OUTERMOST.so … --filter=INNERMOST.so
  *          file file=IMAGE
  *          <class settings as key=value, filter by filter>
  *          <state-param>=<disk-state>/<class>   for filters that keep state
+ *          pause-control=<disk-state>/pause.sock
  *
  * The same argv is what `vaioctl up` executes, so `vaioctl plan` output
  * run by hand serves the same chain.  Secrets travel as file paths only:
@@ -133,12 +134,18 @@ build_argv (const struct vaio_config *cfg, struct vaio_plan_disk *p)
   else
     argv_addf (&b, "--unix=%s", p->socket);
   argv_addf (&b, "--pidfile=%s", p->pidfile);
+  /* nbdkit's pause filter, outermost, is how `vaioctl apply` quiesces a
+   * disk before swapping its chain: it holds new requests and answers on
+   * its control socket once in-flight ones have drained.
+   */
+  argv_add (&b, strdup ("--filter=pause"));
   for (size_t i = 0; i < p->n_chain; i++)
     argv_addf (&b, "--filter=%s", p->filters[i]->path);
   argv_add (&b, strdup ("file"));
   argv_addf (&b, "file=%s", p->disk->image);
   for (size_t i = 0; i < p->n_chain; i++)
     add_filter_params (&b, cfg, p, i);
+  argv_addf (&b, "pause-control=%s", p->pause_socket);
 
   if (b.failed)
     {
@@ -199,6 +206,7 @@ vaio_plan_disk (const struct vaio_config *cfg,
   if (p->vm_dir == NULL || p->state_dir == NULL
       || asprintf (&p->pidfile, "%s/nbdkit.pid", p->state_dir) == -1
       || asprintf (&p->logfile, "%s/nbdkit.log", p->state_dir) == -1
+      || asprintf (&p->pause_socket, "%s/pause.sock", p->state_dir) == -1
       || build_argv (cfg, p) == -1)
     {
       vaio_diag_add (diag, &d->loc, "disk '%s/%s': out of memory", vm->name,
@@ -221,6 +229,7 @@ vaio_plan_disk_free (struct vaio_plan_disk *p)
   free (p->socket);
   free (p->pidfile);
   free (p->logfile);
+  free (p->pause_socket);
   memset (p, 0, sizeof *p);
 }
 

@@ -13,7 +13,7 @@ struct vaio_plan_disk
   enum vaio_class chain[VAIO_CLASS_COUNT]; /* guest → disk */
   const struct vaio_manifest *filters[VAIO_CLASS_COUNT]; /* per position */
   size_t n_chain;
-  char *vm_dir, *state_dir, *socket, *pidfile, *logfile;
+  char *vm_dir, *state_dir, *socket, *pidfile, *logfile, *pause_socket;
   char **argv; /* NULL-terminated; argv[0] is "nbdkit" */
   size_t argc;
 };

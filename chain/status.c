@@ -384,38 +384,50 @@ top_sample (struct top_disk *t, size_t n)
       }
 }
 
-/* Figures for one disk from its outermost filter (what the guest sees),
- * plus every filter's gauges and a hit ratio where a filter counts hits.
+/* Figures for one disk from the outermost filter that publishes stats
+ * (nearest the guest: what the guest sees), plus every filter's gauges
+ * and a hit ratio where a filter counts hits.  A chain of filters that
+ * publish nothing (nbdkit's own) has no figures: null, not zero.
  */
 static json_object *
 top_disk_json (const struct top_disk *t, double secs)
 {
   json_object *o = json_object_new_object (), *extra = json_object_new_object ();
   uint64_t ops = 0, bytes = 0, hist[VAIO_STATS_LAT_BUCKETS] = { 0 };
+  size_t src = t->plan.n_chain;
 
-  json_object_object_add (
-      o, "disk",
-      json_object_new_string_len (t->plan.vm->name, strlen (t->plan.vm->name)));
+  json_object_object_add (o, "disk", json_object_new_string (t->plan.vm->name));
   json_object_object_add (o, "name",
                           json_object_new_string (t->plan.disk->name));
-  if (t->plan.n_chain && t->have[0])
-    for (unsigned op = 0; op < VAIO_OP_COUNT; op++)
-      {
-        const struct vaio_stats_op_counters *a = &t->prev[0].body.op[op],
-                                            *b = &t->cur[0].body.op[op];
-        if (op == VAIO_OP_FLUSH)
-          continue;
-        ops += b->ops - a->ops;
-        bytes += b->bytes - a->bytes;
-        for (unsigned h = 0; h < VAIO_STATS_LAT_BUCKETS; h++)
-          hist[h] += b->latency_hist[h] - a->latency_hist[h];
-      }
-  json_object_object_add (o, "iops", json_object_new_double (ops / secs));
-  json_object_object_add (o, "mib_s",
-                          json_object_new_double (bytes / secs / 1048576.0));
-  json_object_object_add (
-      o, "latency_p99_us",
-      json_object_new_double (vaio_stats_percentile_us (hist, 0.99)));
+  for (size_t k = 0; k < t->plan.n_chain && src == t->plan.n_chain; k++)
+    if (t->have[k])
+      src = k;
+  if (src < t->plan.n_chain)
+    {
+      for (unsigned op = 0; op < VAIO_OP_COUNT; op++)
+        {
+          const struct vaio_stats_op_counters *a = &t->prev[src].body.op[op],
+                                              *b = &t->cur[src].body.op[op];
+          if (op == VAIO_OP_FLUSH)
+            continue;
+          ops += b->ops - a->ops;
+          bytes += b->bytes - a->bytes;
+          for (unsigned h = 0; h < VAIO_STATS_LAT_BUCKETS; h++)
+            hist[h] += b->latency_hist[h] - a->latency_hist[h];
+        }
+      json_object_object_add (o, "iops", json_object_new_double (ops / secs));
+      json_object_object_add (
+          o, "mib_s", json_object_new_double (bytes / secs / 1048576.0));
+      json_object_object_add (
+          o, "latency_p99_us",
+          json_object_new_double (vaio_stats_percentile_us (hist, 0.99)));
+    }
+  else
+    {
+      json_object_object_add (o, "iops", NULL);
+      json_object_object_add (o, "mib_s", NULL);
+      json_object_object_add (o, "latency_p99_us", NULL);
+    }
   for (size_t k = 0; k < t->plan.n_chain; k++)
     {
       const struct vaio_stats_snapshot *s = &t->cur[k];
@@ -457,10 +469,15 @@ top_print_text (json_object *arr, FILE *fp)
       json_object *d = json_object_array_get_idx (arr, i);
       char name[256];
       snprintf (name, sizeof name, "%s/%s", jstr (d, "disk"), jstr (d, "name"));
-      fprintf (fp, "%-24s %10.0f %10.1f %10.0f ", name,
-               json_object_get_double (jget (d, "iops")),
-               json_object_get_double (jget (d, "mib_s")),
-               json_object_get_double (jget (d, "latency_p99_us")));
+      if (jget (d, "iops") == NULL)
+        fprintf (fp, "%-24s %10s %10s %10s  (no filter in this chain "
+                     "publishes stats)",
+                 name, "-", "-", "-");
+      else
+        fprintf (fp, "%-24s %10.0f %10.1f %10.0f ", name,
+                 json_object_get_double (jget (d, "iops")),
+                 json_object_get_double (jget (d, "mib_s")),
+                 json_object_get_double (jget (d, "latency_p99_us")));
       json_object_object_foreach (jget (d, "filters"), key, val)
       {
         fprintf (fp, " %s=%s", key, json_object_get_string (val));

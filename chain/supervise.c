@@ -74,6 +74,12 @@ is_live_nbdkit (pid_t pid)
   return ok;
 }
 
+bool
+vaio_disk_pid_alive (pid_t pid)
+{
+  return pid > 0 && is_live_nbdkit (pid);
+}
+
 pid_t
 vaio_disk_pid (const char *pidfile)
 {

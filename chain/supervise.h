@@ -2,6 +2,7 @@
 #ifndef VAIO_SUPERVISE_H
 #define VAIO_SUPERVISE_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "plan.h"
@@ -10,6 +11,9 @@
  * process, else 0 (a stale pidfile is not "running").
  */
 pid_t vaio_disk_pid (const char *pidfile);
+
+/* Is pid a live (non-zombie) nbdkit process? */
+bool vaio_disk_pid_alive (pid_t pid);
 
 /* Create the per-VM directory (0700), the disk's state directory and one
  * directory per filter class (0700), start nbdkit detached with stderr

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "apply.h"
 #include "inventory.h"
 #include "plan.h"
 #include "status.h"
@@ -22,6 +23,7 @@ static const char usage_text[] =
   "    vaioctl plan     FILE [--vm VM]\n"
   "    vaioctl up       FILE [--vm VM] [--timeout SECS]\n"
   "    vaioctl down     FILE [--vm VM] [--timeout SECS]\n"
+  "    vaioctl apply    FILE [--dry-run] [--force] [--allow-encryption-change]\n"
   "    vaioctl status   FILE [--view cluster|host|vm] [--json]\n"
   "    vaioctl top      FILE [--iterations N] [--interval MS] [--json]\n"
   "    vaioctl filter install MANIFEST --host HOST -c FILE\n"
@@ -55,6 +57,17 @@ static const char usage_text[] =
   "               until each serves.  Refuses disks on hosts in maintenance.\n"
   "    down       Stop disks with SIGTERM: nbdkit finishes in-flight requests\n"
   "               and its filters flush; after --timeout (default 30 s) SIGKILL.\n"
+  "    apply      Make the running disks match FILE, disk by disk: start\n"
+  "               disks not running, leave unchanged disks alone (same pid),\n"
+  "               and swap the chain of changed disks without a guest-visible\n"
+  "               error: new requests are held (nbdkit pause filter), in-flight\n"
+  "               ones drain, a flush makes filter state durable (and a cache\n"
+  "               being removed is destaged), the old nbdkit is dropped and the\n"
+  "               new chain serves on the same socket; QEMU reconnects\n"
+  "               (reconnect-delay) and replays.  Prints how long I/O was held\n"
+  "               per swapped disk.  Unsafe changes are refused before anything\n"
+  "               changes: adding or removing encryption on a disk that holds\n"
+  "               data, removing replication with an unshipped journal.\n"
   "    status     The vSphere client's three views: cluster (filters on each\n"
   "               host), host (Name, Vendor, Version, Type), VM (per disk:\n"
   "               policy, chain, pid, state, compliance, live filter stats).\n"
@@ -87,6 +100,12 @@ static const char usage_text[] =
   "    --iterations N      top: samples to print (default: until interrupted)\n"
   "    --interval MS       top: sampling interval (default 1000)\n"
   "    --stop-disks        host maintenance on: stop the host's disks first\n"
+  "    --dry-run           apply: print what would change, change nothing\n"
+  "    --force             apply: remove replication even with an unshipped\n"
+  "                        journal (the replica misses those writes)\n"
+  "    --allow-encryption-change\n"
+  "                        apply: add/remove encryption on a disk holding data\n"
+  "                        (the data is not converted: only for scratch disks)\n"
   "    -h, --help          this text\n"
   "\n"
   "FILES\n"
@@ -112,7 +131,7 @@ static const char usage_text[] =
 struct options
 {
   const char *config, *vm, *host;
-  bool json, stop_disks;
+  bool json, stop_disks, dry_run, force, allow_enc;
   enum vaio_view view;
   int timeout_s; /* -1: command default */
   unsigned iterations, interval_ms;
@@ -408,7 +427,10 @@ parse_options (int argc, char **argv, struct options *o)
     OPT_TIMEOUT,
     OPT_ITER,
     OPT_INTERVAL,
-    OPT_STOP
+    OPT_STOP,
+    OPT_DRY,
+    OPT_FORCE,
+    OPT_ALLOW_ENC
   };
   static const struct option longopts[] = {
     { "config", required_argument, NULL, 'c' },
@@ -420,6 +442,9 @@ parse_options (int argc, char **argv, struct options *o)
     { "iterations", required_argument, NULL, OPT_ITER },
     { "interval", required_argument, NULL, OPT_INTERVAL },
     { "stop-disks", no_argument, NULL, OPT_STOP },
+    { "dry-run", no_argument, NULL, OPT_DRY },
+    { "force", no_argument, NULL, OPT_FORCE },
+    { "allow-encryption-change", no_argument, NULL, OPT_ALLOW_ENC },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -443,6 +468,15 @@ parse_options (int argc, char **argv, struct options *o)
         break;
       case OPT_STOP:
         o->stop_disks = true;
+        break;
+      case OPT_DRY:
+        o->dry_run = true;
+        break;
+      case OPT_FORCE:
+        o->force = true;
+        break;
+      case OPT_ALLOW_ENC:
+        o->allow_enc = true;
         break;
       case OPT_VIEW:
         if (parse_view (optarg, &o->view) == -1)
@@ -527,16 +561,21 @@ main (int argc, char **argv)
   if (strcmp (cmd, "plan") != 0 && strcmp (cmd, "up") != 0
       && strcmp (cmd, "down") != 0 && strcmp (cmd, "status") != 0
       && strcmp (cmd, "top") != 0 && strcmp (cmd, "filter") != 0
-      && strcmp (cmd, "host") != 0)
+      && strcmp (cmd, "host") != 0 && strcmp (cmd, "apply") != 0)
     {
       fprintf (stderr, "vaioctl: unknown command '%s'; see vaioctl --help\n",
                cmd);
       return 2;
     }
   /* down must work even when the config no longer validates (an image
-   * was removed, a filter uninstalled): stopping is always allowed.
+   * was removed, a filter uninstalled): stopping is always allowed.  The
+   * filter and host commands are how a config is made valid (installing
+   * the filter its policies need), so they only need it parsed.
    */
-  if (cluster_load (o.config, &c, strcmp (cmd, "down") != 0) == -1)
+  if (cluster_load (o.config, &c,
+                    strcmp (cmd, "down") != 0 && strcmp (cmd, "filter") != 0
+                        && strcmp (cmd, "host") != 0)
+      == -1)
     return 1;
 
   if (strcmp (cmd, "plan") == 0)
@@ -549,6 +588,16 @@ main (int argc, char **argv)
     r = vaio_status (c.cfg, c.hf, o.view, o.json, stdout);
   else if (strcmp (cmd, "top") == 0)
     r = vaio_top (c.cfg, c.hf, o.iterations, o.interval_ms, o.json, stdout);
+  else if (strcmp (cmd, "apply") == 0)
+    {
+      struct vaio_apply_options ao = {
+        .dry_run = o.dry_run,
+        .force = o.force,
+        .allow_encryption_change = o.allow_enc,
+        .timeout_ms = (o.timeout_s >= 0 ? o.timeout_s : 30) * 1000,
+      };
+      r = vaio_apply (c.cfg, c.hf, &ao) == 0 ? 0 : 1;
+    }
   else if (strcmp (cmd, "filter") == 0)
     r = cmd_filter (&c, &o, nrest, rest);
   else

@@ -70,4 +70,11 @@ YAML
   TEST_CONFIGS+=("$f")
 }
 
+# alive PID: the process exists and is not a zombie waiting to be reaped.
+alive () {
+  local st
+  st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
 sock_uri () { echo "nbd+unix:///?socket=$T/state/host1/vms/$1/disk0.sock"; }

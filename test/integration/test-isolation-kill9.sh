@@ -10,7 +10,7 @@ qemu-io -f raw "$(sock_uri vm1)" -c "write -P 0x31 0 1M" -c flush >/dev/null
 pid1=$(cat "$T/state/host1/vms/vm1/disk0/nbdkit.pid")
 pid2=$(cat "$T/state/host1/vms/vm2/disk0/nbdkit.pid")
 kill -9 "$pid1"
-for _ in $(seq 100); do kill -0 "$pid1" 2>/dev/null || break; sleep 0.05; done
+for _ in $(seq 100); do alive "$pid1" || break; sleep 0.05; done
 
 qemu-io -f raw "$(sock_uri vm2)" -c "write -P 0x32 0 2M" -c "read -P 0x32 0 2M" >/dev/null ||
   fail "vm2 stopped serving when vm1 died"

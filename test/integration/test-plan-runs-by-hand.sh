@@ -17,7 +17,7 @@ done
 qemu-io -f raw "$(sock_uri vm1)" -c "write -P 0x41 0 64k" -c "read -P 0x41 0 64k" >/dev/null ||
   fail "hand-run plan does not serve"
 pid=$(cat "$T/state/host1/vms/vm1/disk0/nbdkit.pid")
-tr '\0' '\n' < "/proc/$pid/cmdline" | grep -c -- '--filter=' | grep -qx 2 || fail "filters"
+tr '\0' '\n' < "/proc/$pid/cmdline" | grep -c -- '--filter=' | grep -qx 3 || fail "filters (pause + 2)"
 kill "$pid"; wait || true
 cmp <(head -c 65536 "$T/vm1.img") <(head -c 65536 /dev/zero | tr '\0' 'A') || fail "image bytes"
 pass "the planned command line, run by hand, serves the chain"

@@ -43,7 +43,7 @@ pass "status --json shows both chains running, compliant, in class order"
 
 "$VAIOCTL" down "$T/c.yaml"
 [ ! -e "$T/state/host1/vms/vm1/disk0.sock" ] || fail "socket left after down"
-kill -0 "$pid1" 2>/dev/null && fail "nbdkit still running after down"
+alive "$pid1" && fail "nbdkit still running after down"
 cmp <(head -c 1M "$T/vm1.img") <(head -c 1M /dev/zero | tr '\0' '\021') ||
   fail "vm1 image lacks the written bytes"
 cmp <(tail -c +$((1048576 + 1)) "$T/vm2.img" | head -c 2M) <(head -c 2M /dev/zero | tr '\0' '\042') ||

@@ -1,0 +1,548 @@
+/* vaio-nbd: `vaioctl apply`.
+ *
+ * For each configured disk: compare the argv `up` recorded for the
+ * running process with the argv the config plans now.  Equal: leave the
+ * process alone (same pid).  Different: swap.  Running but no longer
+ * configured: stop.  Not running: start.
+ *
+ * A swap must not give the guest an I/O error.  nbdkit answers requests
+ * with ESHUTDOWN once it is asked to quit, and QEMU does not retry a
+ * request answered with an error; it does replay requests that were never
+ * answered when the connection drops and comes back within its
+ * reconnect-delay.  So a swap is:
+ *
+ *   1. pause: the pause filter (outermost in every chain) holds new
+ *      requests and acknowledges once in-flight ones completed;
+ *   2. flush over a side connection (the pause filter does not hold
+ *      flush): every filter makes its state durable;
+ *   3. wait for filter state that a flush does not cover (a write-back
+ *      cache's dirty data when caching is removed);
+ *   4. SIGKILL the old nbdkit: the connection drops, held requests were
+ *      never answered;
+ *   5. start the new chain on the same socket; QEMU reconnects and
+ *      replays.  If the new chain fails to start, the old one is started
+ *      again so the VM keeps its disk.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libnbd.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "apply.h"
+#include "plan.h"
+#include "stats.h"
+#include "supervise.h"
+
+enum change_kind
+{
+  CHANGE_NONE,
+  CHANGE_START,
+  CHANGE_SWAP,
+};
+
+/* What `up` recorded for a running disk (see write_running_record). */
+struct running
+{
+  char *text;
+  char **argv; /* pointers into text */
+  size_t argc;
+  bool has_class[VAIO_CLASS_COUNT];
+  char *filter_name[VAIO_CLASS_COUNT];
+  int class_pos[VAIO_CLASS_COUNT];
+};
+
+struct change
+{
+  enum change_kind kind;
+  struct vaio_plan_disk plan;
+  pid_t pid;
+  struct running old;
+};
+
+static uint64_t
+now_ms (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+static void
+running_free (struct running *r)
+{
+  for (unsigned c = 0; c < VAIO_CLASS_COUNT; c++)
+    free (r->filter_name[c]);
+  free (r->argv);
+  free (r->text);
+  memset (r, 0, sizeof *r);
+}
+
+static int
+running_parse (const char *state_dir, struct running *r)
+{
+  char *save = NULL, *line;
+  int pos = 0;
+
+  memset (r, 0, sizeof *r);
+  r->text = vaio_disk_running_record (state_dir);
+  if (r->text == NULL)
+    return -1;
+  r->argv = calloc (strlen (r->text) / 5 + 2, sizeof *r->argv);
+  if (r->argv == NULL)
+    return -1;
+  for (line = strtok_r (r->text, "\n", &save); line;
+       line = strtok_r (NULL, "\n", &save))
+    {
+      if (strncmp (line, "argv ", 5) == 0)
+        r->argv[r->argc++] = line + 5;
+      else if (strncmp (line, "filter ", 7) == 0)
+        {
+          char cls[32], name[256];
+          enum vaio_class c;
+          if (sscanf (line + 7, "%31s %255s", cls, name) == 2
+              && vaio_class_parse (cls, &c) == 0)
+            {
+              r->has_class[c] = true;
+              r->filter_name[c] = strdup (name);
+              r->class_pos[c] = pos++;
+            }
+        }
+    }
+  return 0;
+}
+
+static bool
+same_argv (const struct running *r, const struct vaio_plan_disk *p)
+{
+  if (r->argc != p->argc)
+    return false;
+  for (size_t i = 0; i < p->argc; i++)
+    if (strcmp (r->argv[i], p->argv[i]) != 0)
+      return false;
+  return true;
+}
+
+static bool
+plan_has (const struct vaio_plan_disk *p, enum vaio_class c, int *pos)
+{
+  for (size_t i = 0; i < p->n_chain; i++)
+    if (p->chain[i] == c)
+      {
+        if (pos)
+          *pos = (int) i;
+        return true;
+      }
+  return false;
+}
+
+/* True when the image holds any data (a fully sparse image holds none). */
+static bool
+image_holds_data (const char *image)
+{
+  int fd = open (image, O_RDONLY | O_CLOEXEC);
+  off_t data;
+
+  if (fd == -1)
+    return true; /* cannot tell: assume it does */
+  data = lseek (fd, 0, SEEK_DATA);
+  close (fd);
+  return data != -1 || errno != ENXIO;
+}
+
+/* Reasons a swap cannot be made safely; each goes into diag. */
+static int
+check_swap_safe (const struct change *ch, const struct vaio_apply_options *o,
+                 struct vaio_diag *diag)
+{
+  const struct vaio_plan_disk *p = &ch->plan;
+  const struct running *r = &ch->old;
+  bool enc_new = plan_has (p, VAIO_CLASS_ENCRYPTION, NULL);
+  bool enc_old = r->has_class[VAIO_CLASS_ENCRYPTION];
+  int rc = 0;
+
+  if (enc_new != enc_old && !o->allow_encryption_change
+      && image_holds_data (p->disk->image))
+    {
+      vaio_diag_add (diag, &p->disk->policy_loc,
+                     "%s/%s: refusing to %s encryption on a disk that holds "
+                     "data (%s): the existing data would be %s; encryption "
+                     "is attached only to new (empty) disks",
+                     p->vm->name, p->disk->name, enc_new ? "add" : "remove",
+                     p->disk->image,
+                     enc_new ? "read as ciphertext" : "read without decrypting");
+      rc = -1;
+    }
+  if (r->has_class[VAIO_CLASS_REPLICATION]
+      && !plan_has (p, VAIO_CLASS_REPLICATION, NULL) && !o->force)
+    {
+      char path[4096], err[256];
+      struct vaio_stats_snapshot s;
+      int idx = -1;
+      snprintf (path, sizeof path, "%s/replication/stats", p->state_dir);
+      if (vaio_stats_read (path, &s, err, sizeof err) == 0)
+        idx = vaio_stats_counter_index (&s, "journal_pending_bytes");
+      if (idx < 0 || s.body.counters[idx] != 0)
+        {
+          vaio_diag_add (diag, &p->disk->policy_loc,
+                         "%s/%s: refusing to remove replication: %s; use "
+                         "--force to drop what the replica has not received",
+                         p->vm->name, p->disk->name,
+                         idx < 0 ? "cannot tell whether its journal is shipped"
+                                 : "its journal holds writes not yet shipped");
+          rc = -1;
+        }
+    }
+  return rc;
+}
+
+/* Send one command byte to the pause filter and wait for its answer. */
+static int
+pause_command (const char *sock, char cmd, int timeout_ms)
+{
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  struct pollfd pfd;
+  char reply = 0;
+  int fd, r = -1;
+
+  if (strlen (sock) >= sizeof sun.sun_path)
+    return -1;
+  strcpy (sun.sun_path, sock);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd == -1)
+    return -1;
+  if (connect (fd, (struct sockaddr *) &sun, sizeof sun) == 0
+      && write (fd, &cmd, 1) == 1)
+    {
+      pfd.fd = fd;
+      pfd.events = POLLIN;
+      if (poll (&pfd, 1, timeout_ms) == 1 && read (fd, &reply, 1) == 1
+          && reply == (cmd & ~0x20))
+        r = 0;
+    }
+  close (fd);
+  return r;
+}
+
+static int
+flush_disk (const struct vaio_plan_disk *p)
+{
+  struct nbd_handle *nbd = nbd_create ();
+  char *uri = vaio_plan_uri (p);
+  int r = -1;
+
+  if (nbd && uri && nbd_connect_uri (nbd, uri) == 0)
+    {
+      r = nbd_can_flush (nbd) > 0 ? nbd_flush (nbd, 0) : 0;
+      nbd_shutdown (nbd, 0);
+    }
+  if (nbd)
+    nbd_close (nbd);
+  free (uri);
+  return r;
+}
+
+/* A caching filter being removed may hold dirty data that a flush made
+ * durable in the cache but not in the image: wait for its destager.
+ */
+static int
+wait_cache_clean (const struct change *ch, int timeout_ms)
+{
+  char path[4096], err[256];
+  struct vaio_stats_snapshot s;
+  uint64_t deadline = now_ms () + (uint64_t) timeout_ms;
+  int idx;
+
+  if (!ch->old.has_class[VAIO_CLASS_CACHING]
+      || plan_has (&ch->plan, VAIO_CLASS_CACHING, NULL))
+    return 0;
+  snprintf (path, sizeof path, "%s/caching/stats", ch->plan.state_dir);
+  while (vaio_stats_read (path, &s, err, sizeof err) == 0
+         && (idx = vaio_stats_counter_index (&s, "dirty_bytes")) >= 0
+         && s.body.counters[idx] != 0)
+    {
+      if (now_ms () > deadline)
+        return -1;
+      usleep (20000);
+    }
+  return 0;
+}
+
+static void
+kill_and_wait (pid_t pid)
+{
+  kill (pid, SIGKILL);
+  for (int i = 0; i < 500 && vaio_disk_pid_alive (pid); i++)
+    usleep (10000);
+}
+
+/* Start the old argv again after a failed swap. */
+static void
+rollback (const struct change *ch, struct vaio_diag *diag)
+{
+  struct vaio_plan_disk old = ch->plan;
+  char **argv = calloc (ch->old.argc + 1, sizeof *argv);
+
+  if (argv == NULL)
+    return;
+  memcpy (argv, ch->old.argv, ch->old.argc * sizeof *argv);
+  old.argv = argv;
+  old.argc = ch->old.argc;
+  if (vaio_disk_start (&old, 10000, diag) > 0)
+    vaio_diag_add (diag, NULL, "%s/%s: rolled back to the previous chain",
+                   ch->plan.vm->name, ch->plan.disk->name);
+  free (argv);
+}
+
+static int
+swap_disk (struct change *ch, const struct vaio_apply_options *o)
+{
+  struct vaio_diag diag = { 0 };
+  const struct vaio_plan_disk *p = &ch->plan;
+  uint64_t t0 = now_ms ();
+  const char *step = NULL;
+  int r = -1;
+
+  if (pause_command (p->pause_socket, 'p', o->timeout_ms) == -1)
+    step = "pause (drain in-flight requests)";
+  else if (flush_disk (p) == -1)
+    step = "flush";
+  else if (wait_cache_clean (ch, o->timeout_ms) == -1)
+    step = "destage the cache being removed";
+  if (step)
+    {
+      /* Nothing was dropped yet: resume and leave the old chain serving. */
+      pause_command (p->pause_socket, 'r', 1000);
+      fprintf (stderr, "vaioctl: %s/%s: swap aborted at %s; old chain "
+                       "still serving\n",
+               p->vm->name, p->disk->name, step);
+      return -1;
+    }
+  kill_and_wait (ch->pid);
+  if (vaio_disk_start (p, o->timeout_ms, &diag) > 0)
+    {
+      printf ("%s/%s: swapped chain (pid %ld -> %ld); I/O held %llu ms\n",
+              p->vm->name, p->disk->name, (long) ch->pid,
+              (long) vaio_disk_pid (p->pidfile),
+              (unsigned long long) (now_ms () - t0));
+      r = 0;
+    }
+  else
+    rollback (ch, &diag);
+  vaio_diag_print (&diag, stderr);
+  vaio_diag_free (&diag);
+  return r;
+}
+
+static void
+describe (const struct change *ch)
+{
+  const struct vaio_plan_disk *p = &ch->plan;
+
+  printf ("%s/%s: ", p->vm->name, p->disk->name);
+  switch (ch->kind)
+    {
+    case CHANGE_NONE:
+      printf ("unchanged (pid %ld)\n", (long) ch->pid);
+      return;
+    case CHANGE_START:
+      printf ("start (not running)\n");
+      return;
+    case CHANGE_SWAP:
+      printf ("swap chain:");
+      for (unsigned c = 0; c < VAIO_CLASS_COUNT; c++)
+        {
+          bool was = ch->old.has_class[c], now = plan_has (p, c, NULL);
+          if (was && !now)
+            printf (" remove %s (%s);", vaio_class_name (c),
+                    ch->old.filter_name[c]);
+          else if (!was && now)
+            printf (" add %s;", vaio_class_name (c));
+          else if (was && now)
+            printf (" keep %s;", vaio_class_name (c));
+        }
+      printf (" settings or order may differ\n");
+      return;
+    }
+}
+
+static int
+classify (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
+          const struct vaio_vm *vm, const struct vaio_disk *d,
+          struct change *ch, struct vaio_diag *diag)
+{
+  memset (ch, 0, sizeof *ch);
+  if (vaio_plan_disk (cfg, hf, vm, d, &ch->plan, diag) == -1)
+    return -1;
+  ch->pid = vaio_disk_pid (ch->plan.pidfile);
+  if (ch->pid == 0)
+    ch->kind = CHANGE_START;
+  else if (running_parse (ch->plan.state_dir, &ch->old) == -1)
+    {
+      vaio_diag_add (diag, NULL,
+                     "%s/%s: running (pid %ld) but its running record is "
+                     "missing; stop it with vaioctl down first",
+                     vm->name, d->name, (long) ch->pid);
+      return -1;
+    }
+  else
+    ch->kind = same_argv (&ch->old, &ch->plan) ? CHANGE_NONE : CHANGE_SWAP;
+  return 0;
+}
+
+static bool
+configured (const struct vaio_config *cfg, const struct vaio_host *h,
+            const char *vm, const char *disk)
+{
+  for (size_t v = 0; v < cfg->n_vms; v++)
+    if (strcmp (cfg->vms[v].name, vm) == 0
+        && strcmp (cfg->vms[v].host, h->name) == 0)
+      for (size_t i = 0; i < cfg->vms[v].n_disks; i++)
+        if (strcmp (cfg->vms[v].disks[i].name, disk) == 0)
+          return true;
+  return false;
+}
+
+/* Stop every disk still running under a host's state dir that the config
+ * no longer names (a VM or disk removed from the YAML).  The pidfile and
+ * socket are where `up` put them: <state>/vms/VM/DISK{/nbdkit.pid,.sock}.
+ */
+static int
+stop_unconfigured (const struct vaio_config *cfg, const struct vaio_host *h,
+                   const struct vaio_apply_options *o)
+{
+  char *vmsdir, *pidfile, *sock;
+  DIR *vms, *vmd;
+  struct dirent *ve, *de;
+  int r = 0;
+
+  if (asprintf (&vmsdir, "%s/vms", h->state_dir) == -1)
+    return -1;
+  vms = opendir (vmsdir);
+  while (vms && (ve = readdir (vms)) != NULL)
+    {
+      char *vmdir;
+      if (ve->d_name[0] == '.'
+          || asprintf (&vmdir, "%s/%s", vmsdir, ve->d_name) == -1)
+        continue;
+      vmd = opendir (vmdir);
+      while (vmd && (de = readdir (vmd)) != NULL)
+        {
+          pid_t pid;
+          if (de->d_name[0] == '.' || configured (cfg, h, ve->d_name, de->d_name)
+              || asprintf (&pidfile, "%s/%s/nbdkit.pid", vmdir, de->d_name)
+                     == -1)
+            continue;
+          pid = vaio_disk_pid (pidfile);
+          if (pid > 0 && o->dry_run)
+            printf ("%s/%s: stop (no longer in the config; pid %ld)\n",
+                    ve->d_name, de->d_name, (long) pid);
+          else if (pid > 0)
+            {
+              kill (pid, SIGTERM);
+              for (int i = 0; i < o->timeout_ms / 10 && vaio_disk_pid_alive (pid);
+                   i++)
+                usleep (10000);
+              if (vaio_disk_pid_alive (pid))
+                kill_and_wait (pid);
+              unlink (pidfile);
+              if (asprintf (&sock, "%s/%s.sock", vmdir, de->d_name) != -1)
+                {
+                  unlink (sock);
+                  free (sock);
+                }
+              printf ("%s/%s: stopped (no longer in the config; pid %ld)\n",
+                      ve->d_name, de->d_name, (long) pid);
+            }
+          free (pidfile);
+        }
+      if (vmd)
+        closedir (vmd);
+      free (vmdir);
+    }
+  if (vms)
+    closedir (vms);
+  free (vmsdir);
+  return r;
+}
+
+int
+vaio_apply (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
+            const struct vaio_apply_options *o)
+{
+  struct vaio_diag diag = { 0 };
+  struct change *ch;
+  size_t n = 0, total = 0;
+  int r = 0;
+
+  for (size_t v = 0; v < cfg->n_vms; v++)
+    total += cfg->vms[v].n_disks;
+  ch = calloc (total + 1, sizeof *ch);
+  if (ch == NULL)
+    return -1;
+
+  /* Classify and check every disk before touching any. */
+  for (size_t v = 0; v < cfg->n_vms; v++)
+    for (size_t i = 0; i < cfg->vms[v].n_disks; i++)
+      {
+        if (classify (cfg, hf, &cfg->vms[v], &cfg->vms[v].disks[i], &ch[n],
+                      &diag)
+            == -1)
+          r = -1;
+        else if (ch[n].kind == CHANGE_SWAP
+                 && check_swap_safe (&ch[n], o, &diag) == -1)
+          r = -1;
+        n++;
+      }
+  if (r == -1)
+    {
+      vaio_diag_print (&diag, stderr);
+      fprintf (stderr, "vaioctl: apply refused: nothing was changed\n");
+      goto out;
+    }
+
+  for (size_t i = 0; i < n; i++)
+    {
+      if (o->dry_run || ch[i].kind == CHANGE_NONE)
+        {
+          describe (&ch[i]);
+          continue;
+        }
+      if (ch[i].kind == CHANGE_START)
+        {
+          struct vaio_diag d2 = { 0 };
+          pid_t pid = vaio_disk_start (&ch[i].plan, o->timeout_ms, &d2);
+          vaio_diag_print (&d2, stderr);
+          vaio_diag_free (&d2);
+          if (pid > 0)
+            printf ("%s/%s: started (pid %ld)\n", ch[i].plan.vm->name,
+                    ch[i].plan.disk->name, (long) pid);
+          else
+            r = -1;
+        }
+      else if (swap_disk (&ch[i], o) == -1)
+        r = -1;
+    }
+  for (size_t h = 0; h < cfg->n_hosts; h++)
+    if (stop_unconfigured (cfg, &cfg->hosts[h], o) == -1)
+      r = -1;
+
+out:
+  for (size_t i = 0; i < n; i++)
+    {
+      vaio_plan_disk_free (&ch[i].plan);
+      running_free (&ch[i].old);
+    }
+  free (ch);
+  vaio_diag_free (&diag);
+  return r;
+}
