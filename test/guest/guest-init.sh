@@ -96,9 +96,11 @@ worker () {
   x=$(( (seed + idx * 7919) % 2147483648 ))
   zsum=$(head -c 4096 /dev/zero | md5sum)
   zsum=${zsum%% *}
-  say "START disk=$d seed=$seed blocks=$blocks seconds=$seconds"
+  wc=$(cat /sys/block/$d/queue/write_cache 2>/dev/null | tr ' ' '-')
+  say "START disk=$d seed=$seed blocks=$blocks seconds=$seconds write_cache=${wc:-none}"
   [ -b "$dev" ] || { echo "$w $v 1" > /tmp/$d.res; return; }
 
+  errmsg () { grep -v -m 1 records /tmp/$d.err || echo "dd failed"; }
   rnd () { x=$(( (x * 1103515245 + 12345) % 2147483648 )); r=$(( x / 65536 )); }
 
   # verify block $1: read it back (O_DIRECT) and compare MD5 with the
@@ -107,7 +109,7 @@ worker () {
     eval "vs=\${s_$1:-0} vm=\${m_$1:-$zsum} va=\${a_$1:-} vam=\${am_$1:-}"
     if ! dd if=$dev of=/tmp/$d.rb bs=4096 skip=$1 count=1 iflag=direct 2>/tmp/$d.err; then
       e=$((e + 1))
-      say "ERROR disk=$d op=read block=$1 want_seq=$vs msg=$(tail -n 1 /tmp/$d.err)"
+      say "ERROR disk=$d op=read block=$1 want_seq=$vs msg=$(errmsg)"
       return
     fi
     v=$((v + 1))
@@ -136,7 +138,7 @@ worker () {
       eval "s_$b=$q m_$b=$sum a_$b= am_$b="
     else
       e=$((e + 1))
-      say "ERROR disk=$d op=write block=$b seq=$q msg=$(tail -n 1 /tmp/$d.err)"
+      say "ERROR disk=$d op=write block=$b seq=$q msg=$(errmsg)"
       eval "a_$b=$q am_$b=$sum"
     fi
     verify $b

@@ -93,7 +93,7 @@ guest_start () {
     letter=$(printf "\\x$(printf %x $((97 + i)))")
     disks+=${disks:+,}vd$letter
     drives+=(-blockdev "{\"driver\":\"raw\",\"node-name\":\"d$i\",\"file\":{\"driver\":\"nbd\",\"server\":{\"type\":\"unix\",\"path\":\"$sock\"},\"reconnect-delay\":$GUEST_RECONNECT_DELAY},\"cache\":{\"direct\":true}}"
-             -device "virtio-blk-pci,drive=d$i")
+             -device "virtio-blk-pci,drive=d$i,write-cache=on")
     i=$((i + 1))
   done
   : > "$T/$name.log"
@@ -141,6 +141,9 @@ guest_check () {
   errs=$(grep -a 'VAIO-GUEST ERROR' "$log" | tr -d '\r' || true)
   [ -z "$errs" ] || fail "guest $name reported errors:"$'\n'"$(head -n 20 <<<"$errs")"
   grep -aq 'I/O error' "$log" && fail "guest $name: kernel I/O errors on the console"
+  # The guest's fsync must reach the server as an NBD flush.
+  grep -a 'VAIO-GUEST START' "$log" | grep -vq 'write_cache=write-back' &&
+    fail "guest $name: a disk without a volatile write cache (fsync sends no flush)"
   [[ $done =~ writes=([0-9]+)\ verifies=([0-9]+)\ errors=([0-9]+) ]] ||
     fail "guest $name: bad DONE line: $done"
   [ "${BASH_REMATCH[3]}" -eq 0 ] || fail "guest $name: $done"

@@ -50,7 +50,7 @@ static void md5_hex (const unsigned char *data, size_t len, char out[33])
 }
 
 /* The block guest-init.sh writes for (disk, block, seq); seq 0: zeros. */
-static void expected_block (unsigned long block, unsigned long seq,
+static void expected_block (const char *dname, unsigned long block, unsigned long seq,
                             unsigned char out[BLOCK])
 {
   char unit[160], hdr[HEADER], sum[33];
@@ -60,13 +60,13 @@ static void expected_block (unsigned long block, unsigned long seq,
   if (seq == 0)
     return;
   ulen = (size_t) snprintf (unit, sizeof unit, "vaio disk=%s block=%lu seq=%lu seed=%s\n",
-                            disk, block, seq, seed);
+                            dname, block, seq, seed);
   for (pos = HEADER; pos < BLOCK; pos += ulen)
     memcpy (out + pos, unit, pos + ulen <= BLOCK ? ulen : BLOCK - pos);
   md5_hex (out + HEADER, BLOCK - HEADER, sum);
   char text[256];
   int len = snprintf (text, sizeof text, "VAIOBLK disk=%s block=%lu seq=%lu seed=%s md5=%s",
-                      disk, block, seq, seed, sum);
+                      dname, block, seq, seed, sum);
   if (len < 0 || len > HEADER - 1) {
     fprintf (stderr, "verify-image: header for block %lu longer than %d bytes\n", block,
              HEADER - 1);
@@ -105,8 +105,9 @@ static void describe (const unsigned char *b, char *out, size_t n)
   out[i] = '\0';
   unsigned char want[BLOCK];
   unsigned long blk, seq;
-  if (sscanf (out, "VAIOBLK disk=%*s block=%lu seq=%lu", &blk, &seq) == 2) {
-    expected_block (blk, seq, want);
+  char dname[32];
+  if (sscanf (out, "VAIOBLK disk=%31s block=%lu seq=%lu", dname, &blk, &seq) == 3) {
+    expected_block (dname, blk, seq, want);
     if (memcmp (want, b, BLOCK) != 0)
       snprintf (out + i, n - i, " (torn or corrupt: body does not match header)");
   }
@@ -227,11 +228,11 @@ int main (int argc, char **argv)
     if (fin[b].seq == 0 && fin[b].alt == 0 && !check_unwritten)
       continue;
     checked++;
-    expected_block (b, fin[b].seq, want);
+    expected_block (disk, b, fin[b].seq, want);
     if (memcmp (got, want, BLOCK) == 0)
       continue;
     if (fin[b].alt) {
-      expected_block (b, fin[b].alt, want);
+      expected_block (disk, b, fin[b].alt, want);
       if (memcmp (got, want, BLOCK) == 0)
         continue;
     }
