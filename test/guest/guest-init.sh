@@ -117,7 +117,11 @@ worker () {
     got=${got%% *}
     if [ "$got" != "$vm" ] && { [ -z "$vam" ] || [ "$got" != "$vam" ]; }; then
       e=$((e + 1))
-      hdr=$(head -c 100 /tmp/$d.rb | tr -c 'a-zA-Z0-9=. \n' '?' | head -n 1)
+      if [ "$got" = "$zsum" ]; then
+        hdr=zeros
+      else
+        hdr=$(head -c 100 /tmp/$d.rb | tr -c 'a-zA-Z0-9=. \n' '?' | head -n 1)
+      fi
       say "ERROR disk=$d op=verify block=$1 want_seq=$vs${va:+/$va} got=[$hdr]"
     fi
   }

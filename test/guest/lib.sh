@@ -7,6 +7,11 @@
 #   GUEST_RECONNECT_DELAY  QEMU's NBD reconnect-delay in seconds (30)
 #
 #   guest_build                      build (or reuse) the guest image
+#   two_vm_config FILE               vaioctl config: host1 with nbdkit cache
+#                                    and rate; vm1 (gold: cache writethrough,
+#                                    rate), vm2 (silver: cache, default
+#                                    writeback); 32 MiB images in $T
+#   vaio_sock VM / vaio_pid VM       disk0's socket / nbdkit pid under vaioctl
 #   serve_nbdkit NAME IMG            plain `nbdkit --filter=cache file IMG
 #                                    cache=writethrough` on $T/NAME.sock
 #   guest_start NAME SECONDS BLOCKS SEED SOCK [SOCK...]
@@ -64,6 +69,71 @@ guest_build () {
   "$VAIO_SRC/scripts/build-guest" "$GUEST_DIR" ||
     fail "scripts/build-guest failed (run scripts/install-deps)"
   [ -x "$VERIFY_IMAGE" ] || fail "$VERIFY_IMAGE not built"
+}
+
+two_vm_config () {
+  local f=$1
+  truncate -s 32M "$T/vm1.img" "$T/vm2.img"
+  cat > "$f" <<YAML
+cluster: guest-test
+hosts:
+  - name: host1
+    state-dir: state/host1
+    filters:
+      - $MAN/nbdkit-cache.yaml
+      - $MAN/nbdkit-rate.yaml
+policies:
+  - name: gold
+    caching:
+      cache: writethrough
+    sioc:
+      rate: 10G
+  - name: silver
+    caching: {}
+vms:
+  - name: vm1
+    host: host1
+    disks:
+      - name: disk0
+        image: vm1.img
+        policy: gold
+  - name: vm2
+    host: host1
+    disks:
+      - name: disk0
+        image: vm2.img
+        policy: silver
+YAML
+  GUEST_CONFIGS+=("$f")
+}
+
+# one_vm_two_disks_config FILE: vm1 with disk0 (gold: cache writethrough
+# + rate) and disk1 (silver: cache in its default writeback mode).
+one_vm_two_disks_config () {
+  two_vm_config "$1"
+  truncate -s 32M "$T/vm1-disk1.img"
+  sed -i '/^  - name: vm2/,$d' "$1"
+  cat >> "$1" <<YAML
+      - name: disk1
+        image: vm1-disk1.img
+        policy: silver
+YAML
+}
+
+# vaio_sock VM [DISK] / vaio_pid VM [DISK]: under vaioctl (host1's state dir).
+vaio_sock () { echo "$T/state/host1/vms/$1/${2:-disk0}.sock"; }
+vaio_pid () { cat "$T/state/host1/vms/$1/${2:-disk0}/nbdkit.pid"; }
+
+# kill9_wait PID: SIGKILL and wait until it is gone (not a zombie).
+kill9_wait () {
+  local st
+  kill -9 "$1" 2>/dev/null || true
+  for _ in $(seq 100); do
+    st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 0
+    [ "$st" = Z ] || [ "$st" = X ] && return 0
+    sleep 0.05
+  done
+  fail "pid $1 survived SIGKILL"
 }
 
 # wait_sock PATH SECS: until PATH is a socket.
