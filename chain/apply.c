@@ -74,7 +74,7 @@ now_ms (void)
   struct timespec ts;
 
   clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void
@@ -139,7 +139,7 @@ plan_has (const struct vaio_plan_disk *p, enum vaio_class c, int *pos)
     if (p->chain[i] == c)
       {
         if (pos)
-          *pos = (int) i;
+          *pos = (int)i;
         return true;
       }
   return false;
@@ -179,7 +179,8 @@ check_swap_safe (const struct change *ch, const struct vaio_apply_options *o,
                      "is attached only to new (empty) disks",
                      p->vm->name, p->disk->name, enc_new ? "add" : "remove",
                      p->disk->image,
-                     enc_new ? "read as ciphertext" : "read without decrypting");
+                     enc_new ? "read as ciphertext"
+                             : "read without decrypting");
       rc = -1;
     }
   if (r->has_class[VAIO_CLASS_REPLICATION]
@@ -220,7 +221,7 @@ pause_command (const char *sock, char cmd, int timeout_ms)
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd == -1)
     return -1;
-  if (connect (fd, (struct sockaddr *) &sun, sizeof sun) == 0
+  if (connect (fd, (struct sockaddr *)&sun, sizeof sun) == 0
       && write (fd, &cmd, 1) == 1)
     {
       pfd.fd = fd;
@@ -259,7 +260,7 @@ wait_cache_clean (const struct change *ch, int timeout_ms)
 {
   char path[4096], err[256];
   struct vaio_stats_snapshot s;
-  uint64_t deadline = now_ms () + (uint64_t) timeout_ms;
+  uint64_t deadline = now_ms () + (uint64_t)timeout_ms;
   int idx;
 
   if (!ch->old.has_class[VAIO_CLASS_CACHING]
@@ -322,8 +323,9 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
     {
       /* Nothing was dropped yet: resume and leave the old chain serving. */
       pause_command (p->pause_socket, 'r', 1000);
-      fprintf (stderr, "vaioctl: %s/%s: swap aborted at %s; old chain "
-                       "still serving\n",
+      fprintf (stderr,
+               "vaioctl: %s/%s: swap aborted at %s; old chain "
+               "still serving\n",
                p->vm->name, p->disk->name, step);
       return -1;
     }
@@ -331,9 +333,9 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
   if (vaio_disk_start (p, o->timeout_ms, &diag) > 0)
     {
       printf ("%s/%s: swapped chain (pid %ld -> %ld); I/O held %llu ms\n",
-              p->vm->name, p->disk->name, (long) ch->pid,
-              (long) vaio_disk_pid (p->pidfile),
-              (unsigned long long) (now_ms () - t0));
+              p->vm->name, p->disk->name, (long)ch->pid,
+              (long)vaio_disk_pid (p->pidfile),
+              (unsigned long long)(now_ms () - t0));
       r = 0;
     }
   else
@@ -352,7 +354,7 @@ describe (const struct change *ch)
   switch (ch->kind)
     {
     case CHANGE_NONE:
-      printf ("unchanged (pid %ld)\n", (long) ch->pid);
+      printf ("unchanged (pid %ld)\n", (long)ch->pid);
       return;
     case CHANGE_START:
       printf ("start (not running)\n");
@@ -391,7 +393,7 @@ classify (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
       vaio_diag_add (diag, NULL,
                      "%s/%s: running (pid %ld) but its running record is "
                      "missing; stop it with vaioctl down first",
-                     vm->name, d->name, (long) ch->pid);
+                     vm->name, d->name, (long)ch->pid);
       return -1;
     }
   else
@@ -438,19 +440,20 @@ stop_unconfigured (const struct vaio_config *cfg, const struct vaio_host *h,
       while (vmd && (de = readdir (vmd)) != NULL)
         {
           pid_t pid;
-          if (de->d_name[0] == '.' || configured (cfg, h, ve->d_name, de->d_name)
+          if (de->d_name[0] == '.'
+              || configured (cfg, h, ve->d_name, de->d_name)
               || asprintf (&pidfile, "%s/%s/nbdkit.pid", vmdir, de->d_name)
                      == -1)
             continue;
           pid = vaio_disk_pid (pidfile);
           if (pid > 0 && o->dry_run)
             printf ("%s/%s: stop (no longer in the config; pid %ld)\n",
-                    ve->d_name, de->d_name, (long) pid);
+                    ve->d_name, de->d_name, (long)pid);
           else if (pid > 0)
             {
               kill (pid, SIGTERM);
-              for (int i = 0; i < o->timeout_ms / 10 && vaio_disk_pid_alive (pid);
-                   i++)
+              for (int i = 0;
+                   i < o->timeout_ms / 10 && vaio_disk_pid_alive (pid); i++)
                 usleep (10000);
               if (vaio_disk_pid_alive (pid))
                 kill_and_wait (pid);
@@ -461,7 +464,7 @@ stop_unconfigured (const struct vaio_config *cfg, const struct vaio_host *h,
                   free (sock);
                 }
               printf ("%s/%s: stopped (no longer in the config; pid %ld)\n",
-                      ve->d_name, de->d_name, (long) pid);
+                      ve->d_name, de->d_name, (long)pid);
             }
           free (pidfile);
         }
@@ -525,7 +528,7 @@ vaio_apply (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
           vaio_diag_free (&d2);
           if (pid > 0)
             printf ("%s/%s: started (pid %ld)\n", ch[i].plan.vm->name,
-                    ch[i].plan.disk->name, (long) pid);
+                    ch[i].plan.disk->name, (long)pid);
           else
             r = -1;
         }

@@ -8,11 +8,11 @@
 
 struct vaio_apply_options
 {
-  bool dry_run;         /* print what would change, change nothing */
-  bool force;           /* remove replication with an unshipped journal */
+  bool dry_run; /* print what would change, change nothing */
+  bool force;   /* remove replication with an unshipped journal */
   bool allow_encryption_change; /* add/remove encryption on a disk that
                                    holds data (the data is NOT converted) */
-  int timeout_ms;       /* drain / start timeouts */
+  int timeout_ms;               /* drain / start timeouts */
 };
 
 /* Compare each disk's running chain with the config and change only what

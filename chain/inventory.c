@@ -193,10 +193,11 @@ vaio_host_running_disks (const struct vaio_config *cfg,
         continue;
       for (size_t d = 0; d < vm->n_disks; d++)
         {
-          char *state = vaio_disk_state_dir (h, &vm->disks[d]), *pidfile,
-               *rec, needle[64], **grown;
+          char *state = vaio_disk_state_dir (h, &vm->disks[d]), *pidfile, *rec,
+               needle[64], **grown;
           bool uses;
-          if (state == NULL || asprintf (&pidfile, "%s/nbdkit.pid", state) == -1)
+          if (state == NULL
+              || asprintf (&pidfile, "%s/nbdkit.pid", state) == -1)
             {
               free (state);
               continue;
@@ -243,7 +244,7 @@ check_not_in_use (const struct vaio_config *cfg, const struct vaio_host *h,
 
   if (vaio_host_in_maintenance (h))
     return 0;
-  users = vaio_host_running_disks (cfg, h, (int) m->class_);
+  users = vaio_host_running_disks (cfg, h, (int)m->class_);
   if (users && users[0])
     {
       vaio_diag_add (diag, NULL,
@@ -354,9 +355,8 @@ out:
 }
 
 int
-vaio_filter_uninstall (const struct vaio_config *cfg,
-                       const struct vaio_host *h, const char *name,
-                       struct vaio_diag *diag)
+vaio_filter_uninstall (const struct vaio_config *cfg, const struct vaio_host *h,
+                       const char *name, struct vaio_diag *diag)
 {
   struct vaio_host_filters hf = { .host = h };
   char *dir = vaio_installed_dir (h), *dest = NULL;

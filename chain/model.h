@@ -166,7 +166,7 @@ struct vaio_policy
 struct vaio_host
 {
   char *name;
-  char *state_dir; /* absolute */
+  char *state_dir;     /* absolute */
   char **filter_files; /* manifest paths, absolute */
   struct vaio_loc *filter_locs;
   size_t n_filter_files;
@@ -215,8 +215,7 @@ struct vaio_config
  * strict sizes/durations where the schema knows the type).  Returns NULL
  * and adds to diag on error.
  */
-struct vaio_config *vaio_config_load (const char *file,
-                                      struct vaio_diag *diag);
+struct vaio_config *vaio_config_load (const char *file, struct vaio_diag *diag);
 void vaio_config_free (struct vaio_config *cfg);
 
 const struct vaio_host *vaio_config_host (const struct vaio_config *cfg,

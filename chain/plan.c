@@ -48,8 +48,7 @@ oom:
   b->failed = true;
 }
 
-static void
-argv_addf (struct argv_builder *b, const char *fmt, ...)
+static void argv_addf (struct argv_builder *b, const char *fmt, ...)
     __attribute__ ((format (printf, 2, 3)));
 
 static void
@@ -183,9 +182,8 @@ vaio_plan_disk (const struct vaio_config *cfg,
 
   for (unsigned c = 0; c < VAIO_CLASS_COUNT; c++)
     present[c] = p->policy->rules[c].present;
-  p->n_chain = vaio_class_chain_order (present,
-                                       p->policy->allow_cleartext_filters,
-                                       p->chain);
+  p->n_chain = vaio_class_chain_order (
+      present, p->policy->allow_cleartext_filters, p->chain);
   for (size_t i = 0; i < p->n_chain; i++)
     {
       p->filters[i] = h->by_class[p->chain[i]];
@@ -237,9 +235,10 @@ vaio_plan_disk_free (struct vaio_plan_disk *p)
 static void
 shell_quote (FILE *fp, const char *w)
 {
-  if (*w != '\0' && strspn (w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU"
-                               "VWXYZ0123456789-_./=:,+@%")
-                        == strlen (w))
+  if (*w != '\0'
+      && strspn (w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU"
+                    "VWXYZ0123456789-_./=:,+@%")
+             == strlen (w))
     {
       fputs (w, fp);
       return;

@@ -10,7 +10,7 @@ struct vaio_plan_disk
   const struct vaio_disk *disk;
   const struct vaio_host *host;
   const struct vaio_policy *policy;
-  enum vaio_class chain[VAIO_CLASS_COUNT]; /* guest → disk */
+  enum vaio_class chain[VAIO_CLASS_COUNT];               /* guest → disk */
   const struct vaio_manifest *filters[VAIO_CLASS_COUNT]; /* per position */
   size_t n_chain;
   char *vm_dir, *state_dir, *socket, *pidfile, *logfile, *pause_socket;
@@ -33,8 +33,7 @@ char *vaio_plan_shell_line (const struct vaio_plan_disk *p);
 /* The host_filters entry for a host. */
 const struct vaio_host_filters *
 vaio_plan_host_filters (const struct vaio_config *cfg,
-                        const struct vaio_host_filters *hf,
-                        const char *host);
+                        const struct vaio_host_filters *hf, const char *host);
 
 /* An NBD URI a client uses to reach the disk (nbd+unix:///?socket=… or
  * nbd://addr:port).  Caller frees.

@@ -33,17 +33,16 @@ manifest_json (const struct vaio_manifest *m)
 }
 
 static json_object *
-cluster_json (const struct vaio_config *cfg,
-              const struct vaio_host_filters *hf)
+cluster_json (const struct vaio_config *cfg, const struct vaio_host_filters *hf)
 {
   json_object *c = json_object_new_object (), *hosts = json_object_new_array ();
 
-  json_object_object_add (c, "name",
-                          json_object_new_string (cfg->cluster ? cfg->cluster
-                                                               : ""));
+  json_object_object_add (
+      c, "name", json_object_new_string (cfg->cluster ? cfg->cluster : ""));
   for (size_t i = 0; i < cfg->n_hosts; i++)
     {
-      json_object *h = json_object_new_object (), *fl = json_object_new_array ();
+      json_object *h = json_object_new_object (),
+                  *fl = json_object_new_array ();
       json_object_object_add (h, "name",
                               json_object_new_string (hf[i].host->name));
       json_object_object_add (h, "state_dir",
@@ -87,16 +86,13 @@ stats_json (const char *state_dir, enum vaio_class c)
       json_object *op = json_object_new_object ();
       json_object_object_add (op, "ops", json_object_new_uint64 (k->ops));
       json_object_object_add (op, "bytes", json_object_new_uint64 (k->bytes));
-      json_object_object_add (op, "errors",
-                              json_object_new_uint64 (k->errors));
-      json_object_object_add (
-          op, "latency_p50_us",
-          json_object_new_double (
-              vaio_stats_percentile_us (k->latency_hist, 0.50)));
-      json_object_object_add (
-          op, "latency_p99_us",
-          json_object_new_double (
-              vaio_stats_percentile_us (k->latency_hist, 0.99)));
+      json_object_object_add (op, "errors", json_object_new_uint64 (k->errors));
+      json_object_object_add (op, "latency_p50_us",
+                              json_object_new_double (vaio_stats_percentile_us (
+                                  k->latency_hist, 0.50)));
+      json_object_object_add (op, "latency_p99_us",
+                              json_object_new_double (vaio_stats_percentile_us (
+                                  k->latency_hist, 0.99)));
       json_object_object_add (ops, op_names[i], op);
     }
   json_object_object_add (o, "ops", ops);
@@ -141,8 +137,8 @@ compliance (const struct vaio_plan_disk *p, const char *rec, char *why,
       n++;
   if (n != p->n_chain)
     {
-      snprintf (why, len, "running chain has %zu filters, policy wants %zu",
-                n, p->n_chain);
+      snprintf (why, len, "running chain has %zu filters, policy wants %zu", n,
+                p->n_chain);
       return "noncompliant";
     }
   why[0] = '\0';
@@ -168,7 +164,8 @@ disk_json (const struct vaio_plan_disk *p, int *problems)
     (*problems)++;
 
   json_object_object_add (d, "name", json_object_new_string (p->disk->name));
-  json_object_object_add (d, "policy", json_object_new_string (p->policy->name));
+  json_object_object_add (d, "policy",
+                          json_object_new_string (p->policy->name));
   json_object_object_add (d, "image", json_object_new_string (p->disk->image));
   json_object_object_add (d, "uri", json_object_new_string (uri ? uri : ""));
   json_object_object_add (d, "state_dir",
@@ -207,8 +204,8 @@ vms_json (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
   for (size_t v = 0; v < cfg->n_vms; v++)
     {
       const struct vaio_vm *vm = &cfg->vms[v];
-      json_object *o = json_object_new_object (), *disks
-                                                    = json_object_new_array ();
+      json_object *o = json_object_new_object (),
+                  *disks = json_object_new_array ();
       json_object_object_add (o, "name", json_object_new_string (vm->name));
       json_object_object_add (o, "host", json_object_new_string (vm->host));
       for (size_t i = 0; i < vm->n_disks; i++)
@@ -259,9 +256,8 @@ print_cluster (json_object *c, FILE *fp)
       json_object *h = json_object_array_get_idx (hosts, i), *fl;
       fl = jget (h, "filters");
       fprintf (fp, "  %-16s %-12s", jstr (h, "name"),
-               json_object_get_boolean (jget (h, "maintenance"))
-                   ? "maintenance"
-                   : "connected");
+               json_object_get_boolean (jget (h, "maintenance")) ? "maintenance"
+                                                                 : "connected");
       for (size_t k = 0; k < json_object_array_length (fl); k++)
         {
           json_object *f = json_object_array_get_idx (fl, k);
@@ -392,7 +388,8 @@ top_sample (struct top_disk *t, size_t n)
 static json_object *
 top_disk_json (const struct top_disk *t, double secs)
 {
-  json_object *o = json_object_new_object (), *extra = json_object_new_object ();
+  json_object *o = json_object_new_object (),
+              *extra = json_object_new_object ();
   uint64_t ops = 0, bytes = 0, hist[VAIO_STATS_LAT_BUCKETS] = { 0 };
   size_t src = t->plan.n_chain;
 
@@ -447,8 +444,7 @@ top_disk_json (const struct top_disk *t, double secs)
               = s->body.counters[misses] - t->prev[k].body.counters[misses];
           json_object_object_add (
               extra, "hit_ratio",
-              json_object_new_double (h + m ? (double) h / (double) (h + m)
-                                            : 0));
+              json_object_new_double (h + m ? (double)h / (double)(h + m) : 0));
         }
     }
   json_object_object_add (o, "filters", extra);
@@ -470,8 +466,9 @@ top_print_text (json_object *arr, FILE *fp)
       char name[256];
       snprintf (name, sizeof name, "%s/%s", jstr (d, "disk"), jstr (d, "name"));
       if (jget (d, "iops") == NULL)
-        fprintf (fp, "%-24s %10s %10s %10s  (no filter in this chain "
-                     "publishes stats)",
+        fprintf (fp,
+                 "%-24s %10s %10s %10s  (no filter in this chain "
+                 "publishes stats)",
                  name, "-", "-", "-");
       else
         fprintf (fp, "%-24s %10.0f %10.1f %10.0f ", name,
@@ -493,8 +490,8 @@ vaio_top (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
 {
   struct top_disk *t = NULL;
   size_t n = 0;
-  struct timespec ts = { interval_ms / 1000,
-                         (long) (interval_ms % 1000) * 1000000 };
+  struct timespec ts
+      = { interval_ms / 1000, (long)(interval_ms % 1000) * 1000000 };
 
   for (size_t v = 0; v < cfg->n_vms; v++)
     for (size_t i = 0; i < cfg->vms[v].n_disks; i++)
@@ -519,7 +516,8 @@ vaio_top (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
       nanosleep (&ts, NULL);
       top_sample (t, n);
       for (size_t i = 0; i < n; i++)
-        json_object_array_add (arr, top_disk_json (&t[i], interval_ms / 1000.0));
+        json_object_array_add (arr,
+                               top_disk_json (&t[i], interval_ms / 1000.0));
       if (json)
         fprintf (fp, "%s\n",
                  json_object_to_json_string_ext (arr, JSON_C_TO_STRING_PLAIN));

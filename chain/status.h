@@ -27,8 +27,7 @@ int vaio_status (const struct vaio_config *cfg,
 /* Live per-disk figures every interval_ms, iterations times (0: until
  * interrupted).
  */
-int vaio_top (const struct vaio_config *cfg,
-              const struct vaio_host_filters *hf, unsigned iterations,
-              unsigned interval_ms, bool json, FILE *fp);
+int vaio_top (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
+              unsigned iterations, unsigned interval_ms, bool json, FILE *fp);
 
 #endif /* VAIO_STATUS_H */

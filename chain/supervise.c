@@ -18,7 +18,7 @@
 static void
 sleep_ms (int ms)
 {
-  struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000 };
+  struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
 
   nanosleep (&ts, NULL);
 }
@@ -59,7 +59,7 @@ is_live_nbdkit (pid_t pid)
   FILE *fp;
   bool ok = false;
 
-  snprintf (path, sizeof path, "/proc/%ld/stat", (long) pid);
+  snprintf (path, sizeof path, "/proc/%ld/stat", (long)pid);
   fp = fopen (path, "r");
   if (fp == NULL)
     return false;
@@ -67,7 +67,7 @@ is_live_nbdkit (pid_t pid)
     {
       char *open = strchr (buf, '('), *close = strrchr (buf, ')');
       if (open && close && close[1] == ' ')
-        ok = strncmp (open + 1, "nbdkit", (size_t) (close - open - 1)) == 0
+        ok = strncmp (open + 1, "nbdkit", (size_t)(close - open - 1)) == 0
              && close - open - 1 == 6 && close[2] != 'Z' && close[2] != 'X';
     }
   fclose (fp);
@@ -91,9 +91,9 @@ vaio_disk_pid (const char *pidfile)
   if (fscanf (fp, "%ld", &pid) != 1 || pid <= 1)
     pid = 0;
   fclose (fp);
-  if (pid && !is_live_nbdkit ((pid_t) pid))
+  if (pid && !is_live_nbdkit ((pid_t)pid))
     pid = 0;
-  return (pid_t) pid;
+  return (pid_t)pid;
 }
 
 static bool
@@ -109,7 +109,7 @@ disk_accepts (const struct vaio_plan_disk *p)
         return false;
       strcpy (sun.sun_path, p->socket);
       fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      ok = fd >= 0 && connect (fd, (struct sockaddr *) &sun, sizeof sun) == 0;
+      ok = fd >= 0 && connect (fd, (struct sockaddr *)&sun, sizeof sun) == 0;
     }
   else
     {
@@ -267,12 +267,12 @@ spawn_detached (const struct vaio_plan_disk *p, int logfd)
           dprintf (2, "vaioctl: exec %s: %m\n", p->argv[0]);
           _exit (127);
         }
-      if (write (pfd[1], &gc, sizeof gc) != (ssize_t) sizeof gc)
+      if (write (pfd[1], &gc, sizeof gc) != (ssize_t)sizeof gc)
         _exit (1);
       _exit (gc == -1);
     }
   close (pfd[1]);
-  if (read (pfd[0], &pid, sizeof pid) != (ssize_t) sizeof pid)
+  if (read (pfd[0], &pid, sizeof pid) != (ssize_t)sizeof pid)
     pid = -1;
   close (pfd[0]);
   waitpid (child, &status, 0);
@@ -326,8 +326,8 @@ vaio_disk_start (const struct vaio_plan_disk *p, int timeout_ms,
         break;
       sleep_ms (20);
     }
-  vaio_diag_add (diag, NULL, "%s: nbdkit did not start serving (log: %s)",
-                 who, p->logfile);
+  vaio_diag_add (diag, NULL, "%s: nbdkit did not start serving (log: %s)", who,
+                 p->logfile);
   log_tail (p->logfile, log_start, diag, who);
   if (is_live_nbdkit (pid))
     kill (pid, SIGKILL);
@@ -352,7 +352,7 @@ vaio_disk_stop (const struct vaio_plan_disk *p, int timeout_ms,
           vaio_diag_add (diag, NULL,
                          "%s/%s: nbdkit (pid %ld) did not exit within %d ms "
                          "of SIGTERM; killed",
-                         p->vm->name, p->disk->name, (long) pid, timeout_ms);
+                         p->vm->name, p->disk->name, (long)pid, timeout_ms);
           kill (pid, SIGKILL);
           for (int waited = 0; is_live_nbdkit (pid) && waited < 5000;
                waited += 20)

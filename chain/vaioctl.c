@@ -14,119 +14,169 @@
 #include "status.h"
 #include "supervise.h"
 
-static const char usage_text[] =
-  "NAME\n"
-  "    vaioctl - manage VAIO-style I/O filter chains for NBD-served VM disks\n"
-  "\n"
-  "SYNOPSIS\n"
-  "    vaioctl validate FILE\n"
-  "    vaioctl plan     FILE [--vm VM]\n"
-  "    vaioctl up       FILE [--vm VM] [--timeout SECS]\n"
-  "    vaioctl down     FILE [--vm VM] [--timeout SECS]\n"
-  "    vaioctl apply    FILE [--dry-run] [--force] [--allow-encryption-change]\n"
-  "    vaioctl status   FILE [--view cluster|host|vm] [--json]\n"
-  "    vaioctl top      FILE [--iterations N] [--interval MS] [--json]\n"
-  "    vaioctl filter install MANIFEST --host HOST -c FILE\n"
-  "    vaioctl filter uninstall NAME   --host HOST -c FILE\n"
-  "    vaioctl filter list -c FILE [--json]\n"
-  "    vaioctl host maintenance HOST on|off [--stop-disks] -c FILE\n"
-  "\n"
-  "DESCRIPTION\n"
-  "    vaioctl reads a cluster config (YAML: hosts, storage policies, VMs and\n"
-  "    their disks) and serves every VM disk through its own nbdkit process,\n"
-  "    whose filter chain is the disk's policy put in the canonical VAIO class\n"
-  "    order, guest to disk:\n"
-  "\n"
-  "        encryption, replication, caching, sioc          (default)\n"
-  "        replication, caching, sioc, encryption          (policy sets\n"
-  "                                                         allow-cleartext-filters)\n"
-  "\n"
-  "    A host has at most one filter per class installed; a disk gets at most\n"
-  "    one filter per class.  Each VM has a private directory (mode 0700) under\n"
-  "    its host's state-dir holding its disks' sockets, pidfiles, logs and the\n"
-  "    filters' state; one VM's chain never sees another VM's state.\n"
-  "\n"
-  "COMMANDS\n"
-  "    validate   Check the config: schema (every error names file:line:column\n"
-  "               and key), filter manifests and their sha256, the VAIO rules,\n"
-  "               policy settings against each filter's declared parameters,\n"
-  "               images exist, no shared image/socket/port/state.\n"
-  "    plan       Print, per disk, the exact nbdkit command line `up` runs.  It\n"
-  "               can be pasted into a shell.  Secrets appear only as file paths.\n"
-  "    up         Start every (or one VM's) disk not already running and wait\n"
-  "               until each serves.  Refuses disks on hosts in maintenance.\n"
-  "    down       Stop disks with SIGTERM: nbdkit finishes in-flight requests\n"
-  "               and its filters flush; after --timeout (default 30 s) SIGKILL.\n"
-  "    apply      Make the running disks match FILE, disk by disk: start\n"
-  "               disks not running, leave unchanged disks alone (same pid),\n"
-  "               and swap the chain of changed disks without a guest-visible\n"
-  "               error: new requests are held (nbdkit pause filter), in-flight\n"
-  "               ones drain, a flush makes filter state durable (and a cache\n"
-  "               being removed is destaged), the old nbdkit is dropped and the\n"
-  "               new chain serves on the same socket; QEMU reconnects\n"
-  "               (reconnect-delay) and replays.  Prints how long I/O was held\n"
-  "               per swapped disk.  Unsafe changes are refused before anything\n"
-  "               changes: adding or removing encryption on a disk that holds\n"
-  "               data, removing replication with an unshipped journal.\n"
-  "    status     The vSphere client's three views: cluster (filters on each\n"
-  "               host), host (Name, Vendor, Version, Type), VM (per disk:\n"
-  "               policy, chain, pid, state, compliance, live filter stats).\n"
-  "               Exits 1 when a disk is dead or out of compliance.\n"
-  "    top        Per-disk IOPS, MiB/s, p99 latency and each filter's gauges,\n"
-  "               refreshed every --interval ms (default 1000).\n"
-  "    filter install\n"
-  "               Install a filter package from its manifest on a host: the\n"
-  "               .so must match the manifest's sha256, and a second filter of\n"
-  "               an installed class is refused.  Re-installing a filter of the\n"
-  "               same name upgrades it, refused while running disks use it\n"
-  "               unless the host is in maintenance mode.\n"
-  "    filter uninstall\n"
-  "               Remove an installed filter (same in-use rule).\n"
-  "    filter list\n"
-  "               Filters on every host, with where they came from.\n"
-  "    host maintenance\n"
-  "               Enter or leave maintenance mode.  Entering is refused while\n"
-  "               disks run on the host unless --stop-disks stops them first.\n"
-  "\n"
-  "OPTIONS\n"
-  "    -c, --config FILE   the cluster config (also the first operand of\n"
-  "                        validate, plan, up, down, status, top)\n"
-  "    --vm VM             act on one VM only\n"
-  "    --host HOST         the host for filter install/uninstall\n"
-  "    --json              machine-readable output (status, top, filter list)\n"
-  "    --view VIEW         cluster, host or vm (status; default all three)\n"
-  "    --timeout SECS      up: wait for serving (default 10); down: wait for\n"
-  "                        exit before SIGKILL (default 30)\n"
-  "    --iterations N      top: samples to print (default: until interrupted)\n"
-  "    --interval MS       top: sampling interval (default 1000)\n"
-  "    --stop-disks        host maintenance on: stop the host's disks first\n"
-  "    --dry-run           apply: print what would change, change nothing\n"
-  "    --force             apply: remove replication even with an unshipped\n"
-  "                        journal (the replica misses those writes)\n"
-  "    --allow-encryption-change\n"
-  "                        apply: add/remove encryption on a disk holding data\n"
-  "                        (the data is not converted: only for scratch disks)\n"
-  "    -h, --help          this text\n"
-  "\n"
-  "FILES\n"
-  "    <state-dir>/installed/NAME.yaml        filters installed with vaioctl\n"
-  "    <state-dir>/maintenance                present while in maintenance\n"
-  "    <state-dir>/vms/VM/DISK.sock           a disk's NBD socket\n"
-  "    <state-dir>/vms/VM/DISK/               nbdkit.pid, nbdkit.log, running,\n"
-  "                                           and CLASS/ per filter (stats)\n"
-  "\n"
-  "EXIT STATUS\n"
-  "    0 success; 1 the config or an action failed (messages on stderr);\n"
-  "    2 usage error.\n"
-  "\n"
-  "EXAMPLES\n"
-  "    vaioctl validate configs/demo.yaml\n"
-  "    vaioctl up configs/demo.yaml && vaioctl status configs/demo.yaml\n"
-  "    qemu-system-x86_64 ... -blockdev driver=nbd,node-name=d0,server.type=unix,\\\n"
-  "        server.path=STATE/vms/vm1/disk0.sock,reconnect-delay=30 \\\n"
-  "        -device virtio-blk-pci,drive=d0\n"
-  "    vaioctl filter install build/manifests/vaio-cache.yaml --host host1 \\\n"
-  "        -c configs/demo.yaml\n";
+static const char usage_text[]
+    = "NAME\n"
+      "    vaioctl - manage VAIO-style I/O filter chains for NBD-served VM "
+      "disks\n"
+      "\n"
+      "SYNOPSIS\n"
+      "    vaioctl validate FILE\n"
+      "    vaioctl plan     FILE [--vm VM]\n"
+      "    vaioctl up       FILE [--vm VM] [--timeout SECS]\n"
+      "    vaioctl down     FILE [--vm VM] [--timeout SECS]\n"
+      "    vaioctl apply    FILE [--dry-run] [--force] "
+      "[--allow-encryption-change]\n"
+      "    vaioctl status   FILE [--view cluster|host|vm] [--json]\n"
+      "    vaioctl top      FILE [--iterations N] [--interval MS] [--json]\n"
+      "    vaioctl filter install MANIFEST --host HOST -c FILE\n"
+      "    vaioctl filter uninstall NAME   --host HOST -c FILE\n"
+      "    vaioctl filter list -c FILE [--json]\n"
+      "    vaioctl host maintenance HOST on|off [--stop-disks] -c FILE\n"
+      "\n"
+      "DESCRIPTION\n"
+      "    vaioctl reads a cluster config (YAML: hosts, storage policies, VMs "
+      "and\n"
+      "    their disks) and serves every VM disk through its own nbdkit "
+      "process,\n"
+      "    whose filter chain is the disk's policy put in the canonical VAIO "
+      "class\n"
+      "    order, guest to disk:\n"
+      "\n"
+      "        encryption, replication, caching, sioc          (default)\n"
+      "        replication, caching, sioc, encryption          (policy sets\n"
+      "                                                         "
+      "allow-cleartext-filters)\n"
+      "\n"
+      "    A host has at most one filter per class installed; a disk gets at "
+      "most\n"
+      "    one filter per class.  Each VM has a private directory (mode 0700) "
+      "under\n"
+      "    its host's state-dir holding its disks' sockets, pidfiles, logs and "
+      "the\n"
+      "    filters' state; one VM's chain never sees another VM's state.\n"
+      "\n"
+      "COMMANDS\n"
+      "    validate   Check the config: schema (every error names "
+      "file:line:column\n"
+      "               and key), filter manifests and their sha256, the VAIO "
+      "rules,\n"
+      "               policy settings against each filter's declared "
+      "parameters,\n"
+      "               images exist, no shared image/socket/port/state.\n"
+      "    plan       Print, per disk, the exact nbdkit command line `up` "
+      "runs.  It\n"
+      "               can be pasted into a shell.  Secrets appear only as file "
+      "paths.\n"
+      "    up         Start every (or one VM's) disk not already running and "
+      "wait\n"
+      "               until each serves.  Refuses disks on hosts in "
+      "maintenance.\n"
+      "    down       Stop disks with SIGTERM: nbdkit finishes in-flight "
+      "requests\n"
+      "               and its filters flush; after --timeout (default 30 s) "
+      "SIGKILL.\n"
+      "    apply      Make the running disks match FILE, disk by disk: start\n"
+      "               disks not running, leave unchanged disks alone (same "
+      "pid),\n"
+      "               and swap the chain of changed disks without a "
+      "guest-visible\n"
+      "               error: new requests are held (nbdkit pause filter), "
+      "in-flight\n"
+      "               ones drain, a flush makes filter state durable (and a "
+      "cache\n"
+      "               being removed is destaged), the old nbdkit is dropped "
+      "and the\n"
+      "               new chain serves on the same socket; QEMU reconnects\n"
+      "               (reconnect-delay) and replays.  Prints how long I/O was "
+      "held\n"
+      "               per swapped disk.  Unsafe changes are refused before "
+      "anything\n"
+      "               changes: adding or removing encryption on a disk that "
+      "holds\n"
+      "               data, removing replication with an unshipped journal.\n"
+      "    status     The vSphere client's three views: cluster (filters on "
+      "each\n"
+      "               host), host (Name, Vendor, Version, Type), VM (per "
+      "disk:\n"
+      "               policy, chain, pid, state, compliance, live filter "
+      "stats).\n"
+      "               Exits 1 when a disk is dead or out of compliance.\n"
+      "    top        Per-disk IOPS, MiB/s, p99 latency and each filter's "
+      "gauges,\n"
+      "               refreshed every --interval ms (default 1000).\n"
+      "    filter install\n"
+      "               Install a filter package from its manifest on a host: "
+      "the\n"
+      "               .so must match the manifest's sha256, and a second "
+      "filter of\n"
+      "               an installed class is refused.  Re-installing a filter "
+      "of the\n"
+      "               same name upgrades it, refused while running disks use "
+      "it\n"
+      "               unless the host is in maintenance mode.\n"
+      "    filter uninstall\n"
+      "               Remove an installed filter (same in-use rule).\n"
+      "    filter list\n"
+      "               Filters on every host, with where they came from.\n"
+      "    host maintenance\n"
+      "               Enter or leave maintenance mode.  Entering is refused "
+      "while\n"
+      "               disks run on the host unless --stop-disks stops them "
+      "first.\n"
+      "\n"
+      "OPTIONS\n"
+      "    -c, --config FILE   the cluster config (also the first operand of\n"
+      "                        validate, plan, up, down, status, top)\n"
+      "    --vm VM             act on one VM only\n"
+      "    --host HOST         the host for filter install/uninstall\n"
+      "    --json              machine-readable output (status, top, filter "
+      "list)\n"
+      "    --view VIEW         cluster, host or vm (status; default all "
+      "three)\n"
+      "    --timeout SECS      up: wait for serving (default 10); down: wait "
+      "for\n"
+      "                        exit before SIGKILL (default 30)\n"
+      "    --iterations N      top: samples to print (default: until "
+      "interrupted)\n"
+      "    --interval MS       top: sampling interval (default 1000)\n"
+      "    --stop-disks        host maintenance on: stop the host's disks "
+      "first\n"
+      "    --dry-run           apply: print what would change, change nothing\n"
+      "    --force             apply: remove replication even with an "
+      "unshipped\n"
+      "                        journal (the replica misses those writes)\n"
+      "    --allow-encryption-change\n"
+      "                        apply: add/remove encryption on a disk holding "
+      "data\n"
+      "                        (the data is not converted: only for scratch "
+      "disks)\n"
+      "    -h, --help          this text\n"
+      "\n"
+      "FILES\n"
+      "    <state-dir>/installed/NAME.yaml        filters installed with "
+      "vaioctl\n"
+      "    <state-dir>/maintenance                present while in "
+      "maintenance\n"
+      "    <state-dir>/vms/VM/DISK.sock           a disk's NBD socket\n"
+      "    <state-dir>/vms/VM/DISK/               nbdkit.pid, nbdkit.log, "
+      "running,\n"
+      "                                           and CLASS/ per filter "
+      "(stats)\n"
+      "\n"
+      "EXIT STATUS\n"
+      "    0 success; 1 the config or an action failed (messages on stderr);\n"
+      "    2 usage error.\n"
+      "\n"
+      "EXAMPLES\n"
+      "    vaioctl validate configs/demo.yaml\n"
+      "    vaioctl up configs/demo.yaml && vaioctl status configs/demo.yaml\n"
+      "    qemu-system-x86_64 ... -blockdev "
+      "driver=nbd,node-name=d0,server.type=unix,\\\n"
+      "        server.path=STATE/vms/vm1/disk0.sock,reconnect-delay=30 \\\n"
+      "        -device virtio-blk-pci,drive=d0\n"
+      "    vaioctl filter install build/manifests/vaio-cache.yaml --host host1 "
+      "\\\n"
+      "        -c configs/demo.yaml\n";
 
 struct options
 {
@@ -258,8 +308,8 @@ up_one (const struct cluster *c, const struct options *o,
 
   if (pid > 0)
     {
-      printf ("%s/%s: already running (pid %ld)\n", p->vm->name,
-              p->disk->name, (long) pid);
+      printf ("%s/%s: already running (pid %ld)\n", p->vm->name, p->disk->name,
+              (long)pid);
       return 0;
     }
   if (vaio_host_in_maintenance (p->host))
@@ -278,7 +328,7 @@ up_one (const struct cluster *c, const struct options *o,
     return -1;
   uri = vaio_plan_uri (p);
   printf ("%s/%s: serving %s (pid %ld)\n", p->vm->name, p->disk->name,
-          uri ? uri : "", (long) pid);
+          uri ? uri : "", (long)pid);
   free (uri);
   return r;
 }
@@ -291,13 +341,12 @@ down_one (const struct cluster *c, const struct options *o,
   pid_t pid = vaio_disk_pid (p->pidfile);
   int r;
 
-  r = vaio_disk_stop (p, (o->timeout_s >= 0 ? o->timeout_s : 30) * 1000,
-                      &diag);
+  r = vaio_disk_stop (p, (o->timeout_s >= 0 ? o->timeout_s : 30) * 1000, &diag);
   vaio_diag_print (&diag, stderr);
   vaio_diag_free (&diag);
   if (pid > 0 && r == 0)
     printf ("%s/%s: stopped (pid %ld)\n", p->vm->name, p->disk->name,
-            (long) pid);
+            (long)pid);
   return r;
 }
 
@@ -411,7 +460,7 @@ parse_uint (const char *s, const char *opt, unsigned *out)
       fprintf (stderr, "vaioctl: %s: '%s' is not a number\n", opt, s);
       return -1;
     }
-  *out = (unsigned) v;
+  *out = (unsigned)v;
   return 0;
 }
 
@@ -481,8 +530,9 @@ parse_options (int argc, char **argv, struct options *o)
       case OPT_VIEW:
         if (parse_view (optarg, &o->view) == -1)
           {
-            fprintf (stderr, "vaioctl: --view: '%s' is not one of cluster, "
-                             "host, vm\n",
+            fprintf (stderr,
+                     "vaioctl: --view: '%s' is not one of cluster, "
+                     "host, vm\n",
                      optarg);
             return -1;
           }
@@ -490,7 +540,7 @@ parse_options (int argc, char **argv, struct options *o)
       case OPT_TIMEOUT:
         if (parse_uint (optarg, "--timeout", &u) == -1)
           return -1;
-        o->timeout_s = (int) u;
+        o->timeout_s = (int)u;
         break;
       case OPT_ITER:
         if (parse_uint (optarg, "--iterations", &o->iterations) == -1)

@@ -1,2 +1,454 @@
-/* vaio-nbd: validate.c (being written: parser branch). */
-#include "model.h"
+/* vaio-nbd: the VAIO rules and cross-references of a parsed config; see
+ * the comment above vaio_validate in model.h.  Every problem is reported,
+ * each at the location of the key that causes it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "units.h"
+#include "yamlutil.h"
+
+struct vcheck
+{
+  const struct vaio_config *cfg;
+  const struct vaio_host_filters *hf; /* NULL: inventory unavailable */
+  struct vaio_diag *diag;
+};
+
+static void
+check_references (struct vcheck *v)
+{
+  const struct vaio_config *cfg = v->cfg;
+
+  for (size_t i = 0; i < cfg->n_vms; i++)
+    {
+      const struct vaio_vm *vm = &cfg->vms[i];
+
+      if (vaio_config_host (cfg, vm->host) == NULL)
+        vaio_diag_add (v->diag, &vm->host_loc,
+                       "unknown host '%s' for 'host' in vm '%s'", vm->host,
+                       vm->name);
+      for (size_t j = 0; j < vm->n_disks; j++)
+        {
+          const struct vaio_disk *d = &vm->disks[j];
+          if (vaio_config_policy (cfg, d->policy) == NULL)
+            vaio_diag_add (v->diag, &d->policy_loc,
+                           "unknown policy '%s' for 'policy' in disk '%s' of "
+                           "vm '%s'",
+                           d->policy, d->name, vm->name);
+        }
+    }
+}
+
+/* ---- policy settings against the manifest of the host's filter ---- */
+
+static void
+check_secret (struct vcheck *v, const struct vaio_setting *s, const char *where)
+{
+  char *path = yu_resolve_path (v->cfg->dir, s->value);
+  struct stat st;
+
+  if (path == NULL)
+    {
+      vaio_diag_add (v->diag, &s->loc, "out of memory");
+      return;
+    }
+  if (stat (path, &st) == -1)
+    vaio_diag_add (v->diag, &s->loc, "secret file '%s' for '%s' in %s: %s",
+                   path, s->key, where, strerror (errno));
+  else if (!S_ISREG (st.st_mode))
+    vaio_diag_add (v->diag, &s->loc,
+                   "secret file '%s' for '%s' in %s is not a regular file",
+                   path, s->key, where);
+  else if (st.st_mode & (S_IRGRP | S_IROTH))
+    vaio_diag_add (v->diag, &s->loc,
+                   "secret file '%s' for '%s' in %s has mode %04o: it is "
+                   "readable by others; chmod 600",
+                   path, s->key, where, (unsigned)(st.st_mode & 07777));
+  else if (st.st_mode & (S_IRWXG | S_IRWXO))
+    vaio_diag_add (v->diag, &s->loc,
+                   "secret file '%s' for '%s' in %s has mode %04o: it is "
+                   "accessible by others; chmod 600",
+                   path, s->key, where, (unsigned)(st.st_mode & 07777));
+  free (path);
+}
+
+/* NBD URI schemes (NBD URI specification): plain, TLS, unix, vsock. */
+static bool
+is_nbd_uri (const char *s)
+{
+  static const char *const schemes[]
+      = { "nbd://",       "nbds://",      "nbd+unix://",
+          "nbds+unix://", "nbd+vsock://", "nbds+vsock://" };
+
+  for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
+    if (strncmp (s, schemes[i], strlen (schemes[i])) == 0)
+      return true;
+  return false;
+}
+
+static const char *
+enum_values (const struct vaio_param_spec *ps, char *buf, size_t len)
+{
+  size_t used = 0;
+
+  buf[0] = '\0';
+  for (size_t i = 0; i < ps->n_values && used < len; i++)
+    used += (size_t)snprintf (buf + used, len - used, "%s%s", i ? ", " : "",
+                              ps->values[i]);
+  return buf;
+}
+
+static void
+check_value (struct vcheck *v, const struct vaio_param_spec *ps,
+             const struct vaio_setting *s, const char *where)
+{
+  uint64_t u;
+  bool b;
+  char buf[512];
+
+  switch (ps->type)
+    {
+    case VAIO_PARAM_STRING:
+    case VAIO_PARAM_PATH:
+      break;
+    case VAIO_PARAM_SIZE:
+      if (vaio_parse_size (s->value, &u) == -1)
+        vaio_diag_add (v->diag, &s->loc,
+                       errno == ERANGE
+                           ? "size '%s' for '%s' in %s is too large"
+                           : "bad size '%s' for '%s' in %s (expected digits "
+                             "and an optional K, M, G, T, P or E, e.g. 64M)",
+                       s->value, s->key, where);
+      break;
+    case VAIO_PARAM_DURATION:
+      if (vaio_parse_duration (s->value, &u) == -1)
+        vaio_diag_add (v->diag, &s->loc,
+                       errno == ERANGE
+                           ? "duration '%s' for '%s' in %s is too large"
+                           : "bad duration '%s' for '%s' in %s (expected "
+                             "digits and a unit: ns, us, ms, s, m or h, e.g. "
+                             "30ms)",
+                       s->value, s->key, where);
+      break;
+    case VAIO_PARAM_BOOL:
+      if (vaio_parse_bool (s->value, &b) == -1)
+        vaio_diag_add (v->diag, &s->loc,
+                       "bad boolean '%s' for '%s' in %s (expected true/false, "
+                       "yes/no, on/off or 1/0)",
+                       s->value, s->key, where);
+      break;
+    case VAIO_PARAM_INT:
+      if (vaio_parse_uint (s->value, &u) == -1)
+        vaio_diag_add (v->diag, &s->loc,
+                       "bad integer '%s' for '%s' in %s (expected a "
+                       "non-negative decimal integer)",
+                       s->value, s->key, where);
+      break;
+    case VAIO_PARAM_ENUM:
+      for (size_t i = 0; i < ps->n_values; i++)
+        if (strcmp (s->value, ps->values[i]) == 0)
+          return;
+      vaio_diag_add (v->diag, &s->loc,
+                     "bad value '%s' for '%s' in %s (expected one of: %s)",
+                     s->value, s->key, where,
+                     enum_values (ps, buf, sizeof buf));
+      break;
+    case VAIO_PARAM_SECRET:
+      check_secret (v, s, where);
+      break;
+    case VAIO_PARAM_URI:
+      if (!is_nbd_uri (s->value))
+        vaio_diag_add (v->diag, &s->loc,
+                       "bad NBD URI '%s' for '%s' in %s (expected nbd://, "
+                       "nbds://, nbd+unix://, nbds+unix://, nbd+vsock:// or "
+                       "nbds+vsock://)",
+                       s->value, s->key, where);
+      break;
+    }
+}
+
+static const char *
+param_names (const struct vaio_manifest *m, char *buf, size_t len)
+{
+  size_t used = 0;
+
+  buf[0] = '\0';
+  for (size_t i = 0; i < m->n_params && used < len; i++)
+    if (!m->state_param || strcmp (m->params[i].name, m->state_param) != 0)
+      used += (size_t)snprintf (buf + used, len - used, "%s%s",
+                                used ? ", " : "", m->params[i].name);
+  return used ? buf : "none";
+}
+
+static bool
+rule_sets (const struct vaio_class_rule *r, const char *key)
+{
+  for (size_t i = 0; i < r->n_settings; i++)
+    if (strcmp (r->settings[i].key, key) == 0)
+      return true;
+  return false;
+}
+
+/* One class rule of a policy against the filter of that class on one
+ * host.
+ */
+static void
+check_rule (struct vcheck *v, const struct vaio_policy *pol, enum vaio_class c,
+            const struct vaio_manifest *m)
+{
+  const struct vaio_class_rule *r = &pol->rules[c];
+  char where[320], buf[1024];
+
+  snprintf (where, sizeof where, "policy '%.100s' %s (filter '%.100s')",
+            pol->name, vaio_class_name (c), m->name);
+  for (size_t i = 0; i < r->n_settings; i++)
+    {
+      const struct vaio_setting *s = &r->settings[i];
+      const struct vaio_param_spec *ps = vaio_manifest_param (m, s->key);
+
+      if (m->state_param && strcmp (s->key, m->state_param) == 0)
+        vaio_diag_add (v->diag, &s->loc,
+                       "'%s' in %s is the filter's state directory, set by "
+                       "vaioctl for each disk; remove it from the policy",
+                       s->key, where);
+      else if (ps == NULL)
+        vaio_diag_add (v->diag, &s->loc,
+                       "unknown parameter '%s' in %s (expected one of: %s)",
+                       s->key, where, param_names (m, buf, sizeof buf));
+      else
+        check_value (v, ps, s, where);
+    }
+  for (size_t i = 0; i < m->n_params; i++)
+    {
+      const struct vaio_param_spec *ps = &m->params[i];
+      if (ps->required && !rule_sets (r, ps->name)
+          && !(m->state_param && strcmp (ps->name, m->state_param) == 0))
+        vaio_diag_add (v->diag, &r->loc,
+                       "missing required parameter '%s' in %s", ps->name,
+                       where);
+    }
+}
+
+static bool
+host_uses_policy (const struct vaio_config *cfg, const char *host,
+                  const char *policy)
+{
+  for (size_t i = 0; i < cfg->n_vms; i++)
+    if (strcmp (cfg->vms[i].host, host) == 0)
+      for (size_t j = 0; j < cfg->vms[i].n_disks; j++)
+        if (strcmp (cfg->vms[i].disks[j].policy, policy) == 0)
+          return true;
+  return false;
+}
+
+/* Each (host, policy) pair in use: the policy's classes must be installed
+ * on the host, and its settings must suit that host's filters.
+ */
+static void
+check_policies_on_hosts (struct vcheck *v)
+{
+  const struct vaio_config *cfg = v->cfg;
+
+  for (size_t h = 0; h < cfg->n_hosts; h++)
+    for (size_t p = 0; p < cfg->n_policies; p++)
+      {
+        const struct vaio_policy *pol = &cfg->policies[p];
+
+        if (!host_uses_policy (cfg, cfg->hosts[h].name, pol->name))
+          continue;
+        for (unsigned c = 0; c < VAIO_CLASS_COUNT; c++)
+          {
+            const struct vaio_manifest *m = v->hf[h].by_class[c];
+
+            if (!pol->rules[c].present)
+              continue;
+            if (m == NULL)
+              vaio_diag_add (v->diag, &pol->rules[c].loc,
+                             "policy '%s' uses class '%s', but host '%s' has "
+                             "no %s filter installed",
+                             pol->name, vaio_class_name (c), cfg->hosts[h].name,
+                             vaio_class_name (c));
+            else
+              check_rule (v, pol, (enum vaio_class)c, m);
+          }
+      }
+}
+
+/* ---- images and endpoints ---- */
+
+static void
+check_image (struct vcheck *v, const struct vaio_disk *d)
+{
+  struct stat st;
+
+  if (stat (d->image, &st) == -1)
+    vaio_diag_add (v->diag, &d->image_loc,
+                   "image '%s' for disk '%s' of vm '%s': %s", d->image, d->name,
+                   d->vm->name, strerror (errno));
+  else if (!S_ISREG (st.st_mode) && !S_ISBLK (st.st_mode))
+    vaio_diag_add (v->diag, &d->image_loc,
+                   "image '%s' for disk '%s' of vm '%s' is not a regular "
+                   "file or block device",
+                   d->image, d->name, d->vm->name);
+}
+
+/* What each disk occupies; two disks must never share any of it. */
+struct claim
+{
+  const struct vaio_disk *disk;
+  char *image;     /* canonical when it exists */
+  char *socket;    /* NULL for TCP or unknown host */
+  char *state_dir; /* NULL for unknown host */
+};
+
+/* 0.0.0.0 and :: listen on every address, so they clash with any other
+ * address on the same port.
+ */
+static bool
+same_endpoint (const struct vaio_disk *a, const struct vaio_disk *b)
+{
+  if (a->port == 0 || a->port != b->port)
+    return false;
+  return strcmp (a->address, b->address) == 0
+         || strcmp (a->address, "0.0.0.0") == 0
+         || strcmp (b->address, "0.0.0.0") == 0
+         || strcmp (a->address, "::") == 0 || strcmp (b->address, "::") == 0;
+}
+
+static void
+report_shared (struct vcheck *v, const struct vaio_loc *loc, const char *what,
+               const char *value, const struct claim *now,
+               const struct claim *first)
+{
+  vaio_diag_add (v->diag, loc,
+                 "disk '%s' of vm '%s' uses %s '%s', already used by disk "
+                 "'%s' of vm '%s' (line %u)",
+                 now->disk->name, now->disk->vm->name, what, value,
+                 first->disk->name, first->disk->vm->name,
+                 first->disk->loc.line);
+}
+
+static bool
+same (const char *a, const char *b)
+{
+  return a && b && strcmp (a, b) == 0;
+}
+
+static void
+check_shared (struct vcheck *v, const struct claim *cl, size_t n)
+{
+  char endpoint[300];
+
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < i; j++)
+      {
+        const struct vaio_disk *d = cl[i].disk, *e = cl[j].disk;
+
+        if (same (cl[i].image, cl[j].image))
+          report_shared (v, &d->image_loc, "image", cl[i].image, &cl[i],
+                         &cl[j]);
+        if (same (cl[i].socket, cl[j].socket))
+          report_shared (v, d->socket ? &d->socket_loc : &d->loc, "socket",
+                         cl[i].socket, &cl[i], &cl[j]);
+        if (same_endpoint (d, e))
+          {
+            snprintf (endpoint, sizeof endpoint, "%.200s:%d", d->address,
+                      d->port);
+            report_shared (v, &d->port_loc, "TCP endpoint", endpoint, &cl[i],
+                           &cl[j]);
+          }
+        if (same (cl[i].state_dir, cl[j].state_dir))
+          report_shared (v, &d->loc, "state directory", cl[i].state_dir, &cl[i],
+                         &cl[j]);
+      }
+}
+
+static void
+claim_disk (struct vcheck *v, const struct vaio_disk *d, struct claim *c)
+{
+  const struct vaio_host *h = vaio_config_host (v->cfg, d->vm->host);
+
+  c->disk = d;
+  /* Two spellings of one file (a/../b, symlinks) are one image. */
+  c->image = realpath (d->image, NULL);
+  if (c->image == NULL)
+    c->image = strdup (d->image);
+  if (h != NULL)
+    {
+      c->socket = vaio_disk_socket (h, d);
+      c->state_dir = vaio_disk_state_dir (h, d);
+    }
+  else if (d->socket != NULL)
+    c->socket = strdup (d->socket);
+}
+
+static void
+check_disks (struct vcheck *v)
+{
+  const struct vaio_config *cfg = v->cfg;
+  struct claim *cl;
+  size_t n = 0, k = 0;
+
+  for (size_t i = 0; i < cfg->n_vms; i++)
+    n += cfg->vms[i].n_disks;
+  cl = calloc (n ? n : 1, sizeof *cl);
+  if (cl == NULL)
+    {
+      vaio_diag_add (v->diag, NULL, "%s: out of memory", cfg->file);
+      return;
+    }
+  for (size_t i = 0; i < cfg->n_vms; i++)
+    for (size_t j = 0; j < cfg->vms[i].n_disks; j++)
+      {
+        check_image (v, &cfg->vms[i].disks[j]);
+        claim_disk (v, &cfg->vms[i].disks[j], &cl[k++]);
+      }
+  check_shared (v, cl, n);
+  for (size_t i = 0; i < n; i++)
+    {
+      free (cl[i].image);
+      free (cl[i].socket);
+      free (cl[i].state_dir);
+    }
+  free (cl);
+}
+
+static void
+check_host_state_dirs (struct vcheck *v)
+{
+  const struct vaio_config *cfg = v->cfg;
+
+  for (size_t i = 0; i < cfg->n_hosts; i++)
+    for (size_t j = 0; j < i; j++)
+      if (strcmp (cfg->hosts[i].state_dir, cfg->hosts[j].state_dir) == 0)
+        {
+          vaio_diag_add (v->diag, &cfg->hosts[i].loc,
+                         "host '%s' uses state-dir '%s', already used by "
+                         "host '%s' (line %u)",
+                         cfg->hosts[i].name, cfg->hosts[i].state_dir,
+                         cfg->hosts[j].name, cfg->hosts[j].loc.line);
+          break;
+        }
+}
+
+int
+vaio_validate (const struct vaio_config *cfg,
+               const struct vaio_host_filters *hf, struct vaio_diag *diag)
+{
+  struct vcheck v = { .cfg = cfg, .hf = hf, .diag = diag };
+  size_t before = diag->n;
+
+  check_references (&v);
+  /* Without an inventory (it failed to load, and said why) the filter
+   * rules cannot be checked; everything else still is.
+   */
+  if (hf != NULL)
+    check_policies_on_hosts (&v);
+  check_host_state_dirs (&v);
+  check_disks (&v);
+  return diag->n == before ? 0 : -1;
+}

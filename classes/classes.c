@@ -13,7 +13,7 @@ static const char *const class_names[VAIO_CLASS_COUNT] = {
 const char *
 vaio_class_name (enum vaio_class c)
 {
-  if ((unsigned) c >= VAIO_CLASS_COUNT)
+  if ((unsigned)c >= VAIO_CLASS_COUNT)
     return "unknown";
   return class_names[c];
 }
@@ -24,7 +24,7 @@ vaio_class_parse (const char *name, enum vaio_class *c)
   for (unsigned i = 0; i < VAIO_CLASS_COUNT; i++)
     if (strcmp (name, class_names[i]) == 0)
       {
-        *c = (enum vaio_class) i;
+        *c = (enum vaio_class)i;
         return 0;
       }
   return -1;
@@ -41,7 +41,9 @@ vaio_class_names (void)
  * replica or a cache device holds only ciphertext.
  */
 static const enum vaio_class order_encrypt_first[] = {
-  VAIO_CLASS_ENCRYPTION, VAIO_CLASS_REPLICATION, VAIO_CLASS_CACHING,
+  VAIO_CLASS_ENCRYPTION,
+  VAIO_CLASS_REPLICATION,
+  VAIO_CLASS_CACHING,
   VAIO_CLASS_SIOC,
 };
 
@@ -50,7 +52,9 @@ static const enum vaio_class order_encrypt_first[] = {
  * the backing image.
  */
 static const enum vaio_class order_encrypt_last[] = {
-  VAIO_CLASS_REPLICATION, VAIO_CLASS_CACHING, VAIO_CLASS_SIOC,
+  VAIO_CLASS_REPLICATION,
+  VAIO_CLASS_CACHING,
+  VAIO_CLASS_SIOC,
   VAIO_CLASS_ENCRYPTION,
 };
 

@@ -26,7 +26,7 @@ clock_ns (clockid_t clk)
   struct timespec ts;
 
   clock_gettime (clk, &ts);
-  return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 uint64_t
@@ -38,8 +38,8 @@ vaio_stats_now_ns (void)
 static uint32_t
 header_crc (const struct vaio_stats_header *h)
 {
-  return (uint32_t) crc32 (0, (const Bytef *) h,
-                           offsetof (struct vaio_stats_header, crc32));
+  return (uint32_t)crc32 (0, (const Bytef *)h,
+                          offsetof (struct vaio_stats_header, crc32));
 }
 
 static void
@@ -60,21 +60,20 @@ header_init (struct vaio_stats_header *h, const char *filter,
   h->header_size = sizeof (struct vaio_stats_header);
   h->body_size = sizeof (struct vaio_stats_body);
   h->n_counters = n_defs;
-  h->pid = (uint64_t) getpid ();
+  h->pid = (uint64_t)getpid ();
   h->created_unix_ns = clock_ns (CLOCK_REALTIME);
   copy_name (h->filter, filter);
   copy_name (h->class_name, class_name);
   for (unsigned i = 0; i < n_defs; i++)
     {
       copy_name (h->counter_names[i], defs[i].name);
-      h->counter_kinds[i] = (uint8_t) defs[i].kind;
+      h->counter_kinds[i] = (uint8_t)defs[i].kind;
     }
   h->crc32 = header_crc (h);
 }
 
 struct vaio_stats *
-vaio_stats_create (const char *dir, const char *filter,
-                   const char *class_name,
+vaio_stats_create (const char *dir, const char *filter, const char *class_name,
                    const struct vaio_stats_counter_def *defs, unsigned n_defs)
 {
   char path[PATH_MAX], tmp[PATH_MAX];
@@ -88,9 +87,9 @@ vaio_stats_create (const char *dir, const char *filter,
       errno = EINVAL;
       return NULL;
     }
-  if ((size_t) snprintf (path, sizeof path, "%s/stats", dir) >= sizeof path
-      || (size_t) snprintf (tmp, sizeof tmp, "%s/.stats.%ld", dir,
-                            (long) getpid ())
+  if ((size_t)snprintf (path, sizeof path, "%s/stats", dir) >= sizeof path
+      || (size_t)snprintf (tmp, sizeof tmp, "%s/.stats.%ld", dir,
+                           (long)getpid ())
              >= sizeof tmp)
     {
       errno = ENAMETOOLONG;
@@ -102,8 +101,8 @@ vaio_stats_create (const char *dir, const char *filter,
   fd = open (tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd == -1)
     return NULL;
-  if (ftruncate (fd, (off_t) len) == -1
-      || pwrite (fd, &h, sizeof h, 0) != (ssize_t) sizeof h)
+  if (ftruncate (fd, (off_t)len) == -1
+      || pwrite (fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
     goto fail;
 
   s = calloc (1, sizeof *s);
@@ -116,7 +115,7 @@ vaio_stats_create (const char *dir, const char *filter,
       free (s);
       goto fail;
     }
-  s->body = (struct vaio_stats_body *) ((char *) s->map + sizeof h);
+  s->body = (struct vaio_stats_body *)((char *)s->map + sizeof h);
   if (rename (tmp, path) == -1)
     {
       saved = errno;
@@ -165,7 +164,7 @@ vaio_stats_record (struct vaio_stats *s, enum vaio_stats_op op, uint64_t bytes,
 {
   struct vaio_stats_op_counters *c;
 
-  if (s == NULL || (unsigned) op >= VAIO_OP_COUNT)
+  if (s == NULL || (unsigned)op >= VAIO_OP_COUNT)
     return;
   c = &s->body->op[op];
   __atomic_fetch_add (&c->ops, 1, __ATOMIC_RELAXED);
@@ -202,8 +201,8 @@ vaio_stats_set (struct vaio_stats *s, unsigned idx, uint64_t value)
 static void
 body_load (struct vaio_stats_body *dst, const struct vaio_stats_body *src)
 {
-  const uint64_t *s = (const uint64_t *) src;
-  uint64_t *d = (uint64_t *) dst;
+  const uint64_t *s = (const uint64_t *)src;
+  uint64_t *d = (uint64_t *)dst;
 
   for (size_t i = 0; i < sizeof *dst / sizeof (uint64_t); i++)
     d[i] = __atomic_load_n (&s[i], __ATOMIC_RELAXED);
@@ -224,7 +223,7 @@ vaio_stats_read (const char *path, struct vaio_stats_snapshot *snap, char *err,
       snprintf (err, errlen, "%s: %s", path, strerror (errno));
       return -1;
     }
-  if (fstat (fd, &st) == -1 || (size_t) st.st_size < len)
+  if (fstat (fd, &st) == -1 || (size_t)st.st_size < len)
     {
       snprintf (err, errlen, "%s: file too short for a stats file", path);
       close (fd);
@@ -238,9 +237,9 @@ vaio_stats_read (const char *path, struct vaio_stats_snapshot *snap, char *err,
       return -1;
     }
   memcpy (&snap->header, map, sizeof snap->header);
-  body_load (&snap->body,
-             (const struct vaio_stats_body *) ((char *) map
-                                               + sizeof snap->header));
+  body_load (
+      &snap->body,
+      (const struct vaio_stats_body *)((char *)map + sizeof snap->header));
   munmap (map, len);
 
   if (memcmp (snap->header.magic, VAIO_STATS_MAGIC, 8) != 0)
@@ -275,16 +274,16 @@ vaio_stats_percentile_us (const uint64_t hist[VAIO_STATS_LAT_BUCKETS], double p)
     total += hist[i];
   if (total == 0)
     return 0;
-  want = (uint64_t) (p * (double) total);
+  want = (uint64_t)(p * (double)total);
   if (want == 0)
     want = 1;
   for (unsigned i = 0; i < VAIO_STATS_LAT_BUCKETS; i++)
     {
       seen += hist[i];
       if (seen >= want)
-        return (double) (UINT64_C (1) << (i + 1));
+        return (double)(UINT64_C (1) << (i + 1));
     }
-  return (double) (UINT64_C (1) << VAIO_STATS_LAT_BUCKETS);
+  return (double)(UINT64_C (1) << VAIO_STATS_LAT_BUCKETS);
 }
 
 int
@@ -292,8 +291,7 @@ vaio_stats_counter_index (const struct vaio_stats_snapshot *snap,
                           const char *name)
 {
   for (unsigned i = 0; i < snap->header.n_counters; i++)
-    if (strncmp (snap->header.counter_names[i], name, VAIO_STATS_NAME_LEN)
-        == 0)
-      return (int) i;
+    if (strncmp (snap->header.counter_names[i], name, VAIO_STATS_NAME_LEN) == 0)
+      return (int)i;
   return -1;
 }

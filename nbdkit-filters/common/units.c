@@ -20,7 +20,7 @@ parse_digits (const char *s, uint64_t *v, const char **end)
     }
   for (; *p >= '0' && *p <= '9'; p++)
     {
-      unsigned d = (unsigned) (*p - '0');
+      unsigned d = (unsigned)(*p - '0');
       if (n > (UINT64_MAX - d) / 10)
         {
           errno = ERANGE;
@@ -75,7 +75,7 @@ vaio_parse_size (const char *s, uint64_t *bytes)
       return 0;
     }
   p = strchr (suffixes, end[0] & ~0x20); /* upper-case the letter */
-  if (p == NULL || end[0] == '\0')
+  if (p == NULL || *p == '\0')
     {
       errno = EINVAL;
       return -1;
@@ -145,7 +145,7 @@ const char *
 vaio_format_size (uint64_t bytes, char *buf, unsigned len)
 {
   static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
-  double v = (double) bytes;
+  double v = (double)bytes;
   unsigned u = 0;
 
   while (v >= 1024 && u < 5)
@@ -154,7 +154,7 @@ vaio_format_size (uint64_t bytes, char *buf, unsigned len)
       u++;
     }
   if (u == 0)
-    snprintf (buf, len, "%llu B", (unsigned long long) bytes);
+    snprintf (buf, len, "%llu B", (unsigned long long)bytes);
   else
     snprintf (buf, len, "%.1f %s", v, unit[u]);
   return buf;

@@ -1,0 +1,241 @@
+/* vaio-nbd unit test: the planner (chain/plan.c) turns a validated config
+ * into the exact nbdkit command line of each disk: pause filter first,
+ * then the policy's filters in canonical class order (encryption first,
+ * or last with allow-cleartext-filters), settings in class order, the
+ * state-param of each stateful filter, and the pause control socket.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chainutil.h"
+#include "plan.h"
+#include "testutil.h"
+
+struct fixture
+{
+  char *dir;
+  struct vaio_config *cfg;
+  struct vaio_host_filters *hf;
+};
+
+static void
+load (struct fixture *f, const char *policies_and_vms)
+{
+  struct vaio_diag diag = { 0 };
+  char *m = tu_fixture ("manifests"), *yaml, *file;
+
+  f->dir = tu_mkdtemp ();
+  free (tu_write_file (f->dir, "a.img", "", 0600));
+  free (tu_write_file (f->dir, "pw", "secret", 0600));
+  ck_assert_int_ne (
+      asprintf (&yaml,
+                "cluster: lab\n"
+                "hosts:\n"
+                "  - name: host1\n"
+                "    state-dir: state\n"
+                "    filters: [%s/cache.yaml, %s/repl.yaml, %s/crypt.yaml,"
+                " %s/sioc.yaml]\n"
+                "%s",
+                m, m, m, m, policies_and_vms),
+      -1);
+  file = tu_write_file (f->dir, "c.yaml", yaml, 0600);
+  f->cfg = vaio_config_load (file, &diag);
+  ck_assert_msg (f->cfg != NULL, "parse: %s", diag.n ? diag.msgs[0] : "?");
+  f->hf = cu_host_filters (f->cfg);
+  ck_assert_msg (vaio_validate (f->cfg, f->hf, &diag) == 0, "validate: %s",
+                 diag.n ? diag.msgs[0] : "?");
+  vaio_diag_free (&diag);
+  free (yaml);
+  free (file);
+  free (m);
+}
+
+static void
+unload (struct fixture *f)
+{
+  cu_host_filters_free (f->hf, f->cfg->n_hosts);
+  vaio_config_free (f->cfg);
+  tu_rmrf (f->dir);
+  free (f->dir);
+}
+
+/* The plan's command line with the scratch dir and the fixture manifests'
+ * dir replaced by placeholders.
+ */
+static char *
+plan_line (struct fixture *f, size_t vm, size_t disk)
+{
+  struct vaio_plan_disk p;
+  struct vaio_diag diag = { 0 };
+  char *line, *a, *b, *m = tu_fixture ("manifests");
+
+  ck_assert_int_eq (vaio_plan_disk (f->cfg, f->hf, &f->cfg->vms[vm],
+                                    &f->cfg->vms[vm].disks[disk], &p, &diag),
+                    0);
+  line = vaio_plan_shell_line (&p);
+  a = tu_replace (line, f->dir, "@TMP@");
+  b = tu_replace (a, m, "@MAN@");
+  vaio_plan_disk_free (&p);
+  free (line);
+  free (a);
+  free (m);
+  return b;
+}
+
+static const char vms[] = "vms:\n"
+                          "  - name: vm1\n"
+                          "    host: host1\n"
+                          "    disks:\n"
+                          "      - name: disk0\n"
+                          "        image: a.img\n"
+                          "        policy: p\n";
+
+START_TEST (test_encryption_first_by_default)
+{
+  struct fixture f;
+  char *body, *line;
+
+  ck_assert_int_ne (asprintf (&body,
+                              "policies:\n"
+                              "  - name: p\n"
+                              "    sioc: { sioc-latency: 30ms }\n"
+                              "    caching: { cache-size: 64M }\n"
+                              "    encryption: { crypt-key-file: pw }\n"
+                              "    replication: { repl-target: "
+                              "'nbd://127.0.0.1:10810' }\n"
+                              "%s",
+                              vms),
+                    -1);
+  load (&f, body);
+  line = plan_line (&f, 0, 0);
+  ck_assert_str_eq (
+      line, "nbdkit -f --unix=@TMP@/state/vms/vm1/disk0.sock "
+            "--pidfile=@TMP@/state/vms/vm1/disk0/nbdkit.pid --filter=pause "
+            "--filter=@MAN@/nbdkit-test-crypt-filter.so "
+            "--filter=/nonexistent/nbdkit-test-repl-filter.so "
+            "--filter=@MAN@/nbdkit-test-cache-filter.so "
+            "--filter=@MAN@/nbdkit-test-sioc-filter.so "
+            "file file=@TMP@/a.img crypt-key-file=@TMP@/pw "
+            "repl-target=nbd://127.0.0.1:10810 "
+            "repl-state-dir=@TMP@/state/vms/vm1/disk0/replication "
+            "cache-size=64M cache-state-dir=@TMP@/state/vms/vm1/disk0/caching "
+            "sioc-latency=30ms "
+            "pause-control=@TMP@/state/vms/vm1/disk0/pause.sock");
+  free (line);
+  free (body);
+  unload (&f);
+}
+END_TEST
+
+START_TEST (test_encryption_last_with_cleartext_filters)
+{
+  struct fixture f;
+  char *body, *line;
+
+  ck_assert_int_ne (asprintf (&body,
+                              "policies:\n"
+                              "  - name: p\n"
+                              "    allow-cleartext-filters: true\n"
+                              "    encryption: { crypt-key-file: pw }\n"
+                              "    caching: { cache-size: 1G }\n"
+                              "%s",
+                              vms),
+                    -1);
+  load (&f, body);
+  line = plan_line (&f, 0, 0);
+  ck_assert_ptr_nonnull (strstr (line, "--filter=pause "
+                                       "--filter=@MAN@/nbdkit-test-cache-"
+                                       "filter.so "
+                                       "--filter=@MAN@/nbdkit-test-crypt-"
+                                       "filter.so file "));
+  free (line);
+  free (body);
+  unload (&f);
+}
+END_TEST
+
+START_TEST (test_tcp_disk_and_uri)
+{
+  struct fixture f;
+  struct vaio_plan_disk p;
+  struct vaio_diag diag = { 0 };
+  char *line, *uri;
+
+  load (&f, "policies:\n"
+            "  - name: p\n"
+            "vms:\n"
+            "  - name: vm1\n"
+            "    host: host1\n"
+            "    disks:\n"
+            "      - name: disk0\n"
+            "        image: a.img\n"
+            "        policy: p\n"
+            "        port: 10900\n");
+  line = plan_line (&f, 0, 0);
+  ck_assert_ptr_nonnull (
+      strstr (line, "nbdkit -f --ipaddr=127.0.0.1 --port=10900 --pidfile="));
+  ck_assert_ptr_nonnull (strstr (line, "--filter=pause file file=@TMP@/a.img"));
+  ck_assert_int_eq (vaio_plan_disk (f.cfg, f.hf, &f.cfg->vms[0],
+                                    &f.cfg->vms[0].disks[0], &p, &diag),
+                    0);
+  uri = vaio_plan_uri (&p);
+  ck_assert_str_eq (uri, "nbd://127.0.0.1:10900");
+  free (uri);
+  vaio_plan_disk_free (&p);
+  free (line);
+  unload (&f);
+}
+END_TEST
+
+START_TEST (test_shell_quoting)
+{
+  struct fixture f;
+  char *line;
+
+  load (&f, "policies:\n"
+            "  - name: p\n"
+            "    encryption: { crypt-key-file: pw, crypt-label: \"it's a "
+            "disk; rm -rf /\" }\n"
+            "vms:\n"
+            "  - name: vm1\n"
+            "    host: host1\n"
+            "    disks:\n"
+            "      - name: disk0\n"
+            "        image: a.img\n"
+            "        policy: p\n");
+  line = plan_line (&f, 0, 0);
+  /* One shell word, the quote escaped: pasting it runs nothing else. */
+  ck_assert_ptr_nonnull (
+      strstr (line, " 'crypt-label=it'\\''s a disk; rm -rf /' "));
+  free (line);
+  unload (&f);
+}
+END_TEST
+
+static Suite *
+plan_suite (void)
+{
+  Suite *s = suite_create ("plan");
+  TCase *tc = tcase_create ("plan");
+
+  tcase_add_test (tc, test_encryption_first_by_default);
+  tcase_add_test (tc, test_encryption_last_with_cleartext_filters);
+  tcase_add_test (tc, test_tcp_disk_and_uri);
+  tcase_add_test (tc, test_shell_quoting);
+  suite_add_tcase (s, tc);
+  return s;
+}
+
+int
+main (void)
+{
+  SRunner *sr = srunner_create (plan_suite ());
+  int failed;
+
+  srunner_run_all (sr, CK_NORMAL);
+  failed = srunner_ntests_failed (sr);
+  srunner_free (sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

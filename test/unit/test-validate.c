@@ -1,0 +1,422 @@
+/* vaio-nbd unit test: the VAIO rules and cross-references checked after
+ * parsing (chain/validate.c).
+ *
+ * Each case writes a config into a fresh directory (with images a.img and
+ * b.img, and secret files with chosen modes), loads the test manifests
+ * from the fixture tree and compares every message exactly, @TMP@
+ * standing for the scratch directory.  The 8-line header gives host1 the
+ * caching, replication and encryption filters, host2 caching only, so a
+ * case's own YAML starts at line 9.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chainutil.h"
+#include "testutil.h"
+
+static char *
+header (void)
+{
+  char *m = tu_fixture ("manifests"), *h;
+
+  ck_assert_int_ne (
+      asprintf (&h,
+                "cluster: lab\n"
+                "hosts:\n"
+                "  - name: host1\n"
+                "    state-dir: state/host1\n"
+                "    filters: [%s/cache.yaml, %s/repl.yaml, %s/crypt.yaml]\n"
+                "  - name: host2\n"
+                "    state-dir: state/host2\n"
+                "    filters: [%s/cache.yaml]\n",
+                m, m, m, m),
+      -1);
+  free (m);
+  return h;
+}
+
+/* Validate header + body; with_inventory false passes hf = NULL. */
+static char *
+validate_text (const char *dir, const char *body, bool with_inventory)
+{
+  struct vaio_diag diag = { 0 };
+  struct vaio_config *cfg;
+  struct vaio_host_filters *hf = NULL;
+  char *head = header (), *yaml, *file, *text;
+  int rc;
+
+  ck_assert_int_ne (asprintf (&yaml, "%s%s", head, body), -1);
+  file = tu_write_file (dir, "c.yaml", yaml, 0600);
+  cfg = vaio_config_load (file, &diag);
+  ck_assert_msg (cfg != NULL, "parse: %s", diag.n ? diag.msgs[0] : "?");
+  if (with_inventory)
+    hf = cu_host_filters (cfg);
+  rc = vaio_validate (cfg, hf, &diag);
+  ck_assert_int_eq (rc, diag.n ? -1 : 0);
+  text = cu_diag_text (&diag, dir, "@TMP@");
+  if (hf)
+    cu_host_filters_free (hf, cfg->n_hosts);
+  vaio_config_free (cfg);
+  vaio_diag_free (&diag);
+  free (head);
+  free (yaml);
+  free (file);
+  return text;
+}
+
+/* A scratch directory with two images and the given secret files. */
+static char *
+scratch (void)
+{
+  char *dir = tu_mkdtemp ();
+
+  free (tu_write_file (dir, "a.img", "", 0600));
+  free (tu_write_file (dir, "b.img", "", 0600));
+  free (tu_write_file (dir, "key600", "passphrase\n", 0600));
+  free (tu_write_file (dir, "key644", "passphrase\n", 0644));
+  free (tu_write_file (dir, "key620", "passphrase\n", 0620));
+  return dir;
+}
+
+static void
+check (const char *body, const char *expect)
+{
+  char *dir = scratch (), *text = validate_text (dir, body, true);
+
+  ck_assert_str_eq (text, expect);
+  free (text);
+  tu_rmrf (dir);
+  free (dir);
+}
+
+/* One VM on host1 with disk d0 on a.img, under policy p. */
+#define VM1                                                                    \
+  "vms:\n"                                                                     \
+  "  - name: vm1\n"                                                            \
+  "    host: host1\n"                                                          \
+  "    disks:\n"                                                               \
+  "      - name: d0\n"                                                         \
+  "        image: a.img\n"                                                     \
+  "        policy: p\n"
+
+START_TEST (valid_config_has_no_messages)
+{
+  check ("policies:\n"
+         "  - name: p\n"
+         "    encryption: { crypt-key-file: key600 }\n"
+         "    replication:\n"
+         "      repl-target: nbds://replica.example:10809/disk\n"
+         "      repl-sync: yes\n"
+         "      repl-queue: 64\n"
+         "    caching:\n"
+         "      cache-size: 64M\n"
+         "      cache-mode: writethrough\n"
+         "      cache-flush-interval: 30s\n" VM1 "      - name: d1\n"
+         "        image: b.img\n"
+         "        policy: p\n"
+         "        port: 10809\n",
+         "");
+}
+END_TEST
+
+START_TEST (class_not_installed_on_host)
+{
+  check ("policies:\n"
+         "  - name: p\n"
+         "    sioc: {}\n"
+         "    caching: { cache-size: 1M }\n" VM1,
+         "@TMP@/c.yaml:11:5: policy 'p' uses class 'sioc', but host 'host1' "
+         "has no sioc filter installed");
+}
+END_TEST
+
+/* The same policy is fine on host1 and wrong on host2. */
+START_TEST (class_installed_on_one_host_only)
+{
+  check ("policies:\n"
+         "  - name: p\n"
+         "    replication: { repl-target: 'nbd://r/x' }\n"
+         "    caching: { cache-size: 1M }\n" VM1 "  - name: vm2\n"
+         "    host: host2\n"
+         "    disks:\n"
+         "      - name: d0\n"
+         "        image: b.img\n"
+         "        policy: p\n",
+         "@TMP@/c.yaml:11:5: policy 'p' uses class 'replication', but host "
+         "'host2' has no replication filter installed");
+}
+END_TEST
+
+START_TEST (unknown_parameter)
+{
+  check ("policies:\n"
+         "  - name: p\n"
+         "    caching: { cache-size: 1M, cache-colour: red }\n" VM1,
+         "@TMP@/c.yaml:11:32: unknown parameter 'cache-colour' in policy 'p' "
+         "caching (filter 'test-cache') (expected one of: cache-size, "
+         "cache-mode, cache-flush-interval)");
+}
+END_TEST
+
+START_TEST (bad_values_by_type)
+{
+  check ("policies:\n"
+         "  - name: p\n"
+         "    caching:\n"
+         "      cache-size: 1.5G\n"
+         "      cache-mode: writearound\n"
+         "      cache-flush-interval: 30\n"
+         "    replication:\n"
+         "      repl-target: http://replica/x\n"
+         "      repl-sync: maybe\n"
+         "      repl-queue: -3\n" VM1,
+         "@TMP@/c.yaml:16:7: bad NBD URI 'http://replica/x' for "
+         "'repl-target' in policy 'p' replication (filter 'test-repl') "
+         "(expected nbd://, nbds://, nbd+unix://, nbds+unix://, nbd+vsock:// "
+         "or nbds+vsock://)\n"
+         "@TMP@/c.yaml:17:7: bad boolean 'maybe' for 'repl-sync' in policy "
+         "'p' replication (filter 'test-repl') (expected true/false, yes/no, "
+         "on/off or 1/0)\n"
+         "@TMP@/c.yaml:18:7: bad integer '-3' for 'repl-queue' in policy 'p' "
+         "replication (filter 'test-repl') (expected a non-negative decimal "
+         "integer)\n"
+         "@TMP@/c.yaml:12:7: bad size '1.5G' for 'cache-size' in policy 'p' "
+         "caching (filter 'test-cache') (expected digits and an optional K, "
+         "M, G, T, P or E, e.g. 64M)\n"
+         "@TMP@/c.yaml:13:7: bad value 'writearound' for 'cache-mode' in "
+         "policy 'p' caching (filter 'test-cache') (expected one of: "
+         "writeback, writethrough)\n"
+         "@TMP@/c.yaml:14:7: bad duration '30' for 'cache-flush-interval' in "
+         "policy 'p' caching (filter 'test-cache') (expected digits and a "
+         "unit: ns, us, ms, s, m or h, e.g. 30ms)");
+}
+END_TEST
+
+START_TEST (size_too_large)
+{
+  check ("policies:\n"
+         "  - name: p\n"
+         "    caching: { cache-size: 16E }\n" VM1,
+         "@TMP@/c.yaml:11:16: size '16E' for 'cache-size' in policy 'p' "
+         "caching (filter 'test-cache') is too large");
+}
+END_TEST
+
+START_TEST (required_parameter_missing)
+{
+  check ("policies:\n"
+         "  - name: p\n"
+         "    caching: {}\n"
+         "    replication:\n" VM1,
+         "@TMP@/c.yaml:12:5: missing required parameter 'repl-target' in "
+         "policy 'p' replication (filter 'test-repl')\n"
+         "@TMP@/c.yaml:11:5: missing required parameter 'cache-size' in "
+         "policy 'p' caching (filter 'test-cache')");
+}
+END_TEST
+
+START_TEST (state_param_set_by_policy)
+{
+  check ("policies:\n"
+         "  - name: p\n"
+         "    caching: { cache-size: 1M, cache-state-dir: /tmp/mine }\n" VM1,
+         "@TMP@/c.yaml:11:32: 'cache-state-dir' in policy 'p' caching "
+         "(filter 'test-cache') is the filter's state directory, set by "
+         "vaioctl for each disk; remove it from the policy");
+}
+END_TEST
+
+START_TEST (secret_file_modes)
+{
+  check ("policies:\n"
+         "  - name: p\n"
+         "    encryption: { crypt-key-file: key644 }\n"
+         "  - name: q\n"
+         "    encryption: { crypt-key-file: key620 }\n"
+         "  - name: r\n"
+         "    encryption: { crypt-key-file: nokey }\n"
+         "  - name: s\n"
+         "    encryption: { crypt-key-file: . }\n" VM1
+         "      - { name: d1, image: b.img, policy: q }\n"
+         "  - name: vm2\n"
+         "    host: host1\n"
+         "    disks:\n"
+         "      - { name: d0, image: a2.img, policy: r }\n"
+         "      - { name: d1, image: b2.img, policy: s }\n",
+         "@TMP@/c.yaml:11:19: secret file '@TMP@/key644' for "
+         "'crypt-key-file' in policy 'p' encryption (filter 'test-crypt') "
+         "has mode 0644: it is readable by others; chmod 600\n"
+         "@TMP@/c.yaml:13:19: secret file '@TMP@/key620' for "
+         "'crypt-key-file' in policy 'q' encryption (filter 'test-crypt') "
+         "has mode 0620: it is accessible by others; chmod 600\n"
+         "@TMP@/c.yaml:15:19: secret file '@TMP@/nokey' for "
+         "'crypt-key-file' in policy 'r' encryption (filter 'test-crypt'): "
+         "No such file or directory\n"
+         "@TMP@/c.yaml:17:19: secret file '@TMP@' for 'crypt-key-file' in "
+         "policy 's' encryption (filter 'test-crypt') is not a regular file\n"
+         "@TMP@/c.yaml:29:28: image '@TMP@/a2.img' for disk 'd0' of vm "
+         "'vm2': No such file or directory\n"
+         "@TMP@/c.yaml:30:28: image '@TMP@/b2.img' for disk 'd1' of vm "
+         "'vm2': No such file or directory");
+}
+END_TEST
+
+START_TEST (image_missing_or_not_a_file)
+{
+  check ("policies:\n"
+         "  - name: p\n"
+         "    caching: { cache-size: 1M }\n"
+         "vms:\n"
+         "  - name: vm1\n"
+         "    host: host1\n"
+         "    disks:\n"
+         "      - { name: d0, image: missing.img, policy: p }\n"
+         "      - { name: d1, image: /, policy: p }\n"
+         "      - { name: d2, image: /dev/null, policy: p }\n",
+         "@TMP@/c.yaml:16:28: image '@TMP@/missing.img' for disk 'd0' of vm "
+         "'vm1': No such file or directory\n"
+         "@TMP@/c.yaml:17:28: image '/' for disk 'd1' of vm 'vm1' is not a "
+         "regular file or block device\n"
+         "@TMP@/c.yaml:18:28: image '/dev/null' for disk 'd2' of vm 'vm1' is "
+         "not a regular file or block device");
+}
+END_TEST
+
+START_TEST (disks_share_image_socket_port)
+{
+  check ("policies:\n"
+         "  - name: p\n"
+         "    caching: { cache-size: 1M }\n"
+         "vms:\n"
+         "  - name: vm1\n"
+         "    host: host1\n"
+         "    disks:\n"
+         "      - { name: d0, image: a.img, policy: p, socket: s.sock }\n"
+         "      - { name: d1, image: ./a.img, policy: p, socket: s.sock }\n"
+         "      - { name: d2, image: b.img, policy: p, port: 10809 }\n"
+         "  - name: vm2\n"
+         "    host: host2\n"
+         "    disks:\n"
+         "      - { name: d0, image: b.img, policy: p, port: 10809,\n"
+         "          address: 0.0.0.0 }\n",
+         "@TMP@/c.yaml:17:28: disk 'd1' of vm 'vm1' uses image '@TMP@/a.img', "
+         "already used by disk 'd0' of vm 'vm1' (line 16)\n"
+         "@TMP@/c.yaml:17:56: disk 'd1' of vm 'vm1' uses socket "
+         "'@TMP@/s.sock', already used by disk 'd0' of vm 'vm1' (line 16)\n"
+         "@TMP@/c.yaml:22:28: disk 'd0' of vm 'vm2' uses image '@TMP@/b.img', "
+         "already used by disk 'd2' of vm 'vm1' (line 18)\n"
+         "@TMP@/c.yaml:22:52: disk 'd0' of vm 'vm2' uses TCP endpoint "
+         "'0.0.0.0:10809', already used by disk 'd2' of vm 'vm1' (line 18)");
+}
+END_TEST
+
+START_TEST (hosts_share_state_dir)
+{
+  static const char *const spellings[]
+      = { "state/host2", "./state/../state//host2/" };
+  char *m = tu_fixture ("manifests"), *body;
+
+  /* Another spelling of the same directory is the same directory. */
+  for (size_t i = 0; i < 2; i++)
+    {
+      ck_assert_int_ne (asprintf (&body,
+                                  "  - name: host3\n"
+                                  "    state-dir: %s\n"
+                                  "    filters: [%s/sioc.yaml]\n",
+                                  spellings[i], m),
+                        -1);
+      check (body, "@TMP@/c.yaml:9:5: host 'host3' uses state-dir "
+                   "'@TMP@/state/host2', already used by host 'host2' "
+                   "(line 6)");
+      free (body);
+    }
+  free (m);
+}
+END_TEST
+
+START_TEST (unknown_host_and_policy)
+{
+  check ("policies:\n"
+         "  - name: p\n"
+         "    caching: { cache-size: 1M }\n"
+         "vms:\n"
+         "  - name: vm1\n"
+         "    host: host7\n"
+         "    disks:\n"
+         "      - { name: d0, image: a.img, policy: gold }\n",
+         "@TMP@/c.yaml:14:11: unknown host 'host7' for 'host' in vm 'vm1'\n"
+         "@TMP@/c.yaml:16:43: unknown policy 'gold' for 'policy' in disk 'd0' "
+         "of vm 'vm1'");
+}
+END_TEST
+
+/* A policy used by two disks on one host is reported once per problem. */
+START_TEST (each_problem_reported_once)
+{
+  check ("policies:\n"
+         "  - name: p\n"
+         "    caching: { cache-size: lots }\n" VM1
+         "      - { name: d1, image: b.img, policy: p }\n",
+         "@TMP@/c.yaml:11:16: bad size 'lots' for 'cache-size' in policy 'p' "
+         "caching (filter 'test-cache') (expected digits and an optional K, "
+         "M, G, T, P or E, e.g. 64M)");
+}
+END_TEST
+
+/* Without an inventory the filter rules are skipped, the rest checked. */
+START_TEST (without_inventory)
+{
+  char *dir = scratch ();
+  char *text = validate_text (dir,
+                              "policies:\n"
+                              "  - name: p\n"
+                              "    sioc: { bogus: 1 }\n"
+                              "vms:\n"
+                              "  - name: vm1\n"
+                              "    host: host1\n"
+                              "    disks:\n"
+                              "      - { name: d0, image: x.img, policy: p }\n",
+                              false);
+
+  ck_assert_str_eq (text, "@TMP@/c.yaml:16:28: image '@TMP@/x.img' for disk "
+                          "'d0' of vm 'vm1': No such file or directory");
+  free (text);
+  tu_rmrf (dir);
+  free (dir);
+}
+END_TEST
+
+int
+main (void)
+{
+  Suite *s = suite_create ("validate");
+  TCase *tc = tcase_create ("validate");
+  SRunner *sr;
+  int failed;
+
+  tcase_add_test (tc, valid_config_has_no_messages);
+  tcase_add_test (tc, class_not_installed_on_host);
+  tcase_add_test (tc, class_installed_on_one_host_only);
+  tcase_add_test (tc, unknown_parameter);
+  tcase_add_test (tc, bad_values_by_type);
+  tcase_add_test (tc, size_too_large);
+  tcase_add_test (tc, required_parameter_missing);
+  tcase_add_test (tc, state_param_set_by_policy);
+  tcase_add_test (tc, secret_file_modes);
+  tcase_add_test (tc, image_missing_or_not_a_file);
+  tcase_add_test (tc, disks_share_image_socket_port);
+  tcase_add_test (tc, hosts_share_state_dir);
+  tcase_add_test (tc, unknown_host_and_policy);
+  tcase_add_test (tc, each_problem_reported_once);
+  tcase_add_test (tc, without_inventory);
+  suite_add_tcase (s, tc);
+  sr = srunner_create (s);
+  srunner_run_all (sr, CK_NORMAL);
+  failed = srunner_ntests_failed (sr);
+  srunner_free (sr);
+  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
