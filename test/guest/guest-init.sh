@@ -31,6 +31,7 @@
 #                   (totals; errors includes K, the kernel's "I/O error" lines)
 # then poweroff -f.
 
+# shellcheck disable=SC2154  # vs, vm, ...: assigned through eval
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -48,7 +49,8 @@ finish () {
 }
 
 seconds=10 blocks=64 seed=1 disks=vda
-for arg in $(cat /proc/cmdline); do
+read -r cmdline < /proc/cmdline
+for arg in $cmdline; do
   case $arg in
     vaio.seconds=*) seconds=${arg#*=} ;;
     vaio.blocks=*) blocks=${arg#*=} ;;
@@ -72,8 +74,8 @@ uptime_s () { read -r up _ < /proc/uptime; up=${up%.*}; }
 
 for d in $disks; do
   i=0
-  while [ ! -b /dev/$d ] && [ $i -lt 100 ]; do usleep 100000; i=$((i + 1)); done
-  if [ ! -b /dev/$d ]; then
+  while [ ! -b "/dev/$d" ] && [ $i -lt 100 ]; do usleep 100000; i=$((i + 1)); done
+  if [ ! -b "/dev/$d" ]; then
     say "ERROR disk=$d op=setup block=- msg=no /dev/$d after 10 s"
     setup_errors=$((setup_errors + 1))
   fi
@@ -82,45 +84,45 @@ done
 # Content of block $2 at seq $3 on disk $1 -> /tmp/$1.blk; $sum = its MD5.
 mkblock () {
   unit="vaio disk=$1 block=$2 seq=$3 seed=$seed"
-  yes "$unit" | head -c 3968 > /tmp/$1.body
-  bsum=$(md5sum < /tmp/$1.body)
-  printf '%-127s\n' "VAIOBLK disk=$1 block=$2 seq=$3 seed=$seed md5=${bsum%% *}" > /tmp/$1.blk
-  cat /tmp/$1.body >> /tmp/$1.blk
-  sum=$(md5sum < /tmp/$1.blk)
+  yes "$unit" | head -c 3968 > "/tmp/$1.body"
+  bsum=$(md5sum < "/tmp/$1.body")
+  printf '%-127s\n' "VAIOBLK disk=$1 block=$2 seq=$3 seed=$seed md5=${bsum%% *}" > "/tmp/$1.blk"
+  cat "/tmp/$1.body" >> "/tmp/$1.blk"
+  sum=$(md5sum < "/tmp/$1.blk")
   sum=${sum%% *}
 }
 
 worker () {
   d=$1 idx=$2
-  dev=/dev/$d w=0 v=0 e=0 q=0 n=0
+  dev="/dev/$d" w=0 v=0 e=0 q=0 n=0
   x=$(( (seed + idx * 7919) % 2147483648 ))
   zsum=$(head -c 4096 /dev/zero | md5sum)
   zsum=${zsum%% *}
-  wc=$(cat /sys/block/$d/queue/write_cache 2>/dev/null | tr ' ' '-')
+  wc=$(tr ' ' '-' 2>/dev/null < "/sys/block/$d/queue/write_cache")
   say "START disk=$d seed=$seed blocks=$blocks seconds=$seconds write_cache=${wc:-none}"
-  [ -b "$dev" ] || { echo "$w $v 1" > /tmp/$d.res; return; }
+  [ -b "$dev" ] || { echo "$w $v 1" > "/tmp/$d.res"; return; }
 
-  errmsg () { grep -v -m 1 records /tmp/$d.err || echo "dd failed"; }
+  errmsg () { grep -v -m 1 records "/tmp/$d.err" || echo "dd failed"; }
   rnd () { x=$(( (x * 1103515245 + 12345) % 2147483648 )); r=$(( x / 65536 )); }
 
   # verify block $1: read it back (O_DIRECT) and compare MD5 with the
   # expected one (or the alternative after a failed write).
   verify () {
     eval "vs=\${s_$1:-0} vm=\${m_$1:-$zsum} va=\${a_$1:-} vam=\${am_$1:-}"
-    if ! dd if=$dev of=/tmp/$d.rb bs=4096 skip=$1 count=1 iflag=direct 2>/tmp/$d.err; then
+    if ! dd if="$dev" of="/tmp/$d.rb" bs=4096 skip="$1" count=1 iflag=direct 2>"/tmp/$d.err"; then
       e=$((e + 1))
       say "ERROR disk=$d op=read block=$1 want_seq=$vs msg=$(errmsg)"
       return
     fi
     v=$((v + 1))
-    got=$(md5sum < /tmp/$d.rb)
+    got=$(md5sum < "/tmp/$d.rb")
     got=${got%% *}
     if [ "$got" != "$vm" ] && { [ -z "$vam" ] || [ "$got" != "$vam" ]; }; then
       e=$((e + 1))
       if [ "$got" = "$zsum" ]; then
         hdr=zeros
       else
-        hdr=$(head -c 100 /tmp/$d.rb | tr -c 'a-zA-Z0-9=. \n' '?' | head -n 1)
+        hdr=$(head -c 100 "/tmp/$d.rb" | tr -c 'a-zA-Z0-9=. \n' '?' | head -n 1)
       fi
       say "ERROR disk=$d op=verify block=$1 want_seq=$vs${va:+/$va} got=[$hdr]"
     fi
@@ -134,8 +136,8 @@ worker () {
     rnd
     b=$((r % blocks))
     q=$((q + 1))
-    mkblock $d $b $q
-    if dd if=/tmp/$d.blk of=$dev bs=4096 seek=$b count=1 oflag=direct conv=notrunc,fsync 2>/tmp/$d.err; then
+    mkblock "$d" $b $q
+    if dd if="/tmp/$d.blk" of="$dev" bs=4096 seek=$b count=1 oflag=direct conv=notrunc,fsync 2>"/tmp/$d.err"; then
       w=$((w + 1))
       eval "was=\${s_$b:-}"
       if [ -z "$was" ]; then eval "l_$n=$b"; n=$((n + 1)); fi
@@ -158,19 +160,19 @@ worker () {
     b=$((b + 1))
   done
   say "DISK $d writes=$w verifies=$v errors=$e"
-  echo "$w $v $e" > /tmp/$d.res
+  echo "$w $v $e" > "/tmp/$d.res"
 }
 
 i=0
 for d in $disks; do
-  worker $d $i &
+  worker "$d" $i &
   i=$((i + 1))
 done
 wait
 
 tw=0 tv=0 te=$setup_errors
 for d in $disks; do
-  if read -r w v e < /tmp/$d.res; then
+  if read -r w v e < "/tmp/$d.res"; then
     tw=$((tw + w)) tv=$((tv + v)) te=$((te + e))
   else
     say "ERROR disk=$d op=setup block=- msg=writer left no result"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib.sh: helpers for the QEMU guest tests.  Sourced by bash tests run
 # through meson (VAIO_BUILD, VAIO_SRC set).
 #
@@ -61,6 +62,8 @@ guest_cleanup () {
   rm -rf "$T"
 }
 trap guest_cleanup EXIT
+trap 'exit 143' TERM    # meson's timeout: still kill QEMU and nbdkit
+trap 'exit 130' INT
 
 fail () { echo "FAIL: $*" >&2; exit 1; }
 pass () { echo "ok: $*  [$((SECONDS - T0)) s]"; }
@@ -156,12 +159,12 @@ serve_nbdkit () {
 }
 
 guest_start () {
-  local name=$1 secs=$2 blocks=$3 seed=$4 disks="" i=0 letter
+  local name=$1 secs=$2 blocks=$3 seed=$4 disks="" i=0
+  local -a letters=(a b c d e f g h)
   shift 4
   local -a drives=()
   for sock in "$@"; do
-    letter=$(printf "\\x$(printf %x $((97 + i)))")
-    disks+=${disks:+,}vd$letter
+    disks+=${disks:+,}vd${letters[i]}
     drives+=(-blockdev "{\"driver\":\"raw\",\"node-name\":\"d$i\",\"file\":{\"driver\":\"nbd\",\"server\":{\"type\":\"unix\",\"path\":\"$sock\"},\"reconnect-delay\":$GUEST_RECONNECT_DELAY},\"cache\":{\"direct\":true}}"
              -device "virtio-blk-pci,drive=d$i,write-cache=on")
     i=$((i + 1))
@@ -205,23 +208,24 @@ guest_wait () {
 
 # guest_check NAME: the run completed and reported no error of any kind.
 guest_check () {
-  local name=$1 log=$T/$1.log done errs
-  done=$(grep -a 'VAIO-GUEST DONE ' "$log" | tr -d '\r' | tail -n 1 || true)
-  [ -n "$done" ] || fail "guest $name: no DONE line (guest did not finish)"
+  local name=$1 log=$T/$1.log summary errs
+  summary=$(grep -a 'VAIO-GUEST DONE ' "$log" | tr -d '\r' | tail -n 1 || true)
+  [ -n "$summary" ] || fail "guest $name: no DONE line (guest did not finish)"
   errs=$(grep -a 'VAIO-GUEST ERROR' "$log" | tr -d '\r' || true)
   [ -z "$errs" ] || fail "guest $name reported errors:"$'\n'"$(head -n 20 <<<"$errs")"
   grep -aq 'I/O error' "$log" && fail "guest $name: kernel I/O errors on the console"
   # The guest's fsync must reach the server as an NBD flush.
   grep -a 'VAIO-GUEST START' "$log" | grep -vq 'write_cache=write-back' &&
     fail "guest $name: a disk without a volatile write cache (fsync sends no flush)"
-  [[ $done =~ writes=([0-9]+)\ verifies=([0-9]+)\ errors=([0-9]+) ]] ||
-    fail "guest $name: bad DONE line: $done"
-  [ "${BASH_REMATCH[3]}" -eq 0 ] || fail "guest $name: $done"
-  [ "${BASH_REMATCH[1]}" -gt 0 ] || fail "guest $name wrote nothing: $done"
+  [[ $summary =~ writes=([0-9]+)\ verifies=([0-9]+)\ errors=([0-9]+) ]] ||
+    fail "guest $name: bad DONE line: $summary"
+  [ "${BASH_REMATCH[3]}" -eq 0 ] || fail "guest $name: $summary"
+  [ "${BASH_REMATCH[1]}" -gt 0 ] || fail "guest $name wrote nothing: $summary"
   [ "${BASH_REMATCH[2]}" -ge "${BASH_REMATCH[1]}" ] ||
-    fail "guest $name verified less than it wrote: $done"
-  GUEST_WRITES=${BASH_REMATCH[1]}
-  pass "guest $name: ${done#*VAIO-GUEST }"
+    fail "guest $name verified less than it wrote: $summary"
+  GUEST_WRITES=${BASH_REMATCH[1]}   # for the caller
+  export GUEST_WRITES
+  pass "guest $name: ${summary#*VAIO-GUEST }"
 }
 
 guest_verify () {
