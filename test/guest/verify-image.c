@@ -35,6 +35,14 @@ struct final {
 
 static const char *disk = "vda";
 static char seed[64];
+static struct final *fin; /* FINAL state, one per block */
+static char *line;        /* getline buffer */
+
+static void free_all (void)
+{
+  free (fin);
+  free (line);
+}
 
 static void md5_hex (const unsigned char *data, size_t len, char out[33])
 {
@@ -136,6 +144,7 @@ int main (int argc, char **argv)
     usage ();
   const char *image = argv[optind], *logname = argv[optind + 1];
 
+  atexit (free_all);
   FILE *log = fopen (logname, "r");
   if (!log) {
     fprintf (stderr, "verify-image: %s: %s\n", logname, strerror (errno));
@@ -143,8 +152,6 @@ int main (int argc, char **argv)
   }
   unsigned long nblocks = 0;
   bool started = false, summary = false;
-  struct final *fin = NULL;
-  char *line = NULL;
   size_t cap = 0;
   unsigned long lineno = 0;
   size_t dlen = strlen (disk);
@@ -194,7 +201,6 @@ int main (int argc, char **argv)
              p[5 + dlen] == ' ')
       summary = true;
   }
-  free (line);
   fclose (log);
 
   if (!started || !summary) {
@@ -243,7 +249,6 @@ int main (int argc, char **argv)
     bad++;
   }
   close (fd);
-  free (fin);
   if (!quiet || bad)
     printf ("verify-image: %s %s: %lu blocks checked (%lu written), %lu mismatched\n", image,
             disk, checked, written, bad);
