@@ -26,7 +26,8 @@
 #                   acknowledged seq (0: never written, must read as zeros);
 #                   A, when present, is a later seq whose write failed, so
 #                   the block may hold either Q or A
-#   VAIO-GUEST DISK D writes=W verifies=V errors=E
+#   VAIO-GUEST DISK D writes=W verifies=V errors=E max_iter_ms=L
+#                   (L: the longest write + verify iteration, a stall)
 #   VAIO-GUEST DONE writes=W verifies=V errors=E kerrors=K
 #                   (totals; errors includes K, the kernel's "I/O error" lines)
 # then poweroff -f.
@@ -71,6 +72,8 @@ for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_p
 done
 
 uptime_s () { read -r up _ < /proc/uptime; up=${up%.*}; }
+# centiseconds of uptime in $cs ("1" prefix: no octal from a leading 0)
+uptime_cs () { read -r up _ < /proc/uptime; cs=$(( ${up%.*} * 100 + 1${up#*.} - 100 )); }
 
 for d in $disks; do
   i=0
@@ -130,9 +133,12 @@ worker () {
 
   uptime_s
   end=$((up + seconds))
+  maxcs=0
   while :; do
-    uptime_s
-    [ "$up" -lt "$end" ] || break
+    uptime_cs
+    [ -z "${last:-}" ] || [ $((cs - last)) -le "$maxcs" ] || maxcs=$((cs - last))
+    last=$cs
+    [ $((cs / 100)) -lt "$end" ] || break
     rnd
     b=$((r % blocks))
     q=$((q + 1))
@@ -159,7 +165,7 @@ worker () {
     eval "say \"FINAL $d $b \${s_$b:-0}\${a_$b:+ \$a_$b}\""
     b=$((b + 1))
   done
-  say "DISK $d writes=$w verifies=$v errors=$e"
+  say "DISK $d writes=$w verifies=$v errors=$e max_iter_ms=$((maxcs * 10))"
   echo "$w $v $e" > "/tmp/$d.res"
 }
 

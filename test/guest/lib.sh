@@ -228,6 +228,11 @@ guest_check () {
   pass "guest $name: ${summary#*VAIO-GUEST }"
 }
 
+# guest_max_iter NAME DISK: the longest write+verify iteration, in ms.
+guest_max_iter () {
+  grep -a "VAIO-GUEST DISK $2 " "$T/$1.log" | tr -d '\r' | sed -n 's/.*max_iter_ms=\([0-9]*\).*/\1/p' | tail -n 1
+}
+
 guest_verify () {
   local img=$1 name=$2 disk=${3:-vda} out
   out=$("$VERIFY_IMAGE" -d "$disk" "$img" "$T/$name.log" 2>&1) ||

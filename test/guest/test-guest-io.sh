@@ -23,7 +23,7 @@ guest_wait_for g1 'VAIO-GUEST START disk=vda' 90
 pass "guest booted and started writing"
 guest_wait g1 120
 guest_check g1
-[ "$GUEST_WRITES" -ge 20 ] || fail "only $GUEST_WRITES writes in 10 s"
+[ "$GUEST_WRITES" -ge 10 ] || fail "only $GUEST_WRITES writes in 10 s"
 
 kill9_wait "$(vaio_pid vm1 disk0)"
 kill9_wait "$(vaio_pid vm1 disk1)"

@@ -67,3 +67,8 @@ bad=0
 ( guest_verify "$T/vm2.img" g2 vda ) || bad=1
 ( guest_verify "$T/vm1.img" g1 vda ) || bad=1
 [ "$bad" -eq 0 ] || fail "see above"
+# The kill hit g1's I/O: held by QEMU across the outage, not failed.
+stall=$(guest_max_iter g1 vda)
+[ "${stall:-0}" -ge 1500 ] ||
+  fail "guest g1's longest iteration ${stall:-?} ms: the outage did not hold its I/O"
+pass "guest g1's I/O was held ${stall} ms across the outage, then completed"

@@ -64,3 +64,4 @@ bad=0
 ( guest_verify "$T/vm2.img" g1 vdb ) || bad=1
 [ "$bad" -eq 0 ] || fail "see above"
 [ "$pid2" != "$(vaio_pid vm2)" ] || fail "vm2 never swapped"
+pass "longest write+verify iteration: vda $(guest_max_iter g1 vda) ms, vdb (swapped) $(guest_max_iter g1 vdb) ms"
