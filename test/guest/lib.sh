@@ -1,0 +1,241 @@
+# shellcheck shell=bash
+# lib.sh: helpers for the QEMU guest tests.  Sourced by bash tests run
+# through meson (VAIO_BUILD, VAIO_SRC set).
+#
+#   $T                 private scratch directory, removed at exit
+#   $GUEST_DIR         the built guest (vmlinuz, initramfs.cpio.gz)
+#   $VERIFY_IMAGE      test/guest/verify-image
+#   GUEST_RECONNECT_DELAY  QEMU's NBD reconnect-delay in seconds (30)
+#
+#   guest_build                      build (or reuse) the guest image
+#   two_vm_config FILE               vaioctl config: host1 with nbdkit cache
+#                                    and rate; vm1 (gold: cache writethrough,
+#                                    rate), vm2 (silver: cache, default
+#                                    writeback); 32 MiB images in $T
+#   vaio_sock VM / vaio_pid VM       disk0's socket / nbdkit pid under vaioctl
+#   serve_nbdkit NAME IMG            plain `nbdkit --filter=cache file IMG
+#                                    cache=writethrough` on $T/NAME.sock
+#   guest_start NAME SECONDS BLOCKS SEED SOCK [SOCK...]
+#                                    boot a guest in the background, one
+#                                    virtio-blk disk per socket (vda, vdb...),
+#                                    console to $T/NAME.log
+#   guest_wait_for NAME REGEX SECS   wait until the console matches REGEX
+#   guest_wait NAME SECS             wait for the guest to power off
+#   guest_check NAME                 assert DONE with errors=0, no ERROR line
+#   guest_verify IMG NAME [DISK]     verify-image IMG against NAME's console
+# The EXIT trap kills every QEMU and nbdkit started here (and brings down
+# vaioctl configs listed in GUEST_CONFIGS), then removes $T.
+set -euo pipefail
+: "${VAIO_BUILD:?run through meson test}"
+: "${VAIO_SRC:?run through meson test}"
+GUEST_DIR=$VAIO_BUILD/guest
+VERIFY_IMAGE=$VAIO_BUILD/test/guest/verify-image
+VAIOCTL=$VAIO_BUILD/chain/vaioctl
+MAN=$VAIO_BUILD/configs
+GUEST_RECONNECT_DELAY=${GUEST_RECONNECT_DELAY:-30}
+T=$(mktemp -d /tmp/vaio-guest.XXXXXX)
+declare -A GUEST_PID=()
+NBDKIT_PIDS=()
+GUEST_CONFIGS=()
+T0=$SECONDS
+
+guest_cleanup () {
+  local rc=$? name pid c
+  for name in "${!GUEST_PID[@]}"; do
+    pid=${GUEST_PID[$name]}
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  for pid in "${NBDKIT_PIDS[@]}"; do
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  for c in "${GUEST_CONFIGS[@]}"; do
+    "$VAIOCTL" down "$c" --timeout 5 >/dev/null 2>&1 || true
+  done
+  if [ "$rc" -ne 0 ]; then
+    for c in "$T"/*.log; do
+      [ -f "$c" ] || continue
+      echo "--- last lines of $(basename "$c") ---" >&2
+      grep -v 'VAIO-GUEST FINAL' "$c" | tail -n 15 >&2 || true
+    done
+  fi
+  wait 2>/dev/null || true
+  rm -rf "$T"
+}
+trap guest_cleanup EXIT
+trap 'exit 143' TERM    # meson's timeout: still kill QEMU and nbdkit
+trap 'exit 130' INT
+
+fail () { echo "FAIL: $*" >&2; exit 1; }
+pass () { echo "ok: $*  [$((SECONDS - T0)) s]"; }
+
+guest_build () {
+  "$VAIO_SRC/scripts/build-guest" "$GUEST_DIR" ||
+    fail "scripts/build-guest failed (run scripts/install-deps)"
+  [ -x "$VERIFY_IMAGE" ] || fail "$VERIFY_IMAGE not built"
+}
+
+two_vm_config () {
+  local f=$1
+  truncate -s 32M "$T/vm1.img" "$T/vm2.img"
+  cat > "$f" <<YAML
+cluster: guest-test
+hosts:
+  - name: host1
+    state-dir: state/host1
+    filters:
+      - $MAN/nbdkit-cache.yaml
+      - $MAN/nbdkit-rate.yaml
+policies:
+  - name: gold
+    caching:
+      cache: writethrough
+    sioc:
+      rate: 10G
+  - name: silver
+    caching: {}
+vms:
+  - name: vm1
+    host: host1
+    disks:
+      - name: disk0
+        image: vm1.img
+        policy: gold
+  - name: vm2
+    host: host1
+    disks:
+      - name: disk0
+        image: vm2.img
+        policy: silver
+YAML
+  GUEST_CONFIGS+=("$f")
+}
+
+# one_vm_two_disks_config FILE: vm1 with disk0 (gold: cache writethrough
+# + rate) and disk1 (silver: cache in its default writeback mode).
+one_vm_two_disks_config () {
+  two_vm_config "$1"
+  truncate -s 32M "$T/vm1-disk1.img"
+  sed -i '/^  - name: vm2/,$d' "$1"
+  cat >> "$1" <<YAML
+      - name: disk1
+        image: vm1-disk1.img
+        policy: silver
+YAML
+}
+
+# vaio_sock VM [DISK] / vaio_pid VM [DISK]: under vaioctl (host1's state dir).
+vaio_sock () { echo "$T/state/host1/vms/$1/${2:-disk0}.sock"; }
+vaio_pid () { cat "$T/state/host1/vms/$1/${2:-disk0}/nbdkit.pid"; }
+
+# kill9_wait PID: SIGKILL and wait until it is gone (not a zombie).
+kill9_wait () {
+  local st
+  kill -9 "$1" 2>/dev/null || true
+  for _ in $(seq 100); do
+    st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 0
+    [ "$st" = Z ] || [ "$st" = X ] && return 0
+    sleep 0.05
+  done
+  fail "pid $1 survived SIGKILL"
+}
+
+# wait_sock PATH SECS: until PATH is a socket.
+wait_sock () {
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do
+    [ -S "$1" ] && return 0
+    sleep 0.1
+  done
+  fail "no socket $1 after $2 s"
+}
+
+serve_nbdkit () {
+  local name=$1 img=$2
+  rm -f "$T/$name.sock"
+  nbdkit -U "$T/$name.sock" -P "$T/$name.nbdkit.pid" --filter=cache \
+    file "$img" cache=writethrough
+  wait_sock "$T/$name.sock" 10
+  NBDKIT_PIDS+=("$(cat "$T/$name.nbdkit.pid")")
+}
+
+guest_start () {
+  local name=$1 secs=$2 blocks=$3 seed=$4 disks="" i=0
+  local -a letters=(a b c d e f g h)
+  shift 4
+  local -a drives=()
+  for sock in "$@"; do
+    disks+=${disks:+,}vd${letters[i]}
+    drives+=(-blockdev "{\"driver\":\"raw\",\"node-name\":\"d$i\",\"file\":{\"driver\":\"nbd\",\"server\":{\"type\":\"unix\",\"path\":\"$sock\"},\"reconnect-delay\":$GUEST_RECONNECT_DELAY},\"cache\":{\"direct\":true}}"
+             -device "virtio-blk-pci,drive=d$i,write-cache=on")
+    i=$((i + 1))
+  done
+  : > "$T/$name.log"
+  qemu-system-x86_64 -machine q35,accel=tcg -cpu max -smp 1 -m 256 \
+    -no-user-config -nodefaults -display none -monitor none -no-reboot \
+    -serial "file:$T/$name.log" \
+    -kernel "$GUEST_DIR/vmlinuz" -initrd "$GUEST_DIR/initramfs.cpio.gz" \
+    -append "console=ttyS0 rdinit=/init panic=-1 quiet vaio.seconds=$secs vaio.blocks=$blocks vaio.seed=$seed vaio.disks=$disks" \
+    "${drives[@]}" </dev/null >"$T/$name.qemu.out" 2>&1 &
+  GUEST_PID[$name]=$!
+}
+
+guest_running () { kill -0 "${GUEST_PID[$1]}" 2>/dev/null; }
+
+guest_wait_for () {
+  local name=$1 re=$2 secs=$3 i
+  for ((i = 0; i < secs * 10; i++)); do
+    grep -Eq "$re" "$T/$name.log" && return 0
+    guest_running "$name" || fail "guest $name exited before /$re/"
+    sleep 0.1
+  done
+  fail "guest $name: no /$re/ on the console after $secs s"
+}
+
+guest_wait () {
+  local name=$1 secs=$2 i rc=0
+  for ((i = 0; i < secs * 10; i++)); do
+    guest_running "$name" || break
+    sleep 0.1
+  done
+  if guest_running "$name"; then
+    kill -9 "${GUEST_PID[$name]}" 2>/dev/null || true
+    fail "guest $name still running after $secs s (killed)"
+  fi
+  wait "${GUEST_PID[$name]}" || rc=$?
+  unset "GUEST_PID[$name]"
+  [ "$rc" -eq 0 ] || fail "QEMU for $name exited $rc: $(tail -n 5 "$T/$name.qemu.out")"
+}
+
+# guest_check NAME: the run completed and reported no error of any kind.
+guest_check () {
+  local name=$1 log=$T/$1.log summary errs
+  summary=$(grep -a 'VAIO-GUEST DONE ' "$log" | tr -d '\r' | tail -n 1 || true)
+  [ -n "$summary" ] || fail "guest $name: no DONE line (guest did not finish)"
+  errs=$(grep -a 'VAIO-GUEST ERROR' "$log" | tr -d '\r' || true)
+  [ -z "$errs" ] || fail "guest $name reported errors:"$'\n'"$(head -n 20 <<<"$errs")"
+  grep -aq 'I/O error' "$log" && fail "guest $name: kernel I/O errors on the console"
+  # The guest's fsync must reach the server as an NBD flush.
+  grep -a 'VAIO-GUEST START' "$log" | grep -vq 'write_cache=write-back' &&
+    fail "guest $name: a disk without a volatile write cache (fsync sends no flush)"
+  [[ $summary =~ writes=([0-9]+)\ verifies=([0-9]+)\ errors=([0-9]+) ]] ||
+    fail "guest $name: bad DONE line: $summary"
+  [ "${BASH_REMATCH[3]}" -eq 0 ] || fail "guest $name: $summary"
+  [ "${BASH_REMATCH[1]}" -gt 0 ] || fail "guest $name wrote nothing: $summary"
+  [ "${BASH_REMATCH[2]}" -ge "${BASH_REMATCH[1]}" ] ||
+    fail "guest $name verified less than it wrote: $summary"
+  GUEST_WRITES=${BASH_REMATCH[1]}   # for the caller
+  export GUEST_WRITES
+  pass "guest $name: ${summary#*VAIO-GUEST }"
+}
+
+# guest_max_iter NAME DISK: the longest write+verify iteration, in ms.
+guest_max_iter () {
+  grep -a "VAIO-GUEST DISK $2 " "$T/$1.log" | tr -d '\r' | sed -n 's/.*max_iter_ms=\([0-9]*\).*/\1/p' | tail -n 1
+}
+
+guest_verify () {
+  local img=$1 name=$2 disk=${3:-vda} out
+  out=$("$VERIFY_IMAGE" -d "$disk" "$img" "$T/$name.log" 2>&1) ||
+    fail "verify-image $disk of $name on $(basename "$img"):"$'\n'"$out"
+  pass "$out"
+}
