@@ -602,6 +602,8 @@ main (int argc, char *argv[])
   struct options o = { .slot = -1 };
   int c, index, r;
 
+  o.key.prefix = "--";
+  o.new_key.prefix = "--new-";
   while ((c = getopt_long (argc, argv, "h", long_options, &index)) != -1)
     {
       if (c == 'h')

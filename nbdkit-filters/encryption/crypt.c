@@ -32,7 +32,7 @@
 /* Set from the command line in .config / .config_complete, read-only
  * after that (nbdkit configures before it starts any thread).
  */
-static struct crypt_key_source key_source;
+static struct crypt_key_source key_source = { .prefix = "crypt-" };
 static const char *state_dir;
 static int keyslot = -1;
 
@@ -45,6 +45,7 @@ static uint8_t header_raw[LUKS_HEADER_SIZE];
 static uint64_t payload_bytes;
 static struct xts_engine engine;
 static bool unlocked;
+static char unlock_error[512]; /* why not unlocked, for every client */
 static struct vaio_stats *stats;
 static pthread_mutex_t header_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -172,37 +173,41 @@ next_read (void *opaque, void *buf, size_t count, uint64_t offset)
   return 0;
 }
 
-/* Read and decode the header through next. */
+/* Read and decode the header through next; a message in err. */
 static int
 read_header (nbdkit_next *next, uint8_t raw[LUKS_HEADER_SIZE],
-             struct luks_header *h, uint64_t *size_out)
+             struct luks_header *h, uint64_t *size_out, char *err,
+             size_t errlen)
 {
-  char err[256];
   int64_t size = next->get_size (next);
 
   if (size == -1)
-    return -1;
+    {
+      snprintf (err, errlen, "cannot get the image size");
+      return -1;
+    }
   if ((uint64_t) size < LUKS_HEADER_SIZE)
     {
-      nbdkit_error ("vaio-crypt: image is %" PRIi64 " bytes, too small for "
-                    "a LUKS header (truncated?)",
-                    size);
+      snprintf (err, errlen,
+                "image is %" PRIi64 " bytes, too small for a LUKS header "
+                "(truncated?)",
+                size);
       return -1;
     }
   if (next_read (next, raw, LUKS_HEADER_SIZE, 0) == -1)
     {
-      nbdkit_error ("vaio-crypt: reading the LUKS header: %m");
+      snprintf (err, errlen, "reading the LUKS header: %s", strerror (errno));
       return -1;
     }
-  if (luks_header_decode (raw, (uint64_t) size, h, err, sizeof err) == -1)
-    {
-      nbdkit_error ("vaio-crypt: %s", err);
-      return -1;
-    }
+  if (luks_header_decode (raw, (uint64_t) size, h, err, errlen) == -1)
+    return -1;
   *size_out = (uint64_t) size;
   return 0;
 }
 
+/* On failure the reason is kept in unlock_error: it names the key
+ * source, never the key.
+ */
 static int
 unlock (nbdkit_next *next)
 {
@@ -212,26 +217,26 @@ unlock (nbdkit_next *next)
   uint64_t size;
   int slot, r = -1;
 
-  if (read_header (next, header_raw, &header, &size) == -1)
-    return -1;
-  if (crypt_key_source_secret (&key_source, header.uuid, &pass, err,
-                               sizeof err)
-      == -1)
+  if (read_header (next, header_raw, &header, &size, err, sizeof err) == -1)
     {
-      nbdkit_error ("vaio-crypt: %s", err);
+      snprintf (unlock_error, sizeof unlock_error, "%s", err);
       return -1;
     }
-  if (luks_unlock (&header, pass.data, pass.len, keyslot, next_read, next, mk,
-                   &slot, err, sizeof err)
-      == -1)
+  if (crypt_key_source_secret (&key_source, header.uuid, &pass, err,
+                               sizeof err)
+          == -1
+      || luks_unlock (&header, pass.data, pass.len, keyslot, next_read, next,
+                      mk, &slot, err, sizeof err)
+             == -1)
     {
-      nbdkit_error ("vaio-crypt: %s: %s", crypt_key_source_name (&key_source),
-                    err);
+      snprintf (unlock_error, sizeof unlock_error, "%s: %s",
+                crypt_key_source_name (&key_source), err);
       goto out;
     }
   if (xts_engine_init (&engine, mk, header.key_bytes) == -1)
     {
-      nbdkit_error ("vaio-crypt: cipher setup failed: %m");
+      snprintf (unlock_error, sizeof unlock_error, "cipher setup failed: %s",
+                strerror (errno));
       goto out;
     }
   payload_bytes = (uint64_t) header.payload_offset * LUKS_SECTOR;
@@ -248,31 +253,45 @@ out:
   return r;
 }
 
-/* Unlock once for the whole process, before any client is served. */
+/* Unlock once for the whole process, before any client is served.  A
+ * failure does not fail .after_fork: with --run that leaves the captive
+ * command waiting on a socket nobody serves.  Instead every client is
+ * refused in .open with the reason, and no byte of the image is written.
+ */
 static int
 crypt_after_fork (nbdkit_backend *backend)
 {
   nbdkit_next *next = nbdkit_next_context_open (backend, 1, "", 1);
-  int r = -1;
 
   if (next == NULL)
+    snprintf (unlock_error, sizeof unlock_error,
+              "cannot open the underlying image");
+  else
     {
-      nbdkit_error ("vaio-crypt: cannot open the underlying image");
-      return -1;
+      if (next->prepare (next) == 0)
+        unlock (next);
+      else
+        snprintf (unlock_error, sizeof unlock_error,
+                  "cannot open the underlying image");
+      next->finalize (next);
+      nbdkit_next_context_close (next);
     }
-  if (next->prepare (next) == 0)
-    r = unlock (next);
-  next->finalize (next);
-  nbdkit_next_context_close (next);
   /* The key material now lives only in the cipher contexts. */
   crypt_key_source_free (&key_source);
-  return r;
+  if (!unlocked)
+    nbdkit_error ("vaio-crypt: %s: refusing all clients", unlock_error);
+  return 0;
 }
 
 static void *
 crypt_open (nbdkit_next_open *next, nbdkit_context *nxdata, int readonly,
             const char *exportname, int is_tls)
 {
+  if (!unlocked)
+    {
+      nbdkit_error ("vaio-crypt: %s", unlock_error);
+      return NULL;
+    }
   if (next (nxdata, readonly, exportname) == -1)
     return NULL;
   return NBDKIT_HANDLE_NOT_NEEDED;
@@ -291,8 +310,11 @@ crypt_prepare (nbdkit_next *next, void *handle, int readonly)
   uint64_t size;
   int r = 0;
 
-  if (read_header (next, raw, &h, &size) == -1)
-    return -1;
+  if (read_header (next, raw, &h, &size, err, sizeof err) == -1)
+    {
+      nbdkit_error ("vaio-crypt: %s", err);
+      return -1;
+    }
   pthread_mutex_lock (&header_lock);
   if (memcmp (raw, header_raw, sizeof raw) != 0)
     {
