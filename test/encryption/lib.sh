@@ -8,6 +8,9 @@
 #   qemu_luks_create IMG PWFILE SIZE [OPTS]  (retries QEMU's CPU-usage flake)
 set -euo pipefail
 : "${VAIO_BUILD:?VAIO_BUILD not set (run through meson test)}"
+# nbdsh and our python snippets need the distribution's python3 (with
+# python3-libnbd), not one a version manager put first in PATH.
+export PATH=/usr/bin:/bin:$PATH
 FILTER=$VAIO_BUILD/nbdkit-filters/encryption/nbdkit-vaio-crypt-filter.so
 CLI=$VAIO_BUILD/nbdkit-filters/encryption/vaio-crypt
 T=$(mktemp -d /tmp/vaio-crypt-test.XXXXXX)

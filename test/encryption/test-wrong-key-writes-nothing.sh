@@ -17,6 +17,9 @@ for src in crypt-passphrase-file="$T/bad" crypt-key-file="$T/badkey"; do
        'nbdsh -u "$uri" -c "h.pwrite(b\"x\" * 512, 0)"' 2>"$T/client.err"; then
     fail "$src: a client connected and wrote with the wrong key"
   fi
+  # Refused by the server (not failing for some other reason).
+  grep -q "handshake" "$T/client.err" ||
+    fail "$src: client failed for another reason: $(cat "$T/client.err")"
   grep -q "no LUKS keyslot opens with this key" "$T/nbdkit.log" ||
     fail "$src: no clear error in nbdkit's log: $(cat "$T/nbdkit.log")"
   grep -q "Wr0ngPassphrase" "$T/nbdkit.log" "$T/client.err" &&
