@@ -22,7 +22,7 @@
 static int
 diffuse (uint8_t *buf, size_t size, const EVP_MD *md)
 {
-  size_t ds = (size_t) EVP_MD_get_size (md);
+  size_t ds = (size_t)EVP_MD_get_size (md);
   uint8_t digest[EVP_MAX_MD_SIZE];
   EVP_MD_CTX *ctx = EVP_MD_CTX_new ();
   int ok = ctx != NULL;
@@ -30,8 +30,8 @@ diffuse (uint8_t *buf, size_t size, const EVP_MD *md)
   for (size_t i = 0; ok && i * ds < size; i++)
     {
       size_t n = size - i * ds < ds ? size - i * ds : ds;
-      uint8_t be[4] = { (uint8_t) (i >> 24), (uint8_t) (i >> 16),
-                        (uint8_t) (i >> 8), (uint8_t) i };
+      uint8_t be[4] = { (uint8_t)(i >> 24), (uint8_t)(i >> 16),
+                        (uint8_t)(i >> 8), (uint8_t)i };
 
       ok = EVP_DigestInit_ex (ctx, md, NULL) == 1
            && EVP_DigestUpdate (ctx, be, 4) == 1
@@ -53,8 +53,8 @@ xor_into (uint8_t *dst, const uint8_t *src, size_t n)
 }
 
 int
-luks_af_split (const uint8_t *src, uint8_t *dst, size_t block,
-               unsigned stripes, const char *hash)
+luks_af_split (const uint8_t *src, uint8_t *dst, size_t block, unsigned stripes,
+               const char *hash)
 {
   const EVP_MD *md = EVP_get_digestbyname (hash);
   uint8_t *acc;
@@ -70,14 +70,14 @@ luks_af_split (const uint8_t *src, uint8_t *dst, size_t block,
     return -1;
   for (unsigned i = 0; i + 1 < stripes; i++)
     {
-      if (RAND_bytes (dst + i * block, (int) block) != 1)
+      if (RAND_bytes (dst + i * block, (int)block) != 1)
         goto out;
       xor_into (acc, dst + i * block, block);
       if (diffuse (acc, block, md) == -1)
         goto out;
     }
-  memcpy (dst + (size_t) (stripes - 1) * block, acc, block);
-  xor_into (dst + (size_t) (stripes - 1) * block, src, block);
+  memcpy (dst + (size_t)(stripes - 1) * block, acc, block);
+  xor_into (dst + (size_t)(stripes - 1) * block, src, block);
   r = 0;
 out:
   OPENSSL_cleanse (acc, block);
@@ -88,8 +88,8 @@ out:
 }
 
 int
-luks_af_merge (const uint8_t *src, uint8_t *dst, size_t block,
-               unsigned stripes, const char *hash)
+luks_af_merge (const uint8_t *src, uint8_t *dst, size_t block, unsigned stripes,
+               const char *hash)
 {
   const EVP_MD *md = EVP_get_digestbyname (hash);
   uint8_t *acc;
@@ -109,7 +109,7 @@ luks_af_merge (const uint8_t *src, uint8_t *dst, size_t block,
       if (diffuse (acc, block, md) == -1)
         goto out;
     }
-  memcpy (dst, src + (size_t) (stripes - 1) * block, block);
+  memcpy (dst, src + (size_t)(stripes - 1) * block, block);
   xor_into (dst, acc, block);
   r = 0;
 out:

@@ -18,85 +18,93 @@
 #include "luks.h"
 #include "units.h"
 
-static const char usage_text[] =
-  "NAME\n"
-  "    vaio-crypt - create LUKS1 disk images and manage their keys\n"
-  "\n"
-  "SYNOPSIS\n"
-  "    vaio-crypt format IMAGE [--size SIZE] [--key-size 256|512]\n"
-  "                      [--hash HASH] [--iter-time MS | --pbkdf2-iter N]\n"
-  "                      [--force] KEY\n"
-  "    vaio-crypt add-key IMAGE KEY NEW-KEY [--slot N]\n"
-  "                       [--iter-time MS | --pbkdf2-iter N]\n"
-  "    vaio-crypt remove-key IMAGE KEY [--slot N]\n"
-  "    vaio-crypt rotate IMAGE KEY NEW-KEY [--iter-time MS | --pbkdf2-iter N]\n"
-  "    vaio-crypt dump IMAGE\n"
-  "    vaio-crypt keystore-create --keystore DIR --key-id ID\n"
-  "\n"
-  "DESCRIPTION\n"
-  "    vaio-crypt writes and edits LUKS1 headers (aes-xts-plain64, PBKDF2,\n"
-  "    anti-forensic splitter) as cryptsetup and QEMU define them.  The\n"
-  "    images it makes open with the vaio-crypt nbdkit filter, nbdkit's\n"
-  "    luks filter, QEMU (driver=luks) and cryptsetup.\n"
-  "\n"
-  "    Keys are never taken from the command line: only from files, file\n"
-  "    descriptors, or a key store.  Nothing secret is ever printed.\n"
-  "\n"
-  "COMMANDS\n"
-  "    format      Write a new LUKS1 header with a fresh random master key\n"
-  "                and put KEY in keyslot 0.  With --size, create IMAGE\n"
-  "                (mode 0600) with SIZE bytes of payload (1G, 512M...);\n"
-  "                without, format an existing file in place.  An existing\n"
-  "                LUKS header is only overwritten with --force (that\n"
-  "                destroys every key to the old data).\n"
-  "    add-key     Unlock with KEY and store the master key under NEW-KEY\n"
-  "                in a free keyslot (or --slot N).  Data is untouched.\n"
-  "    remove-key  Unlock with KEY, then disable and wipe the keyslot KEY\n"
-  "                opened (or --slot N).  The last keyslot is never removed.\n"
-  "    rotate      add-key NEW-KEY, then remove the slot KEY opened: a\n"
-  "                shallow rekey, as VMware does when a KEK changes.\n"
-  "    dump        Print the header (no secrets).\n"
-  "    keystore-create\n"
-  "                Create a new random key encryption key DIR/ID.kek\n"
-  "                (directory 0700, file 0600).  Never overwrites.\n"
-  "\n"
-  "KEY (exactly one; NEW-KEY uses the same options prefixed with new-)\n"
-  "    --passphrase-file PATH   the file's contents, one trailing newline\n"
-  "                             removed\n"
-  "    --key-file PATH          the file's exact bytes (cryptsetup\n"
-  "                             --key-file)\n"
-  "    --passphrase-fd N        read fd N to EOF (passphrase rules)\n"
-  "    --key-fd N               read fd N to EOF (exact bytes)\n"
-  "    --keystore DIR --key-id ID\n"
-  "                             the disk key wrapped by KEK ID of the key\n"
-  "                             store DIR: the keyslot secret is\n"
-  "                             HMAC-SHA256(KEK, label || LUKS uuid).\n"
-  "                             --new-key-id alone uses --keystore's DIR.\n"
-  "\n"
-  "OPTIONS\n"
-  "    --size SIZE        payload size for a new image (K, M, G, T suffixes)\n"
-  "    --key-size BITS    256 (aes-128-xts) or 512 (aes-256-xts, default)\n"
-  "    --hash HASH        PBKDF2 and AF hash (default sha256)\n"
-  "    --iter-time MS     PBKDF2 time per keyslot unlock (default 1000)\n"
-  "    --pbkdf2-iter N    exact PBKDF2 iterations (at least 1000)\n"
-  "    --slot N           keyslot 0-7\n"
-  "    --force            format over an existing LUKS header\n"
-  "    -h, --help         this text\n"
-  "\n"
-  "EXAMPLES\n"
-  "    vaio-crypt format disk.img --size 10G --passphrase-file pw\n"
-  "    vaio-crypt keystore-create --keystore /etc/vaio/kms --key-id kek-2026\n"
-  "    vaio-crypt add-key disk.img --passphrase-file pw \\\n"
-  "        --new-keystore /etc/vaio/kms --new-key-id kek-2026\n"
-  "    vaio-crypt rotate disk.img --keystore /etc/vaio/kms --key-id kek-2026 "
-  "\\\n"
-  "        --new-key-id kek-2027\n"
-  "    nbdkit --filter=nbdkit-vaio-crypt-filter.so file disk.img \\\n"
-  "        crypt-passphrase-file=pw\n"
-  "\n"
-  "EXIT STATUS\n"
-  "    0 on success, 1 on any error (a message names what is wrong),\n"
-  "    2 on bad usage.\n";
+static const char usage_text[]
+    = "NAME\n"
+      "    vaio-crypt - create LUKS1 disk images and manage their keys\n"
+      "\n"
+      "SYNOPSIS\n"
+      "    vaio-crypt format IMAGE [--size SIZE] [--key-size 256|512]\n"
+      "                      [--hash HASH] [--iter-time MS | --pbkdf2-iter N]\n"
+      "                      [--force] KEY\n"
+      "    vaio-crypt add-key IMAGE KEY NEW-KEY [--slot N]\n"
+      "                       [--iter-time MS | --pbkdf2-iter N]\n"
+      "    vaio-crypt remove-key IMAGE KEY [--slot N]\n"
+      "    vaio-crypt rotate IMAGE KEY NEW-KEY [--iter-time MS | --pbkdf2-iter "
+      "N]\n"
+      "    vaio-crypt dump IMAGE\n"
+      "    vaio-crypt keystore-create --keystore DIR --key-id ID\n"
+      "\n"
+      "DESCRIPTION\n"
+      "    vaio-crypt writes and edits LUKS1 headers (aes-xts-plain64, "
+      "PBKDF2,\n"
+      "    anti-forensic splitter) as cryptsetup and QEMU define them.  The\n"
+      "    images it makes open with the vaio-crypt nbdkit filter, nbdkit's\n"
+      "    luks filter, QEMU (driver=luks) and cryptsetup.\n"
+      "\n"
+      "    Keys are never taken from the command line: only from files, file\n"
+      "    descriptors, or a key store.  Nothing secret is ever printed.\n"
+      "\n"
+      "COMMANDS\n"
+      "    format      Write a new LUKS1 header with a fresh random master "
+      "key\n"
+      "                and put KEY in keyslot 0.  With --size, create IMAGE\n"
+      "                (mode 0600) with SIZE bytes of payload (1G, 512M...);\n"
+      "                without, format an existing file in place.  An "
+      "existing\n"
+      "                LUKS header is only overwritten with --force (that\n"
+      "                destroys every key to the old data).\n"
+      "    add-key     Unlock with KEY and store the master key under NEW-KEY\n"
+      "                in a free keyslot (or --slot N).  Data is untouched.\n"
+      "    remove-key  Unlock with KEY, then disable and wipe the keyslot KEY\n"
+      "                opened (or --slot N).  The last keyslot is never "
+      "removed.\n"
+      "    rotate      add-key NEW-KEY, then remove the slot KEY opened: a\n"
+      "                shallow rekey, as VMware does when a KEK changes.\n"
+      "    dump        Print the header (no secrets).\n"
+      "    keystore-create\n"
+      "                Create a new random key encryption key DIR/ID.kek\n"
+      "                (directory 0700, file 0600).  Never overwrites.\n"
+      "\n"
+      "KEY (exactly one; NEW-KEY uses the same options prefixed with new-)\n"
+      "    --passphrase-file PATH   the file's contents, one trailing newline\n"
+      "                             removed\n"
+      "    --key-file PATH          the file's exact bytes (cryptsetup\n"
+      "                             --key-file)\n"
+      "    --passphrase-fd N        read fd N to EOF (passphrase rules)\n"
+      "    --key-fd N               read fd N to EOF (exact bytes)\n"
+      "    --keystore DIR --key-id ID\n"
+      "                             the disk key wrapped by KEK ID of the key\n"
+      "                             store DIR: the keyslot secret is\n"
+      "                             HMAC-SHA256(KEK, label || LUKS uuid).\n"
+      "                             --new-key-id alone uses --keystore's DIR.\n"
+      "\n"
+      "OPTIONS\n"
+      "    --size SIZE        payload size for a new image (K, M, G, T "
+      "suffixes)\n"
+      "    --key-size BITS    256 (aes-128-xts) or 512 (aes-256-xts, default)\n"
+      "    --hash HASH        PBKDF2 and AF hash (default sha256)\n"
+      "    --iter-time MS     PBKDF2 time per keyslot unlock (default 1000)\n"
+      "    --pbkdf2-iter N    exact PBKDF2 iterations (at least 1000)\n"
+      "    --slot N           keyslot 0-7\n"
+      "    --force            format over an existing LUKS header\n"
+      "    -h, --help         this text\n"
+      "\n"
+      "EXAMPLES\n"
+      "    vaio-crypt format disk.img --size 10G --passphrase-file pw\n"
+      "    vaio-crypt keystore-create --keystore /etc/vaio/kms --key-id "
+      "kek-2026\n"
+      "    vaio-crypt add-key disk.img --passphrase-file pw \\\n"
+      "        --new-keystore /etc/vaio/kms --new-key-id kek-2026\n"
+      "    vaio-crypt rotate disk.img --keystore /etc/vaio/kms --key-id "
+      "kek-2026 "
+      "\\\n"
+      "        --new-key-id kek-2027\n"
+      "    nbdkit --filter=nbdkit-vaio-crypt-filter.so file disk.img \\\n"
+      "        crypt-passphrase-file=pw\n"
+      "\n"
+      "EXIT STATUS\n"
+      "    0 on success, 1 on any error (a message names what is wrong),\n"
+      "    2 on bad usage.\n";
 
 struct options
 {
@@ -126,8 +134,7 @@ die (const char *fmt, ...)
   exit (1);
 }
 
-static void __attribute__ ((noreturn))
-bad_usage (const char *msg)
+static void __attribute__ ((noreturn)) bad_usage (const char *msg)
 {
   fprintf (stderr, "vaio-crypt: %s\nTry 'vaio-crypt --help'.\n", msg);
   exit (2);
@@ -140,7 +147,7 @@ parse_u32 (const char *opt, const char *value)
 
   if (vaio_parse_uint (value, &v) == -1 || v > UINT32_MAX)
     die ("--%s: '%s' is not a number", opt, value);
-  return (uint32_t) v;
+  return (uint32_t)v;
 }
 
 /* --- image I/O for luks.c --- */
@@ -148,13 +155,13 @@ parse_u32 (const char *opt, const char *value)
 static int
 image_read (void *opaque, void *buf, size_t count, uint64_t offset)
 {
-  int fd = *(int *) opaque;
+  int fd = *(int *)opaque;
   size_t done = 0;
 
   while (done < count)
     {
-      ssize_t n = pread (fd, (char *) buf + done, count - done,
-                         (off_t) (offset + done));
+      ssize_t n = pread (fd, (char *)buf + done, count - done,
+                         (off_t)(offset + done));
       if (n == -1 && errno == EINTR)
         continue;
       if (n == -1)
@@ -164,7 +171,7 @@ image_read (void *opaque, void *buf, size_t count, uint64_t offset)
           errno = EIO; /* past the end: truncated image */
           return -1;
         }
-      done += (size_t) n;
+      done += (size_t)n;
     }
   return 0;
 }
@@ -175,20 +182,20 @@ image_read (void *opaque, void *buf, size_t count, uint64_t offset)
 static int
 image_write (void *opaque, const void *buf, size_t count, uint64_t offset)
 {
-  int fd = *(int *) opaque;
+  int fd = *(int *)opaque;
   size_t done = 0;
 
   if (offset == 0 && fdatasync (fd) == -1)
     return -1;
   while (done < count)
     {
-      ssize_t n = pwrite (fd, (const char *) buf + done, count - done,
-                          (off_t) (offset + done));
+      ssize_t n = pwrite (fd, (const char *)buf + done, count - done,
+                          (off_t)(offset + done));
       if (n == -1 && errno == EINTR)
         continue;
       if (n == -1)
         return -1;
-      done += (size_t) n;
+      done += (size_t)n;
     }
   if (offset == 0 && fdatasync (fd) == -1)
     return -1;
@@ -202,7 +209,7 @@ fd_size (int fd, const char *image)
 
   if (fstat (fd, &st) == -1)
     die ("%s: %s", image, strerror (errno));
-  return (uint64_t) st.st_size;
+  return (uint64_t)st.st_size;
 }
 
 static int
@@ -249,11 +256,10 @@ unlock_image (struct options *o, int fd, const struct luks_header *h,
   int slot;
 
   complete_key (&o->key);
-  if (crypt_key_source_secret (&o->key, h->uuid, &pass, err, sizeof err)
-      == -1)
+  if (crypt_key_source_secret (&o->key, h->uuid, &pass, err, sizeof err) == -1)
     die ("%s", err);
-  if (luks_unlock (h, pass.data, pass.len, -1, image_read, &fd, mk, &slot,
-                   err, sizeof err)
+  if (luks_unlock (h, pass.data, pass.len, -1, image_read, &fd, mk, &slot, err,
+                   sizeof err)
       == -1)
     {
       secret_free (&pass);
@@ -300,7 +306,7 @@ has_luks_magic (int fd)
 {
   uint8_t magic[LUKS_MAGIC_LEN];
 
-  return pread (fd, magic, sizeof magic, 0) == (ssize_t) sizeof magic
+  return pread (fd, magic, sizeof magic, 0) == (ssize_t)sizeof magic
          && memcmp (magic, LUKS_MAGIC, LUKS_MAGIC_LEN) == 0;
 }
 
@@ -322,7 +328,7 @@ cmd_format (struct options *o)
 
   if (luks_format_header (&p, &h, mk, err, sizeof err) == -1)
     die ("%s", err);
-  payload = (uint64_t) h.payload_offset * LUKS_SECTOR;
+  payload = (uint64_t)h.payload_offset * LUKS_SECTOR;
   if (o->have_size)
     {
       fd = open (o->image,
@@ -332,7 +338,7 @@ cmd_format (struct options *o)
              errno == EEXIST ? " (use --force to overwrite, or omit --size "
                                "to format it in place)"
                              : "");
-      if (ftruncate (fd, (off_t) (payload + o->size)) == -1)
+      if (ftruncate (fd, (off_t)(payload + o->size)) == -1)
         die ("%s: %s", o->image, strerror (errno));
     }
   else
@@ -394,8 +400,7 @@ remove_slot (struct options *o, int fd, struct luks_header *h, int slot)
     die ("%s: refusing to remove keyslot %d, the last one: the data would be "
          "lost for good",
          o->image, slot);
-  if (luks_remove_keyslot (h, (unsigned) slot, image_write, &fd, err,
-                           sizeof err)
+  if (luks_remove_keyslot (h, (unsigned)slot, image_write, &fd, err, sizeof err)
       == -1)
     die ("%s: %s", o->image, err);
 }
@@ -455,7 +460,7 @@ cmd_dump (struct options *o)
   printf ("Hash spec:      %s\n", h.hash_spec);
   printf ("Payload offset: %u sectors\n", h.payload_offset);
   printf ("Payload size:   %" PRIu64 " bytes\n",
-          size - (uint64_t) h.payload_offset * LUKS_SECTOR);
+          size - (uint64_t)h.payload_offset * LUKS_SECTOR);
   printf ("MK bits:        %u\n", h.key_bytes * 8);
   printf ("MK iterations:  %u\n", h.mk_digest_iterations);
   printf ("UUID:           %s\n\n", h.uuid);
@@ -565,7 +570,7 @@ parse_option (struct options *o, int c, int index)
         die ("--pbkdf2-iter: at least %d", LUKS_MIN_ITERATIONS);
       break;
     case OPT_SLOT:
-      o->slot = (int) parse_u32 (name, optarg);
+      o->slot = (int)parse_u32 (name, optarg);
       if (o->slot >= LUKS_NUM_KEYS)
         die ("--slot: must be 0-7, not %s", optarg);
       break;

@@ -80,8 +80,8 @@ crypt_unload (void)
 }
 
 static int
-crypt_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
-              const char *key, const char *value)
+crypt_config (nbdkit_next_config *next, nbdkit_backend *nxdata, const char *key,
+              const char *value)
 {
   char err[256];
   int r;
@@ -127,14 +127,14 @@ crypt_config_complete (nbdkit_next_config_complete *next,
   return next (nxdata);
 }
 
-#define crypt_config_help                                                    \
-  "crypt-passphrase-file=PATH  Passphrase (one trailing newline ignored).\n" \
-  "crypt-key-file=PATH         Key file (exact bytes).\n"                    \
-  "crypt-passphrase-fd=FD      Passphrase read from an inherited fd.\n"      \
-  "crypt-key-fd=FD             Key read from an inherited fd.\n"             \
-  "crypt-keystore=DIR          Key store of KEKs (with crypt-key-id).\n"     \
-  "crypt-key-id=ID             KEK id wrapping this disk's key.\n"           \
-  "crypt-keyslot=N             Only try keyslot N (0-7).\n"                  \
+#define crypt_config_help                                                      \
+  "crypt-passphrase-file=PATH  Passphrase (one trailing newline ignored).\n"   \
+  "crypt-key-file=PATH         Key file (exact bytes).\n"                      \
+  "crypt-passphrase-fd=FD      Passphrase read from an inherited fd.\n"        \
+  "crypt-key-fd=FD             Key read from an inherited fd.\n"               \
+  "crypt-keystore=DIR          Key store of KEKs (with crypt-key-id).\n"       \
+  "crypt-key-id=ID             KEK id wrapping this disk's key.\n"             \
+  "crypt-keyslot=N             Only try keyslot N (0-7).\n"                    \
   "crypt-state-dir=DIR         Per-disk state dir (stats published there)."
 
 static int
@@ -165,7 +165,7 @@ next_read (void *opaque, void *buf, size_t count, uint64_t offset)
   nbdkit_next *next = opaque;
   int err = 0;
 
-  if (next->pread (next, buf, (uint32_t) count, offset, 0, &err) == -1)
+  if (next->pread (next, buf, (uint32_t)count, offset, 0, &err) == -1)
     {
       errno = err ? err : EIO;
       return -1;
@@ -186,7 +186,7 @@ read_header (nbdkit_next *next, uint8_t raw[LUKS_HEADER_SIZE],
       snprintf (err, errlen, "cannot get the image size");
       return -1;
     }
-  if ((uint64_t) size < LUKS_HEADER_SIZE)
+  if ((uint64_t)size < LUKS_HEADER_SIZE)
     {
       snprintf (err, errlen,
                 "image is %" PRIi64 " bytes, too small for a LUKS header "
@@ -199,9 +199,9 @@ read_header (nbdkit_next *next, uint8_t raw[LUKS_HEADER_SIZE],
       snprintf (err, errlen, "reading the LUKS header: %s", strerror (errno));
       return -1;
     }
-  if (luks_header_decode (raw, (uint64_t) size, h, err, errlen) == -1)
+  if (luks_header_decode (raw, (uint64_t)size, h, err, errlen) == -1)
     return -1;
-  *size_out = (uint64_t) size;
+  *size_out = (uint64_t)size;
   return 0;
 }
 
@@ -222,8 +222,7 @@ unlock (nbdkit_next *next)
       snprintf (unlock_error, sizeof unlock_error, "%s", err);
       return -1;
     }
-  if (crypt_key_source_secret (&key_source, header.uuid, &pass, err,
-                               sizeof err)
+  if (crypt_key_source_secret (&key_source, header.uuid, &pass, err, sizeof err)
           == -1
       || luks_unlock (&header, pass.data, pass.len, keyslot, next_read, next,
                       mk, &slot, err, sizeof err)
@@ -239,9 +238,9 @@ unlock (nbdkit_next *next)
                 strerror (errno));
       goto out;
     }
-  payload_bytes = (uint64_t) header.payload_offset * LUKS_SECTOR;
+  payload_bytes = (uint64_t)header.payload_offset * LUKS_SECTOR;
   unlocked = true;
-  vaio_stats_set (stats, STAT_UNLOCKED_SLOT, (uint64_t) slot);
+  vaio_stats_set (stats, STAT_UNLOCKED_SLOT, (uint64_t)slot);
   nbdkit_debug ("vaio-crypt: unlocked keyslot %d, %s-%s %u-bit, payload at "
                 "%" PRIu64,
                 slot, header.cipher_name, header.cipher_mode,
@@ -340,14 +339,14 @@ crypt_get_size (nbdkit_next *next, void *handle)
 
   if (size == -1)
     return -1;
-  if ((uint64_t) size < payload_bytes)
+  if ((uint64_t)size < payload_bytes)
     {
       nbdkit_error ("vaio-crypt: image shrank below the payload offset");
       return -1;
     }
   /* The guest sees whole sectors only. */
-  return (int64_t) (((uint64_t) size - payload_bytes) / LUKS_SECTOR
-                    * LUKS_SECTOR);
+  return (int64_t)(((uint64_t)size - payload_bytes) / LUKS_SECTOR
+                   * LUKS_SECTOR);
 }
 
 /* Ciphertext holes are not plaintext zeros: no trim, no extents, no
@@ -396,8 +395,7 @@ crypt_sectors (uint8_t *out, const uint8_t *in, size_t len, uint64_t sector,
       *err = EIO;
       return -1;
     }
-  vaio_stats_add (stats,
-                  enc ? STAT_SECTORS_ENCRYPTED : STAT_SECTORS_DECRYPTED,
+  vaio_stats_add (stats, enc ? STAT_SECTORS_ENCRYPTED : STAT_SECTORS_DECRYPTED,
                   len / LUKS_SECTOR);
   return 0;
 }
@@ -407,7 +405,7 @@ static int
 read_sectors (nbdkit_next *next, uint8_t *buf, size_t len, uint64_t start,
               int *err)
 {
-  if (next->pread (next, buf, (uint32_t) len, payload_bytes + start, 0, err)
+  if (next->pread (next, buf, (uint32_t)len, payload_bytes + start, 0, err)
       == -1)
     return -1;
   return crypt_sectors (buf, buf, len, start / LUKS_SECTOR, false, err);
@@ -424,8 +422,7 @@ do_pread (nbdkit_next *next, uint8_t *buf, uint32_t count, uint64_t offset,
           int *err)
 {
   uint64_t start = offset / LUKS_SECTOR * LUKS_SECTOR;
-  uint64_t end = (offset + count + LUKS_SECTOR - 1) / LUKS_SECTOR
-                 * LUKS_SECTOR;
+  uint64_t end = (offset + count + LUKS_SECTOR - 1) / LUKS_SECTOR * LUKS_SECTOR;
   uint8_t *bounce;
   int r;
 
@@ -481,8 +478,7 @@ write_rmw (nbdkit_next *next, const uint8_t *buf, uint32_t count,
            uint64_t offset, uint32_t flags, int *err)
 {
   uint64_t start = offset / LUKS_SECTOR * LUKS_SECTOR;
-  uint64_t end = (offset + count + LUKS_SECTOR - 1) / LUKS_SECTOR
-                 * LUKS_SECTOR;
+  uint64_t end = (offset + count + LUKS_SECTOR - 1) / LUKS_SECTOR * LUKS_SECTOR;
   size_t len = end - start;
   uint8_t *plain = malloc (len);
   int r = -1;
@@ -497,9 +493,8 @@ write_rmw (nbdkit_next *next, const uint8_t *buf, uint32_t count,
   if (read_edges (next, plain, start, end, offset, count, err) == 0)
     {
       memcpy (plain + (offset - start), buf, count);
-      if (crypt_sectors (plain, plain, len, start / LUKS_SECTOR, true, err)
-              == 0
-          && next->pwrite (next, plain, (uint32_t) len, payload_bytes + start,
+      if (crypt_sectors (plain, plain, len, start / LUKS_SECTOR, true, err) == 0
+          && next->pwrite (next, plain, (uint32_t)len, payload_bytes + start,
                            flags, err)
                  == 0)
         r = 0;
@@ -534,8 +529,8 @@ do_pwrite (nbdkit_next *next, const uint8_t *buf, uint32_t count,
 }
 
 static int
-crypt_pwrite (nbdkit_next *next, void *handle, const void *buf,
-              uint32_t count, uint64_t offset, uint32_t flags, int *err)
+crypt_pwrite (nbdkit_next *next, void *handle, const void *buf, uint32_t count,
+              uint64_t offset, uint32_t flags, int *err)
 {
   uint64_t t0 = vaio_stats_now_ns ();
   int r = do_pwrite (next, buf, count, offset, flags, err);

@@ -44,8 +44,8 @@ secret_free (struct secret *s)
 }
 
 int
-secret_read_fd (int fd, bool strip_newline, struct secret *s,
-                const char *what, char *err, size_t errlen)
+secret_read_fd (int fd, bool strip_newline, struct secret *s, const char *what,
+                char *err, size_t errlen)
 {
   size_t cap = 4096;
   ssize_t n;
@@ -63,8 +63,10 @@ secret_read_fd (int fd, bool strip_newline, struct secret *s,
           if (cap >= SECRET_MAX)
             {
               secret_free (s);
-              return fail (EFBIG, err, errlen, "%s: key is larger than %d "
-                           "bytes", what, SECRET_MAX);
+              return fail (EFBIG, err, errlen,
+                           "%s: key is larger than %d "
+                           "bytes",
+                           what, SECRET_MAX);
             }
           /* Grow by copying so no stale copy of the key is left in freed
            * memory (realloc may move without wiping).
@@ -93,7 +95,7 @@ secret_read_fd (int fd, bool strip_newline, struct secret *s,
         }
       if (n == 0)
         break;
-      s->len += (size_t) n;
+      s->len += (size_t)n;
     }
   if (strip_newline && s->len > 0 && s->data[s->len - 1] == '\n')
     s->len--;
@@ -141,15 +143,15 @@ keystore_valid_id (const char *id)
 static uint32_t
 get_le32 (const uint8_t *p)
 {
-  return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16
-         | (uint32_t) p[3] << 24;
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16
+         | (uint32_t)p[3] << 24;
 }
 
 static void
 put_le32 (uint8_t *p, uint32_t v)
 {
   for (unsigned i = 0; i < 4; i++)
-    p[i] = (uint8_t) (v >> (8 * i));
+    p[i] = (uint8_t)(v >> (8 * i));
 }
 
 void
@@ -160,8 +162,7 @@ kek_encode (const uint8_t kek[KEK_BYTES], uint8_t out[KEK_FILE_SIZE])
   put_le32 (out + 8, KEK_VERSION);
   put_le32 (out + 12, KEK_BYTES);
   memcpy (out + 16, kek, KEK_BYTES);
-  put_le32 (out + 16 + KEK_BYTES,
-            (uint32_t) crc32 (0, out, 16 + KEK_BYTES));
+  put_le32 (out + 16 + KEK_BYTES, (uint32_t)crc32 (0, out, 16 + KEK_BYTES));
 }
 
 int
@@ -176,9 +177,11 @@ kek_decode (const uint8_t *buf, size_t len, uint8_t kek[KEK_BYTES],
                  get_le32 (buf + 8), KEK_VERSION);
   if (get_le32 (buf + 12) != KEK_BYTES
       || get_le32 (buf + 16 + KEK_BYTES)
-             != (uint32_t) crc32 (0, buf, 16 + KEK_BYTES))
-    return fail (EINVAL, err, errlen, "%s: key file checksum mismatch "
-                 "(corrupt key file)", path);
+             != (uint32_t)crc32 (0, buf, 16 + KEK_BYTES))
+    return fail (EINVAL, err, errlen,
+                 "%s: key file checksum mismatch "
+                 "(corrupt key file)",
+                 path);
   memcpy (kek, buf + 16, KEK_BYTES);
   return 0;
 }
@@ -192,7 +195,7 @@ kek_path (char *path, size_t len, const char *dir, const char *id, char *err,
                  "key id '%s' is invalid (1-64 of A-Z a-z 0-9 . _ -, not "
                  "starting with '.')",
                  id);
-  if ((size_t) snprintf (path, len, "%s/%s.kek", dir, id) >= len)
+  if ((size_t)snprintf (path, len, "%s/%s.kek", dir, id) >= len)
     return fail (ENAMETOOLONG, err, errlen, "key store path too long");
   return 0;
 }
@@ -207,8 +210,7 @@ keystore_create (const char *dir, const char *id, char *err, size_t errlen)
   if (kek_path (path, sizeof path, dir, id, err, errlen) == -1)
     return -1;
   if (mkdir (dir, 0700) == -1 && errno != EEXIST)
-    return fail (errno, err, errlen, "key store %s: %s", dir,
-                 strerror (errno));
+    return fail (errno, err, errlen, "key store %s: %s", dir, strerror (errno));
   if (RAND_priv_bytes (kek, sizeof kek) != 1)
     return fail (EIO, err, errlen, "random generator failed");
   kek_encode (kek, file);
@@ -216,7 +218,7 @@ keystore_create (const char *dir, const char *id, char *err, size_t errlen)
   if (fd == -1)
     r = fail (errno, err, errlen, "%s: %s", path,
               errno == EEXIST ? "key id already exists" : strerror (errno));
-  else if (write (fd, file, sizeof file) != (ssize_t) sizeof file
+  else if (write (fd, file, sizeof file) != (ssize_t)sizeof file
            || fsync (fd) == -1)
     {
       r = fail (errno ? errno : EIO, err, errlen, "%s: write: %s", path,
@@ -252,11 +254,11 @@ keystore_load (const char *dir, const char *id, uint8_t kek[KEK_BYTES],
       return fail (EPERM, err, errlen,
                    "key store: %s is accessible by group or others "
                    "(mode %04o): chmod 600 it",
-                   path, (unsigned) (st.st_mode & 07777));
+                   path, (unsigned)(st.st_mode & 07777));
     }
   n = read (fd, file, sizeof file);
   close (fd);
-  r = kek_decode (file, n < 0 ? 0 : (size_t) n, kek, path, err, errlen);
+  r = kek_decode (file, n < 0 ? 0 : (size_t)n, kek, path, err, errlen);
   OPENSSL_cleanse (file, sizeof file);
   return r;
 }

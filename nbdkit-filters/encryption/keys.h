@@ -24,11 +24,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KEK_MAGIC      "VAIOKEK"
-#define KEK_VERSION    1
-#define KEK_BYTES      32
-#define KEK_FILE_SIZE  (8 + 4 + 4 + KEK_BYTES + 4)
-#define SECRET_MAX     (8 * 1024 * 1024) /* cryptsetup's key file limit */
+#define KEK_MAGIC     "VAIOKEK"
+#define KEK_VERSION   1
+#define KEK_BYTES     32
+#define KEK_FILE_SIZE (8 + 4 + 4 + KEK_BYTES + 4)
+#define SECRET_MAX    (8 * 1024 * 1024) /* cryptsetup's key file limit */
 
 struct secret
 {
@@ -51,8 +51,7 @@ bool keystore_valid_id (const char *id);
 /* Create a new random KEK <dir>/<id>.kek (dir created 0700 if missing).
  * Refuses to overwrite an existing key.
  */
-int keystore_create (const char *dir, const char *id, char *err,
-                     size_t errlen);
+int keystore_create (const char *dir, const char *id, char *err, size_t errlen);
 
 /* Load and check a KEK: owner-only mode, magic, version, checksum. */
 int keystore_load (const char *dir, const char *id, uint8_t kek[KEK_BYTES],

@@ -43,7 +43,7 @@ parse_fd (const char *value, int *fd)
   v = strtol (value, &end, 10);
   if (errno != 0 || end == value || *end != '\0' || v < 0 || v > 1 << 20)
     return -1;
-  *fd = (int) v;
+  *fd = (int)v;
   return 0;
 }
 
@@ -110,8 +110,7 @@ crypt_key_source_complete (struct crypt_key_source *ks, char *err,
 
   if (ks->key_id != NULL && ks->kind != KEY_KEYSTORE)
     return fail (EINVAL, err, errlen, "%skey-id needs %skeystore=DIR", p, p);
-  snprintf (what, sizeof what, "%s%s", p,
-            ks->kind_param ? ks->kind_param : "");
+  snprintf (what, sizeof what, "%s%s", p, ks->kind_param ? ks->kind_param : "");
   switch (ks->kind)
     {
     case KEY_NONE:
@@ -127,12 +126,11 @@ crypt_key_source_complete (struct crypt_key_source *ks, char *err,
     case KEY_PASSPHRASE_FD:
     case KEY_KEY_FD:
       snprintf (ks->name, sizeof ks->name, "%s=%d", what, ks->fd);
-      return secret_read_fd (ks->fd, ks->kind == KEY_PASSPHRASE_FD,
-                             &ks->secret, what, err, errlen);
+      return secret_read_fd (ks->fd, ks->kind == KEY_PASSPHRASE_FD, &ks->secret,
+                             what, err, errlen);
     case KEY_KEYSTORE:
       if (ks->key_id == NULL)
-        return fail (EINVAL, err, errlen, "%skeystore needs %skey-id=ID", p,
-                     p);
+        return fail (EINVAL, err, errlen, "%skeystore needs %skey-id=ID", p, p);
       snprintf (ks->name, sizeof ks->name, "%skeystore=%s key id '%s'", p,
                 ks->path, ks->key_id);
       if (keystore_load (ks->path, ks->key_id, ks->kek, err, errlen) == -1)

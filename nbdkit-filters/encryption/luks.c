@@ -46,17 +46,17 @@ fail (int errnum, char *err, size_t errlen, const char *fmt, ...)
 static uint32_t
 get_be32 (const uint8_t *p)
 {
-  return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8
          | p[3];
 }
 
 static void
 put_be32 (uint8_t *p, uint32_t v)
 {
-  p[0] = (uint8_t) (v >> 24);
-  p[1] = (uint8_t) (v >> 16);
-  p[2] = (uint8_t) (v >> 8);
-  p[3] = (uint8_t) v;
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
 }
 
 /* A NUL-padded string field; -1 when it has no terminator. */
@@ -67,7 +67,7 @@ get_string (char *dst, const uint8_t *src, size_t field)
 
   if (nul == NULL)
     return -1;
-  memcpy (dst, src, (size_t) (nul - src) + 1);
+  memcpy (dst, src, (size_t)(nul - src) + 1);
   return 0;
 }
 
@@ -87,25 +87,25 @@ round_up (uint64_t v, uint64_t align)
 size_t
 luks_keyslot_bytes (const struct luks_header *h, unsigned slot)
 {
-  return (size_t) h->key_bytes * h->slots[slot].stripes;
+  return (size_t)h->key_bytes * h->slots[slot].stripes;
 }
 
 /* Bytes the keyslot material occupies on disk: whole sectors. */
 static size_t
 keyslot_disk_bytes (const struct luks_header *h, unsigned slot)
 {
-  return (size_t) round_up (luks_keyslot_bytes (h, slot), LUKS_SECTOR);
+  return (size_t)round_up (luks_keyslot_bytes (h, slot), LUKS_SECTOR);
 }
 
 static int
 check_slots (const struct luks_header *h, char *err, size_t errlen)
 {
-  uint64_t payload = (uint64_t) h->payload_offset * LUKS_SECTOR;
+  uint64_t payload = (uint64_t)h->payload_offset * LUKS_SECTOR;
 
   for (unsigned i = 0; i < LUKS_NUM_KEYS; i++)
     {
       const struct luks_keyslot *s = &h->slots[i];
-      uint64_t start = (uint64_t) s->key_material_offset * LUKS_SECTOR;
+      uint64_t start = (uint64_t)s->key_material_offset * LUKS_SECTOR;
       uint64_t end = start + keyslot_disk_bytes (h, i);
 
       if (s->active != LUKS_KEY_ENABLED && s->active != LUKS_KEY_DISABLED)
@@ -125,12 +125,11 @@ check_slots (const struct luks_header *h, char *err, size_t errlen)
         return fail (EINVAL, err, errlen,
                      "LUKS header: keyslot %u material [%llu, %llu) is "
                      "outside the header area [592, %llu) (corrupt header)",
-                     i, (unsigned long long) start, (unsigned long long) end,
-                     (unsigned long long) payload);
+                     i, (unsigned long long)start, (unsigned long long)end,
+                     (unsigned long long)payload);
       for (unsigned j = 0; j < i; j++)
         {
-          uint64_t s2 = (uint64_t) h->slots[j].key_material_offset
-                        * LUKS_SECTOR;
+          uint64_t s2 = (uint64_t)h->slots[j].key_material_offset * LUKS_SECTOR;
           uint64_t e2 = s2 + keyslot_disk_bytes (h, j);
 
           if (h->slots[j].stripes != 0 && start < e2 && s2 < end)
@@ -171,12 +170,12 @@ check_fields (const struct luks_header *h, uint64_t image_size, char *err,
     return fail (ENOTSUP, err, errlen,
                  "LUKS header: payload offset 0 (a detached header) is not "
                  "supported");
-  if ((uint64_t) h->payload_offset * LUKS_SECTOR > image_size)
+  if ((uint64_t)h->payload_offset * LUKS_SECTOR > image_size)
     return fail (EINVAL, err, errlen,
                  "LUKS header: payload offset %llu is beyond the end of the "
                  "image (%llu bytes): truncated or corrupt image",
-                 (unsigned long long) h->payload_offset * LUKS_SECTOR,
-                 (unsigned long long) image_size);
+                 (unsigned long long)h->payload_offset * LUKS_SECTOR,
+                 (unsigned long long)image_size);
   return check_slots (h, err, errlen);
 }
 
@@ -190,18 +189,17 @@ luks_header_decode (const uint8_t raw[LUKS_HEADER_SIZE], uint64_t image_size,
   if (image_size < LUKS_HEADER_SIZE)
     return fail (EINVAL, err, errlen,
                  "image is %llu bytes, too small to hold a LUKS header",
-                 (unsigned long long) image_size);
+                 (unsigned long long)image_size);
   if (memcmp (raw + OFF_MAGIC, LUKS_MAGIC, LUKS_MAGIC_LEN) != 0)
     return fail (EINVAL, err, errlen,
                  "not a LUKS image (bad magic at offset 0)");
-  version = (uint32_t) raw[OFF_VERSION] << 8 | raw[OFF_VERSION + 1];
+  version = (uint32_t)raw[OFF_VERSION] << 8 | raw[OFF_VERSION + 1];
   if (version != LUKS_VERSION)
     return fail (ENOTSUP, err, errlen,
                  "LUKS version %u is not supported (vaio-crypt reads LUKS1)",
                  version);
   if (get_string (h->cipher_name, raw + OFF_CIPHER_NAME, LUKS_NAME_LEN) == -1
-      || get_string (h->cipher_mode, raw + OFF_CIPHER_MODE, LUKS_NAME_LEN)
-             == -1
+      || get_string (h->cipher_mode, raw + OFF_CIPHER_MODE, LUKS_NAME_LEN) == -1
       || get_string (h->hash_spec, raw + OFF_HASH_SPEC, LUKS_NAME_LEN) == -1)
     return fail (EINVAL, err, errlen,
                  "LUKS header: unterminated cipher or hash name "
@@ -258,17 +256,17 @@ luks_header_encode (const struct luks_header *h, uint8_t raw[LUKS_HEADER_SIZE])
 
 static int
 pbkdf2 (const char *hash, const uint8_t *pass, size_t pass_len,
-        const uint8_t *salt, size_t salt_len, uint32_t iterations,
-        uint8_t *out, size_t out_len)
+        const uint8_t *salt, size_t salt_len, uint32_t iterations, uint8_t *out,
+        size_t out_len)
 {
   const EVP_MD *md = EVP_get_digestbyname (hash);
 
   if (md == NULL || iterations > INT32_MAX)
     return -1;
   /* OpenSSL takes a char * passphrase but uses pass_len: NULs are fine. */
-  return PKCS5_PBKDF2_HMAC ((const char *) pass, (int) pass_len, salt,
-                            (int) salt_len, (int) iterations, md,
-                            (int) out_len, out)
+  return PKCS5_PBKDF2_HMAC ((const char *)pass, (int)pass_len, salt,
+                            (int)salt_len, (int)iterations, md, (int)out_len,
+                            out)
                  == 1
              ? 0
              : -1;
@@ -281,8 +279,8 @@ luks_verify_mk (const struct luks_header *h, const uint8_t *mk, char *err,
   uint8_t digest[LUKS_DIGEST_SIZE];
   int same;
 
-  if (pbkdf2 (h->hash_spec, mk, h->key_bytes, h->mk_digest_salt,
-              LUKS_SALT_SIZE, h->mk_digest_iterations, digest, sizeof digest)
+  if (pbkdf2 (h->hash_spec, mk, h->key_bytes, h->mk_digest_salt, LUKS_SALT_SIZE,
+              h->mk_digest_iterations, digest, sizeof digest)
       == -1)
     return fail (EIO, err, errlen, "PBKDF2 failed computing the key digest");
   same = CRYPTO_memcmp (digest, h->mk_digest, LUKS_DIGEST_SIZE) == 0;
@@ -307,10 +305,9 @@ try_slot (const struct luks_header *h, unsigned slot, const uint8_t *pass,
   int r = -1;
 
   if (material == NULL)
-    return fail (ENOMEM, err, errlen, "out of memory reading keyslot %u",
-                 slot);
+    return fail (ENOMEM, err, errlen, "out of memory reading keyslot %u", slot);
   if (rd (opaque, material, disk_bytes,
-          (uint64_t) s->key_material_offset * LUKS_SECTOR)
+          (uint64_t)s->key_material_offset * LUKS_SECTOR)
       == -1)
     {
       r = fail (errno, err, errlen, "reading keyslot %u material: %s", slot,
@@ -346,13 +343,13 @@ luks_unlock (const struct luks_header *h, const uint8_t *pass, size_t pass_len,
 
   for (unsigned i = 0; i < LUKS_NUM_KEYS; i++)
     {
-      if ((slot >= 0 && (unsigned) slot != i)
+      if ((slot >= 0 && (unsigned)slot != i)
           || h->slots[i].active != LUKS_KEY_ENABLED)
         continue;
       tried++;
       if (try_slot (h, i, pass, pass_len, rd, opaque, mk, err, errlen) == 0)
         {
-          *slot_out = (int) i;
+          *slot_out = (int)i;
           return 0;
         }
       if (errno != EPERM)
@@ -384,15 +381,15 @@ luks_benchmark_iterations (const char *hash, uint32_t ms)
       == -1)
     return LUKS_MIN_ITERATIONS;
   clock_gettime (CLOCK_MONOTONIC, &t1);
-  secs = (double) (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+  secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
   if (secs <= 0)
     secs = 1e-6;
-  iters = (uint64_t) ((double) probe * ((double) ms / 1000.0) / secs);
+  iters = (uint64_t)((double)probe * ((double)ms / 1000.0) / secs);
   if (iters < LUKS_MIN_ITERATIONS)
     iters = LUKS_MIN_ITERATIONS;
   if (iters > INT32_MAX)
     iters = INT32_MAX;
-  return (uint32_t) iters;
+  return (uint32_t)iters;
 }
 
 static void
@@ -402,8 +399,8 @@ random_uuid (char out[LUKS_UUID_LEN + 1])
 
   if (RAND_bytes (u, sizeof u) != 1)
     memset (u, 0, sizeof u);
-  u[6] = (uint8_t) ((u[6] & 0x0f) | 0x40); /* version 4 */
-  u[8] = (uint8_t) ((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+  u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); /* version 4 */
+  u[8] = (uint8_t)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
   snprintf (out, LUKS_UUID_LEN + 1,
             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
             "%02x%02x%02x%02x%02x%02x",
@@ -438,9 +435,9 @@ luks_format_header (const struct luks_format_params *p, struct luks_header *h,
   /* cryptsetup's LUKS1 layout: key material areas 4096-byte aligned from
    * 4096, payload aligned to 1 MiB.
    */
-  stride = (uint32_t) (round_up ((uint64_t) p->key_bytes * LUKS_STRIPES,
-                                 LUKS_ALIGN_KEYSLOTS)
-                       / LUKS_SECTOR);
+  stride = (uint32_t)(round_up ((uint64_t)p->key_bytes * LUKS_STRIPES,
+                                LUKS_ALIGN_KEYSLOTS)
+                      / LUKS_SECTOR);
   offset = LUKS_ALIGN_KEYSLOTS / LUKS_SECTOR;
   for (unsigned i = 0; i < LUKS_NUM_KEYS; i++, offset += stride)
     {
@@ -448,9 +445,9 @@ luks_format_header (const struct luks_format_params *p, struct luks_header *h,
       h->slots[i].key_material_offset = offset;
       h->slots[i].stripes = LUKS_STRIPES;
     }
-  h->payload_offset = (uint32_t) (round_up ((uint64_t) offset * LUKS_SECTOR,
-                                            LUKS_ALIGN_PAYLOAD)
-                                  / LUKS_SECTOR);
+  h->payload_offset
+      = (uint32_t)(round_up ((uint64_t)offset * LUKS_SECTOR, LUKS_ALIGN_PAYLOAD)
+                   / LUKS_SECTOR);
 
   iters = p->slot_iterations
               ? p->slot_iterations
@@ -459,10 +456,9 @@ luks_format_header (const struct luks_format_params *p, struct luks_header *h,
   /* The digest only has to make a master key guess expensive to check:
    * cryptsetup uses an eighth of the keyslot time, at least 1000.
    */
-  h->mk_digest_iterations = iters / 8 < LUKS_MIN_ITERATIONS
-                                ? LUKS_MIN_ITERATIONS
-                                : iters / 8;
-  if (RAND_priv_bytes (mk, (int) p->key_bytes) != 1
+  h->mk_digest_iterations
+      = iters / 8 < LUKS_MIN_ITERATIONS ? LUKS_MIN_ITERATIONS : iters / 8;
+  if (RAND_priv_bytes (mk, (int)p->key_bytes) != 1
       || RAND_bytes (h->mk_digest_salt, LUKS_SALT_SIZE) != 1
       || pbkdf2 (hash, mk, p->key_bytes, h->mk_digest_salt, LUKS_SALT_SIZE,
                  h->mk_digest_iterations, h->mk_digest, LUKS_DIGEST_SIZE)
@@ -485,10 +481,10 @@ write_header (const struct luks_header *h, luks_write_fn wr, void *opaque,
 }
 
 int
-luks_add_keyslot (struct luks_header *h, const uint8_t *mk,
-                  const uint8_t *pass, size_t pass_len, int slot,
-                  uint32_t iterations, luks_write_fn wr, void *opaque,
-                  int *slot_out, char *err, size_t errlen)
+luks_add_keyslot (struct luks_header *h, const uint8_t *mk, const uint8_t *pass,
+                  size_t pass_len, int slot, uint32_t iterations,
+                  luks_write_fn wr, void *opaque, int *slot_out, char *err,
+                  size_t errlen)
 {
   struct luks_keyslot *s;
   uint8_t derived[LUKS_MAX_KEY_BYTES];
@@ -499,7 +495,7 @@ luks_add_keyslot (struct luks_header *h, const uint8_t *mk,
   if (slot < 0)
     for (unsigned i = 0; i < LUKS_NUM_KEYS && slot < 0; i++)
       if (h->slots[i].active != LUKS_KEY_ENABLED)
-        slot = (int) i;
+        slot = (int)i;
   if (slot < 0 || slot >= LUKS_NUM_KEYS)
     return fail (ENOSPC, err, errlen, "no free LUKS keyslot (all 8 in use)");
   s = &h->slots[slot];
@@ -510,7 +506,7 @@ luks_add_keyslot (struct luks_header *h, const uint8_t *mk,
     iterations = LUKS_MIN_ITERATIONS;
 
   s->stripes = LUKS_STRIPES;
-  disk_bytes = keyslot_disk_bytes (h, (unsigned) slot);
+  disk_bytes = keyslot_disk_bytes (h, (unsigned)slot);
   material = calloc (1, disk_bytes);
   if (material == NULL)
     return fail (ENOMEM, err, errlen, "out of memory");
@@ -532,7 +528,7 @@ luks_add_keyslot (struct luks_header *h, const uint8_t *mk,
    * disabled and the old header intact.
    */
   if (wr (opaque, material, disk_bytes,
-          (uint64_t) s->key_material_offset * LUKS_SECTOR)
+          (uint64_t)s->key_material_offset * LUKS_SECTOR)
       == -1)
     {
       fail (errno, err, errlen, "writing keyslot %d material: %s", slot,
@@ -577,10 +573,10 @@ luks_remove_keyslot (struct luks_header *h, unsigned slot, luks_write_fn wr,
   noise = malloc (disk_bytes);
   if (noise == NULL)
     return fail (ENOMEM, err, errlen, "out of memory");
-  r = RAND_bytes (noise, (int) disk_bytes) == 1 ? 0 : -1;
+  r = RAND_bytes (noise, (int)disk_bytes) == 1 ? 0 : -1;
   if (r == 0
       && wr (opaque, noise, disk_bytes,
-             (uint64_t) h->slots[slot].key_material_offset * LUKS_SECTOR)
+             (uint64_t)h->slots[slot].key_material_offset * LUKS_SECTOR)
              == -1)
     r = fail (errno, err, errlen, "wiping keyslot %u material: %s", slot,
               strerror (errno));

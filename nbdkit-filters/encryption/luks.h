@@ -17,23 +17,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LUKS_MAGIC            "LUKS\xba\xbe"
-#define LUKS_MAGIC_LEN        6
-#define LUKS_VERSION          1
-#define LUKS_HEADER_SIZE      592
-#define LUKS_SECTOR           512
-#define LUKS_NUM_KEYS         8
-#define LUKS_DIGEST_SIZE      20
-#define LUKS_SALT_SIZE        32
-#define LUKS_NAME_LEN         32
-#define LUKS_UUID_LEN         40
-#define LUKS_STRIPES          4000
-#define LUKS_KEY_ENABLED      0x00AC71F3u
-#define LUKS_KEY_DISABLED     0x0000DEADu
-#define LUKS_MIN_ITERATIONS   1000
-#define LUKS_ALIGN_KEYSLOTS   4096    /* bytes: each key material area */
-#define LUKS_ALIGN_PAYLOAD    1048576 /* bytes: payload offset */
-#define LUKS_MAX_KEY_BYTES    64
+#define LUKS_MAGIC          "LUKS\xba\xbe"
+#define LUKS_MAGIC_LEN      6
+#define LUKS_VERSION        1
+#define LUKS_HEADER_SIZE    592
+#define LUKS_SECTOR         512
+#define LUKS_NUM_KEYS       8
+#define LUKS_DIGEST_SIZE    20
+#define LUKS_SALT_SIZE      32
+#define LUKS_NAME_LEN       32
+#define LUKS_UUID_LEN       40
+#define LUKS_STRIPES        4000
+#define LUKS_KEY_ENABLED    0x00AC71F3u
+#define LUKS_KEY_DISABLED   0x0000DEADu
+#define LUKS_MIN_ITERATIONS 1000
+#define LUKS_ALIGN_KEYSLOTS 4096    /* bytes: each key material area */
+#define LUKS_ALIGN_PAYLOAD  1048576 /* bytes: payload offset */
+#define LUKS_MAX_KEY_BYTES  64
 
 struct luks_keyslot
 {
@@ -71,8 +71,8 @@ typedef int (*luks_write_fn) (void *opaque, const void *buf, size_t count,
  * inside the image.  Anything else is a clear error, never a guess.
  */
 int luks_header_decode (const uint8_t raw[LUKS_HEADER_SIZE],
-                        uint64_t image_size, struct luks_header *h,
-                        char *err, size_t errlen);
+                        uint64_t image_size, struct luks_header *h, char *err,
+                        size_t errlen);
 void luks_header_encode (const struct luks_header *h,
                          uint8_t raw[LUKS_HEADER_SIZE]);
 
@@ -91,11 +91,11 @@ int luks_unlock (const struct luks_header *h, const uint8_t *pass,
 /* Parameters for a new image. */
 struct luks_format_params
 {
-  uint32_t key_bytes;        /* 32 (aes-128-xts) or 64 (aes-256-xts) */
-  const char *hash;          /* "sha256" (default when NULL) */
-  uint32_t slot_iterations;  /* 0: benchmark for iter_time_ms */
-  uint32_t iter_time_ms;     /* default 1000 */
-  const char *uuid;          /* NULL: random */
+  uint32_t key_bytes;       /* 32 (aes-128-xts) or 64 (aes-256-xts) */
+  const char *hash;         /* "sha256" (default when NULL) */
+  uint32_t slot_iterations; /* 0: benchmark for iter_time_ms */
+  uint32_t iter_time_ms;    /* default 1000 */
+  const char *uuid;         /* NULL: random */
 };
 
 /* Build a header and a fresh random master key (mk[key_bytes]).  No slot
@@ -117,13 +117,12 @@ int luks_add_keyslot (struct luks_header *h, const uint8_t *mk,
 /* Overwrite keyslot material with random bytes, then mark it disabled and
  * write the header.
  */
-int luks_remove_keyslot (struct luks_header *h, unsigned slot,
-                         luks_write_fn wr, void *opaque, char *err,
-                         size_t errlen);
+int luks_remove_keyslot (struct luks_header *h, unsigned slot, luks_write_fn wr,
+                         void *opaque, char *err, size_t errlen);
 
 /* Check a candidate master key against the header's digest. */
-int luks_verify_mk (const struct luks_header *h, const uint8_t *mk,
-                    char *err, size_t errlen);
+int luks_verify_mk (const struct luks_header *h, const uint8_t *mk, char *err,
+                    size_t errlen);
 
 /* PBKDF2 iterations that take about ms milliseconds with this hash. */
 uint32_t luks_benchmark_iterations (const char *hash, uint32_t ms);

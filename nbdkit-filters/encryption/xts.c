@@ -26,7 +26,7 @@ plain64_iv (uint64_t sector, uint8_t iv[16])
 {
   memset (iv, 0, 16);
   for (unsigned i = 0; i < 8; i++)
-    iv[i] = (uint8_t) (sector >> (8 * i));
+    iv[i] = (uint8_t)(sector >> (8 * i));
 }
 
 int

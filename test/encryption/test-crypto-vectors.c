@@ -23,7 +23,7 @@ unhex (const char *hex, uint8_t *out, size_t n)
     {
       unsigned v;
       ck_assert_int_eq (sscanf (hex + 2 * i, "%2x", &v), 1);
-      out[i] = (uint8_t) v;
+      out[i] = (uint8_t)v;
     }
 }
 
@@ -37,9 +37,8 @@ xts_unit (const uint8_t *key, size_t key_len, uint64_t sector,
 {
   if (len % XTS_SECTOR == 0)
     {
-      ck_assert_int_eq (xts_crypt_oneshot (key, key_len, enc, out, in, len,
-                                           sector),
-                        0);
+      ck_assert_int_eq (
+          xts_crypt_oneshot (key, key_len, enc, out, in, len, sector), 0);
       return;
     }
   uint8_t iv[16] = { 0 };
@@ -47,11 +46,10 @@ xts_unit (const uint8_t *key, size_t key_len, uint64_t sector,
   EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new ();
 
   for (unsigned i = 0; i < 8; i++)
-    iv[i] = (uint8_t) (sector >> (8 * i));
-  ck_assert_int_eq (EVP_CipherInit_ex (ctx, xts_cipher (key_len), NULL, key,
-                                       iv, enc),
-                    1);
-  ck_assert_int_eq (EVP_CipherUpdate (ctx, out, &outl, in, (int) len), 1);
+    iv[i] = (uint8_t)(sector >> (8 * i));
+  ck_assert_int_eq (
+      EVP_CipherInit_ex (ctx, xts_cipher (key_len), NULL, key, iv, enc), 1);
+  ck_assert_int_eq (EVP_CipherUpdate (ctx, out, &outl, in, (int)len), 1);
   EVP_CIPHER_CTX_free (ctx);
 }
 
@@ -91,7 +89,7 @@ check_512 (const char *k1, const char *k2, size_t half, uint64_t seq,
   snprintf (hex, sizeof hex, "%s%s", k1, k2);
   unhex (hex, key, 2 * half);
   for (size_t i = 0; i < sizeof ptx; i++)
-    ptx[i] = (uint8_t) i;
+    ptx[i] = (uint8_t)i;
   unhex (want_prefix, want, 32);
   xts_unit (key, 2 * half, seq, ptx, out, sizeof out, true);
   ck_assert_mem_eq (out, want, 32);
@@ -127,13 +125,12 @@ START_TEST (xts_engine_matches_oneshot)
   struct xts_engine e;
 
   for (size_t i = 0; i < sizeof key; i++)
-    key[i] = (uint8_t) (i * 7 + 1);
+    key[i] = (uint8_t)(i * 7 + 1);
   for (size_t i = 0; i < sizeof in; i++)
-    in[i] = (uint8_t) (i * 13);
+    in[i] = (uint8_t)(i * 13);
   ck_assert_int_eq (xts_engine_init (&e, key, sizeof key), 0);
-  ck_assert_int_eq (xts_crypt_sectors (xts_engine_ctx (&e, true), a, in,
-                                       sizeof in, 1000),
-                    0);
+  ck_assert_int_eq (
+      xts_crypt_sectors (xts_engine_ctx (&e, true), a, in, sizeof in, 1000), 0);
   for (unsigned s = 0; s < 4; s++)
     {
       ck_assert_int_eq (xts_crypt_oneshot (key, sizeof key, true, b,
@@ -143,14 +140,12 @@ START_TEST (xts_engine_matches_oneshot)
       ck_assert_mem_eq (a + s * XTS_SECTOR, b, XTS_SECTOR);
     }
   /* Decrypt in place with the same thread's other context. */
-  ck_assert_int_eq (xts_crypt_sectors (xts_engine_ctx (&e, false), a, a,
-                                       sizeof a, 1000),
-                    0);
+  ck_assert_int_eq (
+      xts_crypt_sectors (xts_engine_ctx (&e, false), a, a, sizeof a, 1000), 0);
   ck_assert_mem_eq (a, in, sizeof in);
   /* Not a whole sector: refused, not silently truncated. */
-  ck_assert_int_eq (xts_crypt_sectors (xts_engine_ctx (&e, true), a, in, 100,
-                                       0),
-                    -1);
+  ck_assert_int_eq (
+      xts_crypt_sectors (xts_engine_ctx (&e, true), a, in, 100, 0), -1);
   xts_engine_free (&e);
 }
 END_TEST
@@ -163,26 +158,29 @@ check_pbkdf2 (const char *pass, size_t plen, const char *salt, size_t slen,
   uint8_t want[64], out[64];
 
   unhex (want_hex, want, n);
-  ck_assert_int_eq (PKCS5_PBKDF2_HMAC (pass, (int) plen,
-                                       (const unsigned char *) salt,
-                                       (int) slen, iter, EVP_sha256 (),
-                                       (int) n, out),
+  ck_assert_int_eq (PKCS5_PBKDF2_HMAC (pass, (int)plen,
+                                       (const unsigned char *)salt, (int)slen,
+                                       iter, EVP_sha256 (), (int)n, out),
                     1);
   ck_assert_mem_eq (out, want, n);
 }
 
 START_TEST (pbkdf2_sha256_vectors)
 {
-  check_pbkdf2 ("password", 8, "salt", 4, 1,
-                "120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b");
-  check_pbkdf2 ("password", 8, "salt", 4, 2,
-                "ae4d0c95af6b46d32d0adff928f06dd02a303f8ef3c251dfd6e2d85a95474c43");
-  check_pbkdf2 ("password", 8, "salt", 4, 4096,
-                "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a");
-  check_pbkdf2 ("passwordPASSWORDpassword", 24,
-                "saltSALTsaltSALTsaltSALTsaltSALTsalt", 36, 4096,
-                "348c89dbcbd32b2f32d814b8116e84cf2b17347ebc1800181c4e2a1fb8dd53e1"
-                "c635518c7dac47e9");
+  check_pbkdf2 (
+      "password", 8, "salt", 4, 1,
+      "120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b");
+  check_pbkdf2 (
+      "password", 8, "salt", 4, 2,
+      "ae4d0c95af6b46d32d0adff928f06dd02a303f8ef3c251dfd6e2d85a95474c43");
+  check_pbkdf2 (
+      "password", 8, "salt", 4, 4096,
+      "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a");
+  check_pbkdf2 (
+      "passwordPASSWORDpassword", 24, "saltSALTsaltSALTsaltSALTsaltSALTsalt",
+      36, 4096,
+      "348c89dbcbd32b2f32d814b8116e84cf2b17347ebc1800181c4e2a1fb8dd53e1"
+      "c635518c7dac47e9");
   check_pbkdf2 ("pass\0word", 9, "sa\0lt", 5, 4096,
                 "89b69d0516f829893c696226650a8687");
 }
@@ -195,27 +193,23 @@ START_TEST (af_split_merge_roundtrip)
   uint8_t *split = malloc (64 * LUKS_STRIPES);
 
   for (size_t i = 0; i < sizeof key; i++)
-    key[i] = (uint8_t) (0xa5 ^ i);
+    key[i] = (uint8_t)(0xa5 ^ i);
   for (size_t h = 0; h < 3; h++)
     for (size_t len = 32; len <= 64; len += 32)
       {
         memset (back, 0, sizeof back);
-        ck_assert_int_eq (luks_af_split (key, split, len, LUKS_STRIPES,
-                                         hashes[h]),
-                          0);
-        ck_assert_int_eq (luks_af_merge (split, back, len, LUKS_STRIPES,
-                                         hashes[h]),
-                          0);
+        ck_assert_int_eq (
+            luks_af_split (key, split, len, LUKS_STRIPES, hashes[h]), 0);
+        ck_assert_int_eq (
+            luks_af_merge (split, back, len, LUKS_STRIPES, hashes[h]), 0);
         ck_assert_mem_eq (back, key, len);
         /* Destroying one stripe destroys the key. */
         split[len * 100] ^= 1;
-        ck_assert_int_eq (luks_af_merge (split, back, len, LUKS_STRIPES,
-                                         hashes[h]),
-                          0);
+        ck_assert_int_eq (
+            luks_af_merge (split, back, len, LUKS_STRIPES, hashes[h]), 0);
         ck_assert_int_ne (memcmp (back, key, len), 0);
       }
-  ck_assert_int_eq (luks_af_split (key, split, 32, LUKS_STRIPES, "nohash"),
-                    -1);
+  ck_assert_int_eq (luks_af_split (key, split, 32, LUKS_STRIPES, "nohash"), -1);
   free (split);
 }
 END_TEST
@@ -230,7 +224,7 @@ START_TEST (af_merge_definition)
   uint8_t in[4 + 32] = { 0, 0, 0, 0 };
 
   for (size_t i = 0; i < sizeof s; i++)
-    s[i] = (uint8_t) i;
+    s[i] = (uint8_t)i;
   memcpy (in + 4, s, 32);
   ck_assert_int_eq (EVP_Digest (in, sizeof in, d, NULL, EVP_sha256 (), NULL),
                     1);

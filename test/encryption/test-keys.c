@@ -42,7 +42,7 @@ write_file (const char *name, const void *data, size_t len, mode_t mode,
   sprintf (path_out, "%s/%s", dir, name);
   fd = open (path_out, O_WRONLY | O_CREAT | O_TRUNC, mode);
   ck_assert_int_ge (fd, 0);
-  ck_assert_int_eq (write (fd, data, len), (ssize_t) len);
+  ck_assert_int_eq (write (fd, data, len), (ssize_t)len);
   close (fd);
   chmod (path_out, mode);
 }
@@ -53,8 +53,7 @@ START_TEST (passphrase_and_key_files)
   struct secret s;
 
   write_file ("pw", "hunter2\n", 8, 0600, path);
-  ck_assert_int_eq (secret_read_file (path, true, &s, "x", err, sizeof err),
-                    0);
+  ck_assert_int_eq (secret_read_file (path, true, &s, "x", err, sizeof err), 0);
   ck_assert_uint_eq (s.len, 7);
   ck_assert_mem_eq (s.data, "hunter2", 7);
   secret_free (&s);
@@ -74,9 +73,8 @@ START_TEST (passphrase_and_key_files)
   ck_assert_ptr_nonnull (strstr (err, "crypt-passphrase-file"));
   ck_assert_ptr_nonnull (strstr (err, "empty"));
   sprintf (path, "%s/missing", dir);
-  ck_assert_int_eq (secret_read_file (path, true, &s, "crypt-key-file", err,
-                                      sizeof err),
-                    -1);
+  ck_assert_int_eq (
+      secret_read_file (path, true, &s, "crypt-key-file", err, sizeof err), -1);
   ck_assert_ptr_nonnull (strstr (err, "crypt-key-file"));
   ck_assert_ptr_nonnull (strstr (err, "missing"));
 }
@@ -91,7 +89,7 @@ START_TEST (secret_from_fd_large)
 
   memset (big, 'z', n);
   ck_assert_int_eq (pipe (p), 0);
-  ck_assert_int_eq (write (p[1], big, n), (ssize_t) n);
+  ck_assert_int_eq (write (p[1], big, n), (ssize_t)n);
   close (p[1]);
   ck_assert_int_eq (secret_read_fd (p[0], false, &s, "x", err, sizeof err), 0);
   close (p[0]);
@@ -214,23 +212,20 @@ START_TEST (key_source_exactly_one)
   struct secret s;
 
   write_file ("pw", "pw\n", 3, 0600, path);
-  ck_assert_int_eq (crypt_key_source_config (&ks, "file", "x", err,
-                                             sizeof err),
+  ck_assert_int_eq (crypt_key_source_config (&ks, "file", "x", err, sizeof err),
                     0);
-  ck_assert_int_eq (crypt_key_source_config (&ks, "crypt-passphrase-file",
-                                             path, err, sizeof err),
+  ck_assert_int_eq (crypt_key_source_config (&ks, "crypt-passphrase-file", path,
+                                             err, sizeof err),
                     1);
-  ck_assert_int_eq (crypt_key_source_config (&ks, "crypt-key-file", path, err,
-                                             sizeof err),
-                    -1);
+  ck_assert_int_eq (
+      crypt_key_source_config (&ks, "crypt-key-file", path, err, sizeof err),
+      -1);
   ck_assert_ptr_nonnull (strstr (err, "crypt-passphrase-file and "
                                       "crypt-key-file"));
-  ck_assert_int_eq (crypt_key_source_config (&ks, "crypt-unknown", "v", err,
-                                             sizeof err),
-                    0);
+  ck_assert_int_eq (
+      crypt_key_source_config (&ks, "crypt-unknown", "v", err, sizeof err), 0);
   ck_assert_int_eq (crypt_key_source_complete (&ks, err, sizeof err), 0);
-  ck_assert_int_eq (crypt_key_source_secret (&ks, "u", &s, err, sizeof err),
-                    0);
+  ck_assert_int_eq (crypt_key_source_secret (&ks, "u", &s, err, sizeof err), 0);
   ck_assert_uint_eq (s.len, 2);
   secret_free (&s);
   ck_assert_ptr_nonnull (strstr (crypt_key_source_name (&ks), path));
@@ -238,9 +233,9 @@ START_TEST (key_source_exactly_one)
 
   ck_assert_int_eq (crypt_key_source_complete (&none, err, sizeof err), -1);
   ck_assert_ptr_nonnull (strstr (err, "crypt-passphrase-file"));
-  ck_assert_int_eq (crypt_key_source_config (&idonly, "crypt-key-id", "k",
-                                             err, sizeof err),
-                    1);
+  ck_assert_int_eq (
+      crypt_key_source_config (&idonly, "crypt-key-id", "k", err, sizeof err),
+      1);
   ck_assert_int_eq (crypt_key_source_complete (&idonly, err, sizeof err), -1);
   ck_assert_ptr_nonnull (strstr (err, "crypt-keystore"));
   ck_assert_int_eq (crypt_key_source_config (&idonly, "crypt-passphrase-fd",

@@ -139,7 +139,7 @@ START_TEST (unlock_right_and_wrong)
   ck_assert_int_eq (errno, EPERM);
   ck_assert_ptr_nonnull (strstr (err, "no LUKS keyslot opens"));
   /* The message never contains the passphrase. */
-  ck_assert_ptr_null (strstr (err, (const char *) pass2));
+  ck_assert_ptr_null (strstr (err, (const char *)pass2));
   /* A slot that is not active. */
   ck_assert_int_eq (luks_unlock (&hdr, pass1, sizeof pass1 - 1, 3, mem_read,
                                  &img, got, &slot, err, sizeof err),
@@ -168,9 +168,8 @@ START_TEST (add_and_remove_keyslot)
   ck_assert_int_eq (slot, 1);
   ck_assert_mem_eq (got, mk, 64);
   /* Slot 1 is taken now. */
-  ck_assert_int_eq (luks_add_keyslot (&h, mk, pass2, sizeof pass2 - 1, 1,
-                                      1000, mem_write, &img, &slot, err,
-                                      sizeof err),
+  ck_assert_int_eq (luks_add_keyslot (&h, mk, pass2, sizeof pass2 - 1, 1, 1000,
+                                      mem_write, &img, &slot, err, sizeof err),
                     -1);
   ck_assert_int_eq (errno, EEXIST);
 
@@ -179,9 +178,8 @@ START_TEST (add_and_remove_keyslot)
    */
   material = malloc (128000);
   memcpy (material, img.data + 8 * 512, 128000);
-  ck_assert_int_eq (luks_remove_keyslot (&h, 0, mem_write, &img, err,
-                                         sizeof err),
-                    0);
+  ck_assert_int_eq (
+      luks_remove_keyslot (&h, 0, mem_write, &img, err, sizeof err), 0);
   ck_assert_int_ne (memcmp (material, img.data + 8 * 512, 128000), 0);
   free (material);
   ck_assert_int_eq (decode (&h), 0);
@@ -192,16 +190,15 @@ START_TEST (add_and_remove_keyslot)
   ck_assert_int_eq (luks_unlock (&h, pass2, sizeof pass2 - 1, -1, mem_read,
                                  &img, got, &slot, err, sizeof err),
                     0);
-  ck_assert_int_eq (luks_remove_keyslot (&h, 0, mem_write, &img, err,
-                                         sizeof err),
-                    -1);
+  ck_assert_int_eq (
+      luks_remove_keyslot (&h, 0, mem_write, &img, err, sizeof err), -1);
 }
 END_TEST
 
 START_TEST (aes128_xts_256bit_keys)
 {
-  struct luks_format_params p = { .key_bytes = 32, .slot_iterations = 1000,
-                                  .hash = "sha1" };
+  struct luks_format_params p
+      = { .key_bytes = 32, .slot_iterations = 1000, .hash = "sha1" };
   uint8_t key[LUKS_MAX_KEY_BYTES], got[LUKS_MAX_KEY_BYTES];
   struct luks_header h, d;
   int slot;
@@ -210,9 +207,8 @@ START_TEST (aes128_xts_256bit_keys)
   ck_assert_int_eq (luks_format_header (&p, &h, key, err, sizeof err), 0);
   ck_assert_uint_eq (h.payload_offset, 4096);
   ck_assert_uint_eq (h.slots[1].key_material_offset, 8 + 256);
-  ck_assert_int_eq (luks_add_keyslot (&h, key, pass1, sizeof pass1 - 1, 5,
-                                      1000, mem_write, &img, &slot, err,
-                                      sizeof err),
+  ck_assert_int_eq (luks_add_keyslot (&h, key, pass1, sizeof pass1 - 1, 5, 1000,
+                                      mem_write, &img, &slot, err, sizeof err),
                     0);
   ck_assert_int_eq (decode (&d), 0);
   ck_assert_str_eq (d.hash_spec, "sha1");
