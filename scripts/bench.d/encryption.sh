@@ -80,6 +80,9 @@ for w in "${workloads[@]}"; do
   set -- $w
   bench_title "encryption: $1 $2, QD16 (ratio vs bare nbdkit file)"
   for t in bare luks qsd vaio; do
+    # Let the previous run's dirty pages reach the disk first, so no
+    # target pays for another's writeback.
+    sync
     read -r i m _ < <(run_target "$t" "$1" "$2")
     iops[$t $w]=$i; mibps[$t $w]=$m
     bench_row "$t" "$i" "$m" "${iops[bare $w]}"
