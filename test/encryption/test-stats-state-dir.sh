@@ -13,9 +13,14 @@ serve "$T/v.img" crypt-passphrase-file="$T/pw" crypt-state-dir="$T/state" -- \
 [ "$(head -c 8 "$T/state/stats")" = VAIOSTAT ] || fail "stats magic"
 grep -a -q "sectors-encrypted" "$T/state/stats" || fail "counter names missing"
 grep -a -q "encryption" "$T/state/stats" || fail "class missing"
-# Counters: the body follows the header; the write op counter (op 1)
-# must be non-zero.  Read it through od at the layout's offset.
+# Counters: the body follows the header (struct vaio_stats_header, 1696
+# bytes): a heartbeat, then per op {ops, bytes, errors, latency sum,
+# 32 buckets}.  One read and one write of 4096 bytes were made.
 hdr=$(( 8 + 4*4 + 8 + 8 + 32 + 32 + 48*32 + 48 + 4 + 4 ))
-write_ops=$(od -An -t u8 -j $(( hdr + 8 + (4*8 + 32*8) )) -N 8 "$T/state/stats" | tr -d ' ')
-[ "$write_ops" -ge 1 ] || fail "write ops counter is $write_ops"
+op_size=$(( 4*8 + 32*8 ))
+u64 () { od -An -t u8 -j "$1" -N 8 "$T/state/stats" | tr -d ' '; }
+[ "$(u64 $(( hdr + 8 )))" = 1 ] || fail "read ops: $(u64 $(( hdr + 8 )))"
+[ "$(u64 $(( hdr + 8 + 8 )))" = 4096 ] || fail "read bytes"
+[ "$(u64 $(( hdr + 8 + op_size )))" = 1 ] || fail "write ops"
+[ "$(u64 $(( hdr + 8 + op_size + 8 )))" = 4096 ] || fail "write bytes"
 echo "ok: stats published in crypt-state-dir"
