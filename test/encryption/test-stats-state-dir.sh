@@ -23,4 +23,8 @@ u64 () { od -An -t u8 -j "$1" -N 8 "$T/state/stats" | tr -d ' '; }
 [ "$(u64 $(( hdr + 8 + 8 )))" = 4096 ] || fail "read bytes"
 [ "$(u64 $(( hdr + 8 + op_size )))" = 1 ] || fail "write ops"
 [ "$(u64 $(( hdr + 8 + op_size + 8 )))" = 4096 ] || fail "write bytes"
+# Class counters follow the 5 ops: sectors-encrypted, sectors-decrypted.
+counters=$(( hdr + 8 + 5 * op_size ))
+[ "$(u64 "$counters")" = 8 ] || fail "sectors-encrypted: $(u64 "$counters")"
+[ "$(u64 $(( counters + 8 )))" = 8 ] || fail "sectors-decrypted"
 echo "ok: stats published in crypt-state-dir"
