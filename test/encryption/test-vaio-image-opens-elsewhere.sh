@@ -1,6 +1,6 @@
 #!/bin/bash
 # An image made by `vaio-crypt format` (512- and 256-bit keys) is accepted
-# by cryptsetup luksDump, decrypts byte for byte with QEMU and with
+# by cryptsetup (luksDump, and it unlocks our keyslot), decrypts byte for byte with QEMU and with
 # nbdkit's own luks filter, and QEMU's writes read back through vaio-crypt.
 source "$(dirname "$0")/lib.sh"
 
@@ -14,6 +14,10 @@ for bits in 512 256; do
   dump=$(cryptsetup luksDump "$img") || fail "cryptsetup rejects the header"
   grep -q "^Key Slot 0: ENABLED" <<< "$dump" || fail "cryptsetup: slot 0 not enabled"
   grep -q "MK bits:.*$bits" <<< "$dump" || fail "cryptsetup: MK bits not $bits"
+  # cryptsetup itself derives the key, decrypts our keyslot and checks the
+  # master key digest (no device-mapper needed for --test-passphrase).
+  cryptsetup open --test-passphrase --key-file "$T/pw" "$img" ||
+    fail "cryptsetup does not open our keyslot"
   uuid=$(cryptsetup luksUUID "$img")
   grep -q "uuid $uuid" "$T/format.out" || fail "uuid differs from cryptsetup's"
 
