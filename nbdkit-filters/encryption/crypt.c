@@ -4,10 +4,10 @@
  *   nbdkit --filter=.../nbdkit-vaio-crypt-filter.so file disk.img \
  *          crypt-passphrase-file=/path/pw [crypt-state-dir=DIR]
  *
- * The key is unlocked once, in .after_fork, through a shared backend
- * context: a wrong key stops nbdkit before any client connects and before
- * a byte of the image is written.  Every request then makes one call to
- * the next layer; sectors are ciphered with per-thread EVP contexts
+ * The key is unlocked once, in .after_fork, through a shared read-only
+ * backend context: with a wrong key every client is refused in .open with
+ * the reason, before a byte of the image is written.  Every request then makes
+ * one call to the next layer; sectors are ciphered with per-thread EVP contexts
  * (xts.c).  Unaligned requests are widened to whole sectors
  * (read-modify-write for writes, serialized: see rmw_lock).
  */
