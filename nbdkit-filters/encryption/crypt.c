@@ -49,12 +49,16 @@ static char unlock_error[512]; /* why not unlocked, for every client */
 static struct vaio_stats *stats;
 static pthread_mutex_t header_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Guards read-modify-write of partial sectors: two writes to different
- * bytes of one sector must not both read the old sector and each write
- * back half of it.  Whole-sector writes need no lock (they overlap only
- * what they overwrite).
+/* Guards read-modify-write of partial sectors.  A read-modify-write
+ * holds it exclusively: two writes to different bytes of one sector must
+ * not both read the old sector and each write back the other's bytes
+ * stale.  Whole-sector writes hold it shared, so they never land between
+ * a read-modify-write's read and its write (which would put back the
+ * sector's old bytes outside the partial write).  Writers are preferred
+ * so a stream of whole-sector writes cannot starve a partial one.
  */
-static pthread_mutex_t rmw_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_rwlock_t rmw_lock
+    = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 
 enum
 {
@@ -489,7 +493,7 @@ write_rmw (nbdkit_next *next, const uint8_t *buf, uint32_t count,
       nbdkit_error ("vaio-crypt: malloc: %m");
       return -1;
     }
-  pthread_mutex_lock (&rmw_lock);
+  pthread_rwlock_wrlock (&rmw_lock);
   if (read_edges (next, plain, start, end, offset, count, err) == 0)
     {
       memcpy (plain + (offset - start), buf, count);
@@ -499,7 +503,7 @@ write_rmw (nbdkit_next *next, const uint8_t *buf, uint32_t count,
                  == 0)
         r = 0;
     }
-  pthread_mutex_unlock (&rmw_lock);
+  pthread_rwlock_unlock (&rmw_lock);
   vaio_stats_add (stats, STAT_RMW_WRITES, 1);
   free (plain);
   return r;
@@ -523,7 +527,12 @@ do_pwrite (nbdkit_next *next, const uint8_t *buf, uint32_t count,
       return -1;
     }
   if (crypt_sectors (cipher, buf, count, offset / LUKS_SECTOR, true, err) == 0)
-    r = next->pwrite (next, cipher, count, payload_bytes + offset, flags, err);
+    {
+      pthread_rwlock_rdlock (&rmw_lock);
+      r = next->pwrite (next, cipher, count, payload_bytes + offset, flags,
+                        err);
+      pthread_rwlock_unlock (&rmw_lock);
+    }
   free (cipher);
   return r;
 }

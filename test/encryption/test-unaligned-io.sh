@@ -65,6 +65,40 @@ for q in range(W):
     for s in range(SECTORS):
         model[s * 512 + q * 64 : s * 512 + q * 64 + 64] = bytes([q * 16 + (ROUNDS - 1) % 16]) * 64
 assert h.pread(size, 0) == bytes(model), "final content mismatch"
+# Whole-sector writes racing partial ones: one process rewrites sector 32
+# whole and reads it back, 300 times; four others keep writing 64-byte
+# pieces of its first 256 bytes.  Bytes 256-511 belong to the whole-sector
+# writer alone, so its read-back must show its own last write there, never
+# older bytes put back by a read-modify-write that read before it wrote.
+BASE = 32 * 512
+done_path = model_path + ".done"
+def whole():
+    g = nbd.NBD(); g.connect_uri(uri)
+    try:
+        for k in range(300):
+            v = bytes([k % 250 + 1])
+            g.pwrite(v * 512, BASE)
+            assert g.pread(256, BASE + 256) == v * 256, "stale bytes after write %d" % k
+    finally:
+        open(done_path, "w").close()
+    g.shutdown()
+def piece(q):
+    g = nbd.NBD(); g.connect_uri(uri)
+    while not os.path.exists(done_path):
+        g.pwrite(bytes([0xf0 + q]) * 64, BASE + q * 64)
+    g.shutdown()
+kids = []
+for fn, args in [(whole, ())] + [(piece, (q,)) for q in range(4)]:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            fn(*args); os._exit(0)
+        except BaseException as e:
+            print(e, file=sys.stderr); os._exit(1)
+    kids.append(pid)
+for pid in kids:
+    assert os.waitpid(pid, 0)[1] == 0, "a racing writer failed"
+model[BASE : BASE + 512] = h.pread(512, BASE)
 open(model_path, "wb").write(model)
 print("ok: 400 unaligned ops and concurrent sub-sector writes match the model")
 PY
