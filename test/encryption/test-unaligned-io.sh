@@ -48,7 +48,10 @@ def writer(q):
     g = nbd.NBD(); g.connect_uri(uri)
     for rnd in range(ROUNDS):
         for s in range(SECTORS):
-            g.pwrite(bytes([q * 16 + rnd % 16]) * 64, s * 512 + q * 64)
+            v = bytes([q * 16 + rnd % 16]) * 64
+            g.pwrite(v, s * 512 + q * 64)
+            # Only this writer writes these bytes: they must read back.
+            assert g.pread(64, s * 512 + q * 64) == v, "piece reverted"
     g.flush(); g.shutdown()
 kids = []
 for q in range(W):
@@ -56,8 +59,8 @@ for q in range(W):
     if pid == 0:
         try:
             writer(q); os._exit(0)
-        except BaseException:
-            os._exit(1)
+        except BaseException as e:
+            print(e, file=sys.stderr); os._exit(1)
     kids.append(pid)
 for pid in kids:
     assert os.waitpid(pid, 0)[1] == 0, "writer failed"
