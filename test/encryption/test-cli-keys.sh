@@ -57,4 +57,10 @@ if "$CLI" add-key "$img" --passphrase-file "$T/pw" --new-key-file "$T/key" \
 fi
 grep -q "no LUKS keyslot opens" "$T/err" || fail "add-key: $(cat "$T/err")"
 [ "$(sha256sum < "$img")" = "$sum" ] || fail "failed add-key modified the image"
-echo "ok: add-key, remove-key, dump, refusals"
+# Format an existing file in place, key from an fd: the payload is what
+# follows the 2 MiB header.
+truncate -s 3M "$T/inplace.img"
+"$CLI" format "$T/inplace.img" --pbkdf2-iter 1000 --passphrase-fd 4 4< "$T/pw" >/dev/null
+serve "$T/inplace.img" crypt-passphrase-file="$T/pw" -- 'nbdinfo --size "$uri" > '"$T/size"
+[ "$(cat "$T/size")" = 1048576 ] || fail "in-place format: size $(cat "$T/size")"
+echo "ok: add-key, remove-key, dump, refusals, format in place"
