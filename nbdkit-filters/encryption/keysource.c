@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -107,6 +108,7 @@ crypt_key_source_complete (struct crypt_key_source *ks, char *err,
 {
   const char *p = ks->prefix ? ks->prefix : "";
   char what[64];
+  int r;
 
   if (ks->key_id != NULL && ks->kind != KEY_KEYSTORE)
     return fail (EINVAL, err, errlen, "%skey-id needs %skeystore=DIR", p, p);
@@ -126,8 +128,11 @@ crypt_key_source_complete (struct crypt_key_source *ks, char *err,
     case KEY_PASSPHRASE_FD:
     case KEY_KEY_FD:
       snprintf (ks->name, sizeof ks->name, "%s=%d", what, ks->fd);
-      return secret_read_fd (ks->fd, ks->kind == KEY_PASSPHRASE_FD, &ks->secret,
-                             what, err, errlen);
+      r = secret_read_fd (ks->fd, ks->kind == KEY_PASSPHRASE_FD, &ks->secret,
+                          what, err, errlen);
+      /* Read once, then closed: the fd is not left open for children. */
+      close (ks->fd);
+      return r;
     case KEY_KEYSTORE:
       if (ks->key_id == NULL)
         return fail (EINVAL, err, errlen, "%skeystore needs %skey-id=ID", p, p);
