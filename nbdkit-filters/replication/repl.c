@@ -51,6 +51,7 @@ static const struct vaio_stats_counter_def counter_defs[RC_COUNT] = {
   [RC_OVERFLOWS] = { "journal_overflows", VAIO_COUNTER },
   [RC_RECONNECTS] = { "reconnects", VAIO_COUNTER },
   [RC_SYNC_MODE] = { "sync_mode", VAIO_GAUGE },
+  [RC_REPLAYED_RECORDS] = { "replayed_records", VAIO_COUNTER },
 };
 
 /* ---- Parameters ---- */

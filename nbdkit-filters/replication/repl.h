@@ -93,6 +93,7 @@ enum repl_counter
   RC_OVERFLOWS,
   RC_RECONNECTS,
   RC_SYNC_MODE,
+  RC_REPLAYED_RECORDS,
   RC_COUNT
 };
 

@@ -506,6 +506,7 @@ state_recover (char *err, size_t errlen)
           bmap_mark_all (repl.bmap);
         }
       vaio_stats_add (repl.stats, RC_CORRUPT_RECORDS, c.corrupt);
+      vaio_stats_add (repl.stats, RC_REPLAYED_RECORDS, c.replayed);
       nbdkit_debug ("vaio-replication: recovery replayed %llu records, "
                     "%llu corrupt",
                     (unsigned long long)c.replayed,

@@ -116,3 +116,4 @@ wait_in_sync () {
   wait_stat "$1" dirty_bytes 0 "$2"
   wait_stat "$1" lag_us 0 "$2"
 }
+

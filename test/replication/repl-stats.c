@@ -24,8 +24,8 @@ main (int argc, char *argv[])
     }
   for (unsigned i = 0; i < snap.header.n_counters; i++)
     printf ("%s %llu\n", snap.header.counter_names[i],
-            (unsigned long long) snap.body.counters[i]);
+            (unsigned long long)snap.body.counters[i]);
   printf ("write_ops %llu\n",
-          (unsigned long long) snap.body.op[VAIO_OP_WRITE].ops);
+          (unsigned long long)snap.body.op[VAIO_OP_WRITE].ops);
   return 0;
 }

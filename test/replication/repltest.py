@@ -100,11 +100,11 @@ def cmd_sync(uri, replica, n):
 
 
 def cmd_writer(uri, log, n, seed):
-    h = connect(uri)
-    nblocks = h.get_size() // BS
     rng = random.Random(seed)
     first = seed * 1000000 + 1
     with open(log, "a", buffering=1) as f:
+        h = connect(uri)
+        nblocks = h.get_size() // BS
         for i in range(first, first + n):
             count = rng.randint(1, 16)
             b = rng.randrange(nblocks - count)

@@ -11,9 +11,9 @@
 
 #include "bitmap.h"
 
-#define GRAN  (64 * 1024)
-#define DISK  (1ull << 30) /* 16384 bits: one page */
-#define BIG   (1ull << 32) /* 65536 bits: three pages */
+#define GRAN (64 * 1024)
+#define DISK (1ull << 30) /* 16384 bits: one page */
+#define BIG  (1ull << 32) /* 65536 bits: three pages */
 
 static char dir[64];
 static char path[256];
@@ -37,8 +37,8 @@ teardown (void)
 static struct bmap *
 open_bm (uint64_t disk, uint32_t hash, bool *full, uint64_t *bad)
 {
-  struct bmap *b = bmap_open (path, disk, GRAN, hash, full, bad, err,
-                              sizeof err);
+  struct bmap *b
+      = bmap_open (path, disk, GRAN, hash, full, bad, err, sizeof err);
   ck_assert_msg (b != NULL, "%s", err);
   return b;
 }
@@ -55,8 +55,8 @@ clean_bm (uint64_t disk)
   ck_assert_uint_eq (b->n_dirty, b->nbits);
   for (int64_t bit; (bit = bmap_next_dirty (b, 0)) != -1;)
     {
-      bmap_take (b, (uint64_t) bit);
-      bmap_done (b, (uint64_t) bit);
+      bmap_take (b, (uint64_t)bit);
+      bmap_done (b, (uint64_t)bit);
     }
   ck_assert (bmap_is_clean (b));
   ck_assert_int_eq (bmap_persist (b, true, err, sizeof err), 0);
@@ -75,14 +75,14 @@ START_TEST (test_mark_ranges)
   struct bmap *b = clean_bm (DISK);
 
   ck_assert_uint_eq (bmap_mark (b, 0, 1), 1);
-  ck_assert_uint_eq (bmap_mark (b, 100, 1), 0); /* same bit */
+  ck_assert_uint_eq (bmap_mark (b, 100, 1), 0);      /* same bit */
   ck_assert_uint_eq (bmap_mark (b, GRAN - 1, 2), 1); /* straddles */
   ck_assert_uint_eq (bmap_mark (b, 10 * GRAN, 3 * GRAN), 3);
   ck_assert_uint_eq (bmap_mark (b, DISK - 1, 100), 1); /* clipped */
   ck_assert_uint_eq (b->n_dirty, 6);
   ck_assert_int_eq (bmap_next_dirty (b, 0), 0);
   ck_assert_int_eq (bmap_next_dirty (b, 2), 10);
-  ck_assert_int_eq (bmap_next_dirty (b, 13), (int64_t) (DISK / GRAN - 1));
+  ck_assert_int_eq (bmap_next_dirty (b, 13), (int64_t)(DISK / GRAN - 1));
   bmap_close (b);
 }
 END_TEST

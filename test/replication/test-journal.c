@@ -49,7 +49,7 @@ on_rec (void *opaque, const struct jrnl_rec *r, uint64_t pos, const void *data)
 
   s->seqs[s->n] = r->seq;
   s->offsets[s->n] = r->offset;
-  s->first_byte[s->n] = data ? ((const unsigned char *) data)[0] : 0;
+  s->first_byte[s->n] = data ? ((const unsigned char *)data)[0] : 0;
   s->n++;
   return 0;
 }
@@ -109,12 +109,12 @@ START_TEST (test_append_scan)
   for (int i = 0; i < 5; i++)
     {
       struct jrnl_rec r = { .type = JRNL_WRITE,
-                            .offset = (uint64_t) i * 4096,
+                            .offset = (uint64_t)i * 4096,
                             .length = 4096,
                             .data_len = 4096 };
       memset (data, 'a' + i, sizeof data);
       ck_assert_int_eq (jrnl_append (j, &r, data, &pos, err, sizeof err), 0);
-      ck_assert_uint_eq (r.seq, (uint64_t) i + 1);
+      ck_assert_uint_eq (r.seq, (uint64_t)i + 1);
     }
   struct jrnl_rec z = { .type = JRNL_ZERO, .offset = 0, .length = 1 << 20 };
   ck_assert_int_eq (jrnl_append (j, &z, NULL, &pos, err, sizeof err), 0);
@@ -154,8 +154,9 @@ START_TEST (test_full_and_wrap)
   ck_assert_ptr_nonnull (j);
   for (;;)
     {
-      struct jrnl_rec r = { .type = JRNL_WRITE, .length = 4096,
-                            .data_len = 4096, .offset = 0 };
+      struct jrnl_rec r = {
+        .type = JRNL_WRITE, .length = 4096, .data_len = 4096, .offset = 0
+      };
       rc = jrnl_append (j, &r, data, &pos, err, sizeof err);
       if (rc == 1)
         break;
@@ -169,14 +170,14 @@ START_TEST (test_full_and_wrap)
     }
   ck_assert_int_gt (n, 5);
   /* Free the first 3 records, then two more fit, wrapping round. */
-  ck_assert_int_eq (jrnl_set_tail (j, tail_pos, tail_seq, true, err,
-                                   sizeof err),
-                    0);
+  ck_assert_int_eq (
+      jrnl_set_tail (j, tail_pos, tail_seq, true, err, sizeof err), 0);
   for (int i = 0; i < 2; i++)
     {
-      struct jrnl_rec r = { .type = JRNL_WRITE, .length = 4096,
-                            .data_len = 4096, .offset = 8192 };
-      data[0] = (unsigned char) ('0' + i);
+      struct jrnl_rec r = {
+        .type = JRNL_WRITE, .length = 4096, .data_len = 4096, .offset = 8192
+      };
+      data[0] = (unsigned char)('0' + i);
       ck_assert_int_eq (jrnl_append (j, &r, data, &pos, err, sizeof err), 0);
     }
   jrnl_close (j);
@@ -186,7 +187,7 @@ START_TEST (test_full_and_wrap)
   ck_assert_int_eq (jrnl_scan (j, on_rec, on_bad, &s, &lost, err, sizeof err),
                     0);
   ck_assert (!lost);
-  ck_assert_uint_eq (s.n, (unsigned) (n - 3 + 2));
+  ck_assert_uint_eq (s.n, (unsigned)(n - 3 + 2));
   ck_assert_uint_eq (s.seqs[0], tail_seq);
   ck_assert_uint_eq (s.first_byte[s.n - 1], '1');
   ck_assert_uint_eq (s.first_byte[s.n - 2], '0');
@@ -221,9 +222,10 @@ write_three (void)
   ck_assert_ptr_nonnull (j);
   for (int i = 0; i < 3; i++)
     {
-      struct jrnl_rec r = { .type = JRNL_WRITE, .length = 4096,
+      struct jrnl_rec r = { .type = JRNL_WRITE,
+                            .length = 4096,
                             .data_len = 4096,
-                            .offset = (uint64_t) (i + 1) << 20 };
+                            .offset = (uint64_t)(i + 1) << 20 };
       memset (data, i, sizeof data);
       ck_assert_int_eq (jrnl_append (j, &r, data, &pos, err, sizeof err), 0);
     }
