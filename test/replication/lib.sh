@@ -14,6 +14,7 @@ PY=/usr/bin/python3
 T=$(mktemp -d /tmp/vaio-repl-test.XXXXXX)
 PIDS=()
 EXTRA_CLEANUP=()
+SOURCE_PREFIX=() # e.g. (ip netns exec NS): how to run the source server
 
 cleanup () {
   local p c
@@ -64,7 +65,7 @@ start_source () {
   local img=$1 sock=$2 st=$3 target=$4
   shift 4
   rm -f "$sock"
-  nbdkit -f -U "$sock" --filter="$FILTER" file "$img" \
+  "${SOURCE_PREFIX[@]}" nbdkit -f -U "$sock" --filter="$FILTER" file "$img" \
     repl-target="$target" repl-state-dir="$st" "$@" 2>>"$T/source.log" &
   SOURCE_PID=$!
   PIDS+=("$SOURCE_PID")
