@@ -18,7 +18,7 @@
 #define DEFAULT_RPO_NS       (15ull * 1000000000ull) /* Veeam's default */
 #define DEFAULT_JOURNAL_SIZE (256ull * 1024 * 1024)
 #define DEFAULT_GRANULARITY  (64ull * 1024)
-#define DEFAULT_INFLIGHT     16
+#define DEFAULT_INFLIGHT     64
 #define FIRST_CONNECT_WAIT_S 10
 
 struct repl repl = {
@@ -220,7 +220,7 @@ repl_config_complete (nbdkit_next_config_complete *next, nbdkit_backend *nxdata)
   "repl-rpo=<DURATION>      recovery point objective (default 15s).\n"         \
   "repl-journal-size=<SIZE> journal ring size (default 256M).\n"               \
   "repl-granularity=<SIZE>  dirty bitmap granularity (default 64K).\n"         \
-  "repl-max-inflight=<N>    replica requests in flight (default 16).\n"        \
+  "repl-max-inflight=<N>    replica requests in flight (default 64).\n"        \
   "repl-tls-psk-file=<FILE> TLS PSK keys file for nbds:// targets."
 
 /* ---- Lifecycle ---- */
@@ -320,20 +320,28 @@ repl_after_fork (nbdkit_backend *backend)
     }
   if (open_shared (backend) == -1)
     return -1;
-  repl.stats = vaio_stats_create (repl.state_dir, "vaio-replication",
-                                  "replication", counter_defs, RC_COUNT);
-  if (repl.stats == NULL)
-    nbdkit_debug ("vaio-replication: %s/stats: %m (stats not published)",
-                  repl.state_dir);
-  vaio_stats_set (repl.stats, RC_RPO_US, repl.rpo_ns / 1000);
-  vaio_stats_set (repl.stats, RC_JOURNAL_SIZE, repl.journal_size);
-  vaio_stats_set (repl.stats, RC_SYNC_MODE, repl.mode == REPL_SYNC);
   if (open_state (err, sizeof err) == -1
       || state_recover (err, sizeof err) == -1)
     {
       nbdkit_error ("vaio-replication: %s", err);
       return -1;
     }
+  /* Published only now, so that a reader never sees the zeros of a state
+   * not yet recovered (tracking 0, lag 0) as "in sync".
+   */
+  repl.stats = vaio_stats_create (repl.state_dir, "vaio-replication",
+                                  "replication", counter_defs, RC_COUNT);
+  if (repl.stats == NULL)
+    nbdkit_debug ("vaio-replication: %s/stats: %m (stats not published)",
+                  repl.state_dir);
+  vaio_stats_set (repl.stats, RC_RPO_US, repl.rpo_ns / 1000);
+  vaio_stats_set (repl.stats, RC_JOURNAL_SIZE, repl.jrnl->size);
+  vaio_stats_set (repl.stats, RC_SYNC_MODE, repl.mode == REPL_SYNC);
+  vaio_stats_set (repl.stats, RC_CORRUPT_RECORDS, repl.recovered_corrupt);
+  vaio_stats_set (repl.stats, RC_REPLAYED_RECORDS, repl.recovered_replayed);
+  pthread_mutex_lock (&repl.lock);
+  state_publish_locked ();
+  pthread_mutex_unlock (&repl.lock);
   if (shipper_start () == -1)
     return -1;
   return wait_first_connect ();

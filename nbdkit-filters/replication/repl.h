@@ -61,6 +61,8 @@ struct repl_entry
   uint8_t type;
   uint8_t state;
   bool failed; /* the source operation failed: send the source's bytes */
+  void *data;  /* copy of a WRITE's payload while the memory budget
+                  allows (saves re-reading the journal), else NULL */
 };
 
 /* A write, zero or trim between steps 1 and 4. */
@@ -149,6 +151,10 @@ struct repl
   uint64_t lag_hist[2][LAG_BUCKETS];
   uint64_t lag_window_start_ns;
   uint64_t resync_done_bytes;
+  uint64_t cached_bytes;
+  uint64_t recovered_corrupt; /* found by the last recovery */
+  uint64_t recovered_replayed;
+      /* replayed onto the source by it */ /* sum of entries' data copies */
 };
 
 extern struct repl repl;
@@ -160,6 +166,7 @@ int state_init (void);
 void state_free (void);
 int state_recover (char *err, size_t errlen);
 struct repl_entry *state_entry_locked (uint64_t seq);
+void state_drop_data_locked (struct repl_entry *e);
 void state_pop_acked_locked (void);
 void state_go_tracking_locked (const char *why);
 void state_wake_shipper (void);

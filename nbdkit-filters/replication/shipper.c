@@ -124,6 +124,8 @@ entry_bytes (const struct repl_entry *e)
 
   if (e->failed)
     return source_bytes (e);
+  if (e->data != NULL)
+    return e->data; /* ownership moved to the command by send_entries */
   if (e->type != JRNL_WRITE)
     return calloc (1, e->length ? e->length : 1);
   buf = malloc (e->length ? e->length : 1);
@@ -157,6 +159,7 @@ issue_entry (const struct repl_entry *e)
 
   if (c == NULL)
     {
+      free (e->data);
       entry_to_bitmap (e);
       return;
     }
@@ -216,6 +219,17 @@ send_entries (void)
         }
       e->state = E_SENT;
       copy = *e;
+      /* The command owns the payload copy from now on (freed with it). */
+      if (e->data != NULL)
+        {
+          repl.cached_bytes -= e->data_len;
+          e->data = NULL;
+          if (e->failed)
+            {
+              free (copy.data);
+              copy.data = NULL;
+            }
+        }
       repl.ship_seq++;
       pthread_mutex_unlock (&repl.lock);
       issue_entry (&copy);

@@ -12,6 +12,10 @@
 
 #define SYNC_WAIT_MAX_NS (30ull * 1000000000ull)
 #define LAG_WINDOW_NS    (10ull * 1000000000ull)
+/* Payload copies kept in memory for the shipper; beyond this it reads
+ * the journal back.
+ */
+#define DATA_CACHE_MAX (64ull * 1024 * 1024)
 
 static uint64_t
 realtime_ns (void)
@@ -34,6 +38,17 @@ state_wake_shipper (void)
 }
 
 /* ---- The entry queue (a ring indexed by sequence number) ---- */
+
+void
+state_drop_data_locked (struct repl_entry *e)
+{
+  if (e->data != NULL)
+    {
+      free (e->data);
+      e->data = NULL;
+      repl.cached_bytes -= e->data_len;
+    }
+}
 
 struct repl_entry *
 state_entry_locked (uint64_t seq)
@@ -181,6 +196,9 @@ state_go_tracking_locked (const char *why)
         repl.infl[i].tracked = true;
         bmap_mark (repl.bmap, repl.infl[i].offset, repl.infl[i].length);
       }
+  for (uint64_t i = 0; i < repl.ring_n; i++)
+    state_drop_data_locked (
+        &repl.ring[(repl.ring_start + i) & (repl.ring_cap - 1)]);
   if (bmap_persist (repl.bmap, true, err, sizeof err) == -1)
     nbdkit_error ("vaio-replication: %s", err);
   if (jrnl_reset (repl.jrnl, err, sizeof err) == -1)
@@ -277,6 +295,7 @@ journal_locked (uint32_t type, const void *buf, uint32_t count, uint64_t offset,
       /* The record is in the journal but we cannot queue it: let the
        * bitmap carry it (go_tracking marks in-flight ranges).
        */
+      state_drop_data_locked (&e);
       state_go_tracking_locked ("out of memory");
       return -1;
     }
@@ -505,8 +524,8 @@ state_recover (char *err, size_t errlen)
           c.corrupt++;
           bmap_mark_all (repl.bmap);
         }
-      vaio_stats_add (repl.stats, RC_CORRUPT_RECORDS, c.corrupt);
-      vaio_stats_add (repl.stats, RC_REPLAYED_RECORDS, c.replayed);
+      repl.recovered_corrupt = c.corrupt;
+      repl.recovered_replayed = c.replayed;
       nbdkit_debug ("vaio-replication: recovery replayed %llu records, "
                     "%llu corrupt",
                     (unsigned long long)c.replayed,

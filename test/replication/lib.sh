@@ -65,6 +65,9 @@ start_source () {
   local img=$1 sock=$2 st=$3 target=$4
   shift 4
   rm -f "$sock"
+  # The new server publishes its stats once its state is recovered; a
+  # stale file from the last run must not be read as the new state.
+  rm -f "$st/stats"
   "${SOURCE_PREFIX[@]}" nbdkit -f -U "$sock" --filter="$FILTER" file "$img" \
     repl-target="$target" repl-state-dir="$st" "$@" 2>>"$T/source.log" &
   SOURCE_PID=$!
