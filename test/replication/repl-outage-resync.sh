@@ -10,9 +10,10 @@ truncate -s 32M "$T/src.img" "$T/rep.img"
 start_replica "$T/rep.img" "$T/rep.sock"
 target=$(unix_uri "$T/rep.sock")
 start_source "$T/src.img" "$T/src.sock" "$T/state" "$target" \
-  repl-journal-size=256K repl-granularity=64K
+  repl-journal-size=256K repl-granularity=64K repl-rpo=1s
 uri=$(unix_uri "$T/src.sock")
 wait_in_sync "$T/state" 30
+[ "$(stat_value "$T/state" over_rpo)" = 0 ] || fail "over RPO while in sync"
 
 # Outage (the replica dies): 4 MiB of writes into a 256 KiB journal.  qemu-io must succeed.
 kill9 "$REPLICA_PID"
@@ -21,12 +22,16 @@ qemu-io -f raw -t writeback -c "write -P 0x11 0 2M" -c "write -P 0x22 16M 2M" \
 wait_stat "$T/state" tracking 1 5
 [ "$(stat_value "$T/state" journal_overflows)" -ge 1 ] || fail "no overflow counted"
 [ "$(stat_value "$T/state" dirty_bytes)" -ge $((4 << 20)) ] || fail "dirty bytes too low"
+[ "$(stat_value "$T/state" replica_connected)" = 0 ] || fail "still connected?"
+# Lag grows past the 1 s RPO while the replica is away.
+wait_stat "$T/state" over_rpo 1 10
 
 # Replica back: resync, then journaling again.
 start_replica "$T/rep.img" "$T/rep.sock"
 wait_in_sync "$T/state" 60
 [ "$(stat_value "$T/state" resync_done_bytes)" -ge $((4 << 20)) ] ||
   fail "resync progress not reported"
+wait_stat "$T/state" over_rpo 0 5
 qemu-io -f raw -t writeback -c "write -P 0x33 1M 64k" "$uri" >/dev/null
 stop_pid "$SOURCE_PID"
 cmp "$T/src.img" "$T/rep.img" || fail "replica differs after resync"
