@@ -61,6 +61,7 @@ struct repl_entry
   uint8_t type;
   uint8_t state;
   bool failed; /* the source operation failed: send the source's bytes */
+  bool fua;    /* the client asked for FUA: so does the replica request */
   void *data;  /* copy of a WRITE's payload while the memory budget
                   allows (saves re-reading the journal), else NULL */
 };
@@ -154,7 +155,7 @@ struct repl
   uint64_t cached_bytes;
   uint64_t recovered_corrupt; /* found by the last recovery */
   uint64_t recovered_replayed;
-      /* replayed onto the source by it */ /* sum of entries' data copies */
+  /* replayed onto the source by it */ /* sum of entries' data copies */
 };
 
 extern struct repl repl;
@@ -206,6 +207,7 @@ struct ship_conn
   bool broken;        /* a command failed: reconnect */
   bool can_zero;
   bool can_flush;
+  bool can_fua;
 };
 
 /* resync.c: bitmap-driven copy of dirty regions, run by the shipper. */

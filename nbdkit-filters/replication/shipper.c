@@ -21,7 +21,7 @@
 
 #include "repl.h"
 
-#define CHECKPOINT_NS (100ull * 1000000ull)
+#define CHECKPOINT_NS (1000ull * 1000000ull)
 #define RECONNECT_NS  (1000ull * 1000000ull)
 #define CONNECT_MS    5000
 #define DRAIN_NS      (60ull * 1000000000ull)
@@ -155,6 +155,7 @@ issue_entry (const struct repl_entry *e)
   struct cmd *c = calloc (1, sizeof *c);
   nbd_completion_callback cb
       = { .callback = entry_done, .user_data = c, .free = cmd_free };
+  uint32_t flags = e->fua && sc.can_fua ? LIBNBD_CMD_FLAG_FUA : 0;
   int64_t r;
 
   if (c == NULL)
@@ -178,7 +179,7 @@ issue_entry (const struct repl_entry *e)
     }
   else if ((e->type == JRNL_ZERO || e->type == JRNL_TRIM) && !e->failed
            && sc.can_zero)
-    r = nbd_aio_zero (sc.nbd, e->length, e->offset, cb, 0);
+    r = nbd_aio_zero (sc.nbd, e->length, e->offset, cb, flags);
   else
     {
       c->buf = entry_bytes (e);
@@ -188,7 +189,7 @@ issue_entry (const struct repl_entry *e)
           entry_to_bitmap (e);
           return;
         }
-      r = nbd_aio_pwrite (sc.nbd, c->buf, e->length, e->offset, cb, 0);
+      r = nbd_aio_pwrite (sc.nbd, c->buf, e->length, e->offset, cb, flags);
     }
   if (r == -1)
     {
@@ -396,6 +397,7 @@ try_connect (bool *logged)
   sc.gen++;
   sc.can_zero = nbd_can_zero (sc.nbd) == 1;
   sc.can_flush = nbd_can_flush (sc.nbd) == 1;
+  sc.can_fua = nbd_can_fua (sc.nbd) == 1;
   sc.broken = false;
   nbdkit_debug ("vaio-replication: connected to the replica");
   set_connected (true);

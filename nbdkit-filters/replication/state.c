@@ -88,6 +88,7 @@ state_pop_acked_locked (void)
 {
   while (repl.ring_n > 0 && repl.ring[repl.ring_start].state == E_ACKED)
     {
+      state_drop_data_locked (&repl.ring[repl.ring_start]);
       repl.ring_start = (repl.ring_start + 1) & (repl.ring_cap - 1);
       repl.ring_n--;
       repl.base_seq++;
@@ -257,7 +258,7 @@ alloc_slot_locked (uint64_t offset, uint64_t length)
 
 static int
 journal_locked (uint32_t type, const void *buf, uint32_t count, uint64_t offset,
-                uint64_t barrier, uint64_t *seq)
+                uint64_t barrier, bool fua, uint64_t *seq)
 {
   struct jrnl_rec r = {
     .type = type,
@@ -289,7 +290,14 @@ journal_locked (uint32_t type, const void *buf, uint32_t count, uint64_t offset,
                            .length = count,
                            .data_len = r.data_len,
                            .type = (uint8_t)type,
-                           .state = E_LOCAL };
+                           .state = E_LOCAL,
+                           .fua = fua };
+  if (type == JRNL_WRITE && repl.cached_bytes + count <= DATA_CACHE_MAX
+      && (e.data = malloc (count)) != NULL)
+    {
+      memcpy (e.data, buf, count);
+      repl.cached_bytes += count;
+    }
   if (push_entry_locked (&e) == -1)
     {
       /* The record is in the journal but we cannot queue it: let the
@@ -324,7 +332,7 @@ state_begin (uint32_t type, const void *buf, uint32_t count, uint64_t offset,
     }
   op->slot = slot;
   if (repl.track == TRACK_JOURNAL
-      && journal_locked (type, buf, count, offset, repl.local_done_max,
+      && journal_locked (type, buf, count, offset, repl.local_done_max, fua,
                          &op->seq)
              == 0)
     repl.infl[slot].seq = op->seq;
@@ -394,7 +402,8 @@ state_flush_begin (struct repl_op *op, int *err)
    * replica, then the replica flushes, then anything after it is sent.
    */
   if (repl.track == TRACK_JOURNAL)
-    journal_locked (JRNL_FLUSH, NULL, 0, 0, repl.jrnl->head_seq - 1, &op->seq);
+    journal_locked (JRNL_FLUSH, NULL, 0, 0, repl.jrnl->head_seq - 1, false,
+                    &op->seq);
   pthread_mutex_unlock (&repl.lock);
 
   if (jrnl_sync (repl.jrnl) == -1)
@@ -548,6 +557,10 @@ state_init (void)
 void
 state_free (void)
 {
+  for (uint64_t i = 0; i < repl.ring_n; i++)
+    state_drop_data_locked (
+        &repl.ring[(repl.ring_start + i) & (repl.ring_cap - 1)]);
+  repl.ring_n = 0;
   free (repl.ring);
   repl.ring = NULL;
   free (repl.infl);
