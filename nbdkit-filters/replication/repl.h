@@ -171,6 +171,7 @@ void state_drop_data_locked (struct repl_entry *e);
 void state_pop_acked_locked (void);
 void state_go_tracking_locked (const char *why);
 void state_wake_shipper (void);
+void state_wake_consumed (void);
 void state_publish_locked (void);
 
 struct repl_op

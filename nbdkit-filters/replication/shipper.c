@@ -424,6 +424,7 @@ wait_events (void)
     return;
   if (fds[0].revents & POLLIN)
     {
+      state_wake_consumed ();
       if (read (repl.wake_fd, &junk, sizeof junk) == -1)
         {
           /* EAGAIN: another reader; nothing to do */

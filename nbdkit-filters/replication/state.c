@@ -26,15 +26,28 @@ realtime_ns (void)
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Set while a wake-up is pending in the eventfd: writers skip the
+ * syscall then (the shipper clears it before it looks at the queue).
+ */
+static bool wake_pending;
+
 void
 state_wake_shipper (void)
 {
   uint64_t one = 1;
 
+  if (__atomic_exchange_n (&wake_pending, true, __ATOMIC_ACQ_REL))
+    return;
   if (repl.wake_fd >= 0 && write (repl.wake_fd, &one, sizeof one) == -1)
     {
       /* EAGAIN: the counter is already non-zero, the shipper will wake. */
     }
+}
+
+void
+state_wake_consumed (void)
+{
+  __atomic_store_n (&wake_pending, false, __ATOMIC_RELEASE);
 }
 
 /* ---- The entry queue (a ring indexed by sequence number) ---- */
