@@ -15,6 +15,7 @@ T=$(mktemp -d /tmp/vaio-repl-test.XXXXXX)
 PIDS=()
 EXTRA_CLEANUP=()
 SOURCE_PREFIX=() # e.g. (ip netns exec NS): how to run the source server
+SOURCE_FILTERS=() # nbdkit filters below vaio-replication (--filter=delay)
 
 cleanup () {
   local p c
@@ -68,7 +69,8 @@ start_source () {
   # The new server publishes its stats once its state is recovered; a
   # stale file from the last run must not be read as the new state.
   rm -f "$st/stats"
-  "${SOURCE_PREFIX[@]}" nbdkit -f -U "$sock" --filter="$FILTER" file "$img" \
+  "${SOURCE_PREFIX[@]}" nbdkit -f -U "$sock" --filter="$FILTER" \
+    "${SOURCE_FILTERS[@]}" file "$img" \
     repl-target="$target" repl-state-dir="$st" "$@" 2>>"$T/source.log" &
   SOURCE_PID=$!
   PIDS+=("$SOURCE_PID")
