@@ -1,0 +1,558 @@
+/* vaio-replication: the on-disk write journal.  See journal.h. */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "journal.h"
+
+#define PROBE_CHUNK (1024 * 1024)
+
+const char *
+jrnl_check_str (enum jrnl_check c)
+{
+  switch (c)
+    {
+    case JRNL_OK:
+      return "ok";
+    case JRNL_BAD_MAGIC:
+      return "bad record magic";
+    case JRNL_BAD_VERSION:
+      return "unknown record version";
+    case JRNL_BAD_HDR_CRC:
+      return "record header checksum mismatch";
+    case JRNL_BAD_SEQ:
+      return "unexpected sequence number";
+    case JRNL_BAD_TYPE:
+      return "unknown record type";
+    case JRNL_BAD_DATA_CRC:
+      return "record payload checksum mismatch";
+    }
+  return "?";
+}
+
+static uint64_t
+align_up (uint64_t n)
+{
+  return (n + JRNL_ALIGN - 1) & ~(uint64_t)(JRNL_ALIGN - 1);
+}
+
+uint64_t
+jrnl_rec_size (uint32_t data_len)
+{
+  return JRNL_REC_HDR_SIZE + align_up (data_len);
+}
+
+uint32_t
+jrnl_data_crc (const void *data, uint32_t len)
+{
+  return (uint32_t)crc32 (0, (const Bytef *)data, len);
+}
+
+static void
+put32 (unsigned char *p, uint32_t v)
+{
+  v = htole32 (v);
+  memcpy (p, &v, 4);
+}
+
+static void
+put64 (unsigned char *p, uint64_t v)
+{
+  v = htole64 (v);
+  memcpy (p, &v, 8);
+}
+
+static uint32_t
+get32 (const unsigned char *p)
+{
+  uint32_t v;
+
+  memcpy (&v, p, 4);
+  return le32toh (v);
+}
+
+static uint64_t
+get64 (const unsigned char *p)
+{
+  uint64_t v;
+
+  memcpy (&v, p, 8);
+  return le64toh (v);
+}
+
+void
+jrnl_rec_encode (const struct jrnl_rec *r, unsigned char out[64])
+{
+  memset (out, 0, 64);
+  put32 (out + 0, JRNL_REC_MAGIC);
+  put32 (out + 4, JRNL_REC_VERSION | (r->type << 16));
+  put64 (out + 8, r->seq);
+  put64 (out + 16, r->timestamp_ns);
+  put64 (out + 24, r->offset);
+  put32 (out + 32, r->length);
+  put32 (out + 36, r->data_len);
+  put64 (out + 40, r->barrier);
+  put32 (out + 48, r->data_crc);
+  put32 (out + 60, (uint32_t)crc32 (0, out, 60));
+}
+
+enum jrnl_check
+jrnl_rec_decode (const unsigned char in[64], uint64_t expect_seq,
+                 struct jrnl_rec *r)
+{
+  uint32_t vt;
+
+  if (get32 (in) != JRNL_REC_MAGIC)
+    return JRNL_BAD_MAGIC;
+  if (get32 (in + 60) != (uint32_t)crc32 (0, in, 60))
+    return JRNL_BAD_HDR_CRC;
+  vt = get32 (in + 4);
+  if ((vt & 0xffff) != JRNL_REC_VERSION)
+    return JRNL_BAD_VERSION;
+  r->type = vt >> 16;
+  r->seq = get64 (in + 8);
+  r->timestamp_ns = get64 (in + 16);
+  r->offset = get64 (in + 24);
+  r->length = get32 (in + 32);
+  r->data_len = get32 (in + 36);
+  r->barrier = get64 (in + 40);
+  r->data_crc = get32 (in + 48);
+  if (r->type < JRNL_WRITE || r->type > JRNL_WRAP
+      || (r->type == JRNL_WRITE && r->data_len != r->length)
+      || (r->type != JRNL_WRITE && r->data_len != 0))
+    return JRNL_BAD_TYPE;
+  if (expect_seq != 0 && r->seq != expect_seq)
+    return JRNL_BAD_SEQ;
+  return JRNL_OK;
+}
+
+/* ---- File header ---- */
+
+static void
+header_encode (const struct jrnl *j, unsigned char out[JRNL_HEADER_SIZE])
+{
+  memset (out, 0, JRNL_HEADER_SIZE);
+  memcpy (out, JRNL_MAGIC, 8);
+  put32 (out + 8, JRNL_VERSION);
+  put32 (out + 12, JRNL_HEADER_SIZE);
+  put64 (out + 16, j->size);
+  put64 (out + 24, j->source_size);
+  put64 (out + 32, j->tail_pos);
+  put64 (out + 40, j->tail_seq);
+  put32 (out + 48, (uint32_t)crc32 (0, out, 48));
+}
+
+static int
+header_decode (struct jrnl *j, const unsigned char in[JRNL_HEADER_SIZE],
+               char *err, size_t errlen)
+{
+  if (memcmp (in, JRNL_MAGIC, 8) != 0)
+    {
+      snprintf (err, errlen, "%s: not a vaio replication journal (bad magic)",
+                j->path);
+      return -1;
+    }
+  if (get32 (in + 8) != JRNL_VERSION)
+    {
+      snprintf (err, errlen, "%s: journal version %u, this filter reads %u",
+                j->path, get32 (in + 8), JRNL_VERSION);
+      return -1;
+    }
+  if (get32 (in + 48) != (uint32_t)crc32 (0, in, 48)
+      || get32 (in + 12) != JRNL_HEADER_SIZE)
+    {
+      snprintf (err, errlen,
+                "%s: journal header checksum mismatch (corrupt); move the "
+                "state directory aside to start over with a full resync",
+                j->path);
+      return -1;
+    }
+  j->size = get64 (in + 16);
+  j->source_size = get64 (in + 24);
+  j->tail_pos = get64 (in + 32);
+  j->tail_seq = get64 (in + 40);
+  if (j->size < JRNL_MIN_SIZE || j->tail_pos < JRNL_HEADER_SIZE
+      || j->tail_pos >= j->size || j->tail_pos % JRNL_ALIGN != 0
+      || j->tail_seq == 0)
+    {
+      snprintf (err, errlen, "%s: journal header has impossible values",
+                j->path);
+      return -1;
+    }
+  return 0;
+}
+
+static int
+header_write (struct jrnl *j, bool sync, char *err, size_t errlen)
+{
+  unsigned char buf[JRNL_HEADER_SIZE];
+
+  header_encode (j, buf);
+  if (pwrite (j->fd, buf, sizeof buf, 0) != (ssize_t)sizeof buf
+      || (sync && fdatasync (j->fd) == -1))
+    {
+      snprintf (err, errlen, "%s: writing journal header: %m", j->path);
+      return -1;
+    }
+  return 0;
+}
+
+static struct jrnl *
+jrnl_new (const char *path)
+{
+  struct jrnl *j = calloc (1, sizeof *j);
+
+  if (j == NULL)
+    return NULL;
+  j->fd = -1;
+  j->path = strdup (path);
+  if (j->path == NULL)
+    {
+      free (j);
+      return NULL;
+    }
+  return j;
+}
+
+static int
+jrnl_create (struct jrnl *j, uint64_t size, char *err, size_t errlen)
+{
+  int r;
+
+  j->fd = open (j->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (j->fd == -1)
+    {
+      snprintf (err, errlen, "%s: create: %m", j->path);
+      return -1;
+    }
+  /* Preallocate so that an append never fails for lack of space on the
+   * state filesystem once the journal exists.
+   */
+  r = posix_fallocate (j->fd, 0, (off_t)size);
+  if (r != 0)
+    {
+      errno = r;
+      snprintf (err, errlen, "%s: preallocating %llu bytes: %m", j->path,
+                (unsigned long long)size);
+      unlink (j->path);
+      return -1;
+    }
+  j->size = size;
+  j->tail_pos = j->head_pos = JRNL_HEADER_SIZE;
+  j->tail_seq = j->head_seq = 1;
+  if (header_write (j, true, err, errlen) == -1)
+    {
+      unlink (j->path);
+      return -1;
+    }
+  return 0;
+}
+
+struct jrnl *
+jrnl_open (const char *path, uint64_t size, uint64_t source_size, bool *created,
+           char *err, size_t errlen)
+{
+  unsigned char buf[JRNL_HEADER_SIZE];
+  struct jrnl *j;
+  ssize_t n;
+
+  size &= ~(uint64_t)(JRNL_ALIGN - 1);
+  if (size < JRNL_MIN_SIZE)
+    {
+      snprintf (err, errlen, "journal size %llu is below the minimum %d",
+                (unsigned long long)size, JRNL_MIN_SIZE);
+      return NULL;
+    }
+  j = jrnl_new (path);
+  if (j == NULL)
+    {
+      snprintf (err, errlen, "%s: %m", path);
+      return NULL;
+    }
+  j->source_size = source_size;
+  *created = false;
+  j->fd = open (path, O_RDWR | O_CLOEXEC);
+  if (j->fd == -1 && errno == ENOENT)
+    {
+      if (jrnl_create (j, size, err, errlen) == -1)
+        goto fail;
+      *created = true;
+      return j;
+    }
+  if (j->fd == -1)
+    {
+      snprintf (err, errlen, "%s: open: %m", path);
+      goto fail;
+    }
+  n = pread (j->fd, buf, sizeof buf, 0);
+  if (n != (ssize_t)sizeof buf)
+    {
+      snprintf (err, errlen, "%s: journal file too short for its header", path);
+      goto fail;
+    }
+  if (header_decode (j, buf, err, errlen) == -1)
+    goto fail;
+  if (j->source_size != source_size)
+    {
+      snprintf (err, errlen,
+                "%s: journal is for a disk of %llu bytes, this disk has %llu",
+                path, (unsigned long long)j->source_size,
+                (unsigned long long)source_size);
+      goto fail;
+    }
+  j->head_pos = j->tail_pos;
+  j->head_seq = j->tail_seq;
+  return j;
+
+fail:
+  jrnl_close (j);
+  return NULL;
+}
+
+void
+jrnl_close (struct jrnl *j)
+{
+  if (j == NULL)
+    return;
+  if (j->fd >= 0)
+    close (j->fd);
+  free (j->path);
+  free (j);
+}
+
+uint64_t
+jrnl_next_pos (const struct jrnl *j, uint64_t pos, uint32_t data_len)
+{
+  pos += jrnl_rec_size (data_len);
+  if (pos + JRNL_REC_HDR_SIZE > j->size)
+    pos = JRNL_HEADER_SIZE;
+  return pos;
+}
+
+static uint64_t
+ring_capacity (const struct jrnl *j)
+{
+  return j->size - JRNL_HEADER_SIZE;
+}
+
+/* Ring bytes from a to b. */
+static uint64_t
+ring_distance (const struct jrnl *j, uint64_t a, uint64_t b)
+{
+  return b >= a ? b - a : ring_capacity (j) - (a - b);
+}
+
+static void
+update_used (struct jrnl *j)
+{
+  if (j->head_pos == j->tail_pos)
+    j->used = j->head_seq == j->tail_seq ? 0 : ring_capacity (j);
+  else
+    j->used = ring_distance (j, j->tail_pos, j->head_pos);
+}
+
+/* Is there a record with a sequence number above seq anywhere in the
+ * ring?  Only asked once, at the end of a recovery scan.
+ */
+static int
+later_record_exists (struct jrnl *j, uint64_t seq, bool *found)
+{
+  unsigned char *buf = malloc (PROBE_CHUNK);
+  struct jrnl_rec r;
+
+  *found = false;
+  if (buf == NULL)
+    return -1;
+  for (uint64_t off = JRNL_HEADER_SIZE; off < j->size && !*found;
+       off += PROBE_CHUNK)
+    {
+      uint64_t len = j->size - off < PROBE_CHUNK ? j->size - off : PROBE_CHUNK;
+      if (pread (j->fd, buf, len, (off_t)off) != (ssize_t)len)
+        {
+          free (buf);
+          return -1;
+        }
+      for (uint64_t i = 0; i + JRNL_REC_HDR_SIZE <= len; i += JRNL_ALIGN)
+        if (jrnl_rec_decode (buf + i, 0, &r) == JRNL_OK && r.seq > seq)
+          {
+            *found = true;
+            break;
+          }
+    }
+  free (buf);
+  return 0;
+}
+
+int
+jrnl_read_data (struct jrnl *j, uint64_t pos, void *buf, uint32_t len)
+{
+  ssize_t n = pread (j->fd, buf, len, (off_t)(pos + JRNL_REC_HDR_SIZE));
+
+  if (n == -1)
+    return -1;
+  if ((uint32_t)n != len)
+    {
+      errno = EIO;
+      return -1;
+    }
+  return 0;
+}
+
+int
+jrnl_scan (struct jrnl *j, jrnl_rec_fn fn, jrnl_rec_fn bad_fn, void *opaque,
+           bool *lost_unknown, char *err, size_t errlen)
+{
+  /* Every record takes at least JRNL_ALIGN bytes, so a walk longer than
+   * this has gone round the ring: a bound against crafted input.
+   */
+  uint64_t max_steps = ring_capacity (j) / JRNL_ALIGN + 2;
+  uint64_t pos = j->tail_pos, seq = j->tail_seq;
+  unsigned char hdr[JRNL_REC_HDR_SIZE];
+  void *data = NULL;
+  size_t data_cap = 0;
+  struct jrnl_rec r;
+  int ret = -1;
+
+  *lost_unknown = false;
+  for (uint64_t step = 0; step < max_steps; step++)
+    {
+      if (pread (j->fd, hdr, sizeof hdr, (off_t)pos) != (ssize_t)sizeof hdr)
+        break;
+      if (jrnl_rec_decode (hdr, seq, &r) != JRNL_OK)
+        break;
+      if (r.type == JRNL_WRAP)
+        {
+          pos = JRNL_HEADER_SIZE;
+          continue;
+        }
+      if (pos + jrnl_rec_size (r.data_len) > j->size)
+        break;
+      if (r.data_len > data_cap)
+        {
+          void *p = realloc (data, r.data_len);
+          if (p == NULL)
+            {
+              snprintf (err, errlen, "%s: %m", j->path);
+              goto out;
+            }
+          data = p;
+          data_cap = r.data_len;
+        }
+      if (r.data_len > 0 && jrnl_read_data (j, pos, data, r.data_len) == -1)
+        break;
+      if (r.data_len > 0 && jrnl_data_crc (data, r.data_len) != r.data_crc)
+        {
+          if (bad_fn && bad_fn (opaque, &r, pos, NULL) == -1)
+            goto out;
+        }
+      else if (fn (opaque, &r, pos, r.data_len ? data : NULL) == -1)
+        goto out;
+      seq++;
+      pos = jrnl_next_pos (j, pos, r.data_len);
+    }
+  j->head_pos = pos;
+  j->head_seq = seq;
+  update_used (j);
+  if (later_record_exists (j, seq, lost_unknown) == -1)
+    {
+      snprintf (err, errlen, "%s: reading journal: %m", j->path);
+      goto out;
+    }
+  ret = 0;
+out:
+  free (data);
+  return ret;
+}
+
+static int
+write_wrap (struct jrnl *j, uint64_t seq)
+{
+  struct jrnl_rec w = { .type = JRNL_WRAP, .seq = seq };
+  unsigned char hdr[JRNL_REC_HDR_SIZE];
+
+  jrnl_rec_encode (&w, hdr);
+  return pwrite (j->fd, hdr, sizeof hdr, (off_t)j->head_pos)
+                 == (ssize_t)sizeof hdr
+             ? 0
+             : -1;
+}
+
+int
+jrnl_append (struct jrnl *j, struct jrnl_rec *r, const void *data,
+             uint64_t *pos, char *err, size_t errlen)
+{
+  static const unsigned char zeros[JRNL_ALIGN];
+  unsigned char hdr[JRNL_REC_HDR_SIZE];
+  uint64_t rs = jrnl_rec_size (r->data_len), waste = 0, at = j->head_pos;
+  struct iovec iov[3];
+  ssize_t want;
+
+  if (at + rs > j->size)
+    {
+      waste = j->size - at;
+      at = JRNL_HEADER_SIZE;
+    }
+  if (j->used + waste + rs > ring_capacity (j))
+    return 1;
+
+  r->seq = j->head_seq;
+  r->data_crc = r->data_len ? jrnl_data_crc (data, r->data_len) : 0;
+  jrnl_rec_encode (r, hdr);
+  if (waste >= JRNL_REC_HDR_SIZE && write_wrap (j, r->seq) == -1)
+    goto io_error;
+
+  iov[0] = (struct iovec){ hdr, sizeof hdr };
+  iov[1] = (struct iovec){ (void *)data, r->data_len };
+  iov[2]
+      = (struct iovec){ (void *)zeros, align_up (r->data_len) - r->data_len };
+  want = (ssize_t)rs;
+  if (pwritev (j->fd, iov, 3, (off_t)at) != want)
+    goto io_error;
+
+  *pos = at;
+  j->head_pos = jrnl_next_pos (j, at, r->data_len);
+  j->head_seq++;
+  update_used (j);
+  return 0;
+
+io_error:
+  snprintf (err, errlen, "%s: appending to journal: %m", j->path);
+  return -1;
+}
+
+int
+jrnl_set_tail (struct jrnl *j, uint64_t pos, uint64_t seq, bool sync, char *err,
+               size_t errlen)
+{
+  uint64_t old_pos = j->tail_pos, old_seq = j->tail_seq;
+
+  j->tail_pos = pos;
+  j->tail_seq = seq;
+  if (header_write (j, sync, err, errlen) == -1)
+    {
+      j->tail_pos = old_pos;
+      j->tail_seq = old_seq;
+      return -1;
+    }
+  update_used (j);
+  return 0;
+}
+
+int
+jrnl_reset (struct jrnl *j, char *err, size_t errlen)
+{
+  return jrnl_set_tail (j, j->head_pos, j->head_seq, true, err, errlen);
+}
+
+int
+jrnl_sync (struct jrnl *j)
+{
+  return fdatasync (j->fd);
+}

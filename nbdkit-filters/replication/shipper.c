@@ -1,0 +1,561 @@
+/* vaio-replication: the shipping thread.
+ *
+ * One thread owns one libnbd connection to the replica and keeps up to
+ * repl-max-inflight commands in flight with the asynchronous API.  It
+ * sends journal entries in sequence order; an entry goes out only when
+ * every entry up to its barrier (all that had completed on the source
+ * when it arrived) has been acknowledged by the replica, so the replica
+ * always shows a state the source went through, and overlapping writes
+ * are never in flight together.  Every CHECKPOINT_NS it flushes the
+ * replica and moves the journal tail, freeing journal space.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <libnbd.h>
+
+#include "repl.h"
+
+#define CHECKPOINT_NS (1000ull * 1000000ull)
+#define RECONNECT_NS  (1000ull * 1000000ull)
+#define CONNECT_MS    5000
+#define DRAIN_NS      (60ull * 1000000000ull)
+#define POLL_MS       50
+#define PUBLISH_NS    (100ull * 1000000ull)
+
+/* Only the shipper thread touches these. */
+static struct ship_conn sc;
+static struct resync *rs;
+static bool ckpt_inflight;
+static uint64_t last_ckpt_ns;
+
+enum cmd_kind
+{
+  CMD_ENTRY,
+  CMD_CKPT,
+};
+
+struct cmd
+{
+  enum cmd_kind kind;
+  uint64_t gen;
+  uint64_t seq; /* CMD_ENTRY */
+  uint64_t ckpt_pos, ckpt_seq;
+  void *buf;
+};
+
+static void
+cmd_free (void *user_data)
+{
+  struct cmd *c = user_data;
+
+  free (c->buf);
+  free (c);
+}
+
+static void
+ack_entry (uint64_t seq)
+{
+  struct repl_entry *e;
+
+  pthread_mutex_lock (&repl.lock);
+  e = state_entry_locked (seq);
+  if (e != NULL && e->state == E_SENT)
+    {
+      e->state = E_ACKED;
+      lag_record_locked (vaio_stats_now_ns () - e->t_mono_ns);
+      vaio_stats_add (repl.stats, RC_SHIPPED_RECORDS, 1);
+      vaio_stats_add (repl.stats, RC_SHIPPED_BYTES, e->length);
+      state_pop_acked_locked ();
+      pthread_cond_broadcast (&repl.cond);
+    }
+  pthread_mutex_unlock (&repl.lock);
+}
+
+static int
+entry_done (void *user_data, int *error)
+{
+  struct cmd *c = user_data;
+
+  if (c->gen != sc.gen)
+    return 1;
+  sc.inflight--;
+  sc.entry_inflight--;
+  if (*error != 0)
+    {
+      nbdkit_debug ("vaio-replication: replica write failed: %s",
+                    strerror (*error));
+      sc.broken = true;
+      return 1;
+    }
+  ack_entry (c->seq);
+  return 1;
+}
+
+/* Read the source's current bytes for an entry whose source operation
+ * failed: the replica must match whatever the source now holds.
+ */
+static void *
+source_bytes (const struct repl_entry *e)
+{
+  void *buf = malloc (e->length ? e->length : 1);
+  int err = 0;
+
+  if (buf == NULL)
+    return NULL;
+  if (repl.shared->pread (repl.shared, buf, e->length, e->offset, 0, &err)
+      == -1)
+    {
+      free (buf);
+      return NULL;
+    }
+  return buf;
+}
+
+static void *
+entry_bytes (const struct repl_entry *e)
+{
+  void *buf;
+
+  if (e->failed)
+    return source_bytes (e);
+  if (e->data != NULL)
+    return e->data; /* ownership moved to the command by send_entries */
+  if (e->type != JRNL_WRITE)
+    return calloc (1, e->length ? e->length : 1);
+  buf = malloc (e->length ? e->length : 1);
+  if (buf != NULL && jrnl_read_data (repl.jrnl, e->pos, buf, e->length) == -1)
+    {
+      free (buf);
+      return NULL;
+    }
+  return buf;
+}
+
+/* The entry cannot be sent (no memory, unreadable source): let the
+ * bitmap carry its range instead.
+ */
+static void
+entry_to_bitmap (const struct repl_entry *e)
+{
+  pthread_mutex_lock (&repl.lock);
+  bmap_mark (repl.bmap, e->offset, e->length);
+  state_go_tracking_locked ("a journal entry could not be read");
+  pthread_mutex_unlock (&repl.lock);
+}
+
+static void
+issue_entry (const struct repl_entry *e)
+{
+  struct cmd *c = calloc (1, sizeof *c);
+  nbd_completion_callback cb
+      = { .callback = entry_done, .user_data = c, .free = cmd_free };
+  uint32_t flags = e->fua && sc.can_fua ? LIBNBD_CMD_FLAG_FUA : 0;
+  int64_t r;
+
+  if (c == NULL)
+    {
+      free (e->data);
+      entry_to_bitmap (e);
+      return;
+    }
+  c->kind = CMD_ENTRY;
+  c->gen = sc.gen;
+  c->seq = e->seq;
+  if (e->type == JRNL_FLUSH)
+    {
+      if (!sc.can_flush)
+        {
+          free (c);
+          ack_entry (e->seq);
+          return;
+        }
+      r = nbd_aio_flush (sc.nbd, cb, 0);
+    }
+  else if ((e->type == JRNL_ZERO || e->type == JRNL_TRIM) && !e->failed
+           && sc.can_zero)
+    r = nbd_aio_zero (sc.nbd, e->length, e->offset, cb, flags);
+  else
+    {
+      c->buf = entry_bytes (e);
+      if (c->buf == NULL)
+        {
+          free (c);
+          entry_to_bitmap (e);
+          return;
+        }
+      r = nbd_aio_pwrite (sc.nbd, c->buf, e->length, e->offset, cb, flags);
+    }
+  if (r == -1)
+    {
+      nbdkit_debug ("vaio-replication: sending to replica: %s",
+                    nbd_get_error ());
+      sc.broken = true;
+      return;
+    }
+  sc.inflight++;
+  sc.entry_inflight++;
+}
+
+/* Send every entry that may go now, in sequence order. */
+static void
+send_entries (void)
+{
+  while (!sc.broken && sc.inflight < (int)repl.max_inflight)
+    {
+      struct repl_entry *e, copy;
+
+      pthread_mutex_lock (&repl.lock);
+      e = repl.track == TRACK_JOURNAL ? state_entry_locked (repl.ship_seq)
+                                      : NULL;
+      if (e == NULL || e->state != E_READY || e->barrier >= repl.base_seq)
+        {
+          pthread_mutex_unlock (&repl.lock);
+          return;
+        }
+      e->state = E_SENT;
+      copy = *e;
+      /* The command owns the payload copy from now on (freed with it). */
+      if (e->data != NULL)
+        {
+          repl.cached_bytes -= e->data_len;
+          e->data = NULL;
+          if (e->failed)
+            {
+              free (copy.data);
+              copy.data = NULL;
+            }
+        }
+      repl.ship_seq++;
+      pthread_mutex_unlock (&repl.lock);
+      issue_entry (&copy);
+    }
+}
+
+/* ---- Checkpoints: replica flush, then the journal tail moves ---- */
+
+static void
+commit_tail (uint64_t pos, uint64_t seq)
+{
+  char err[512];
+  int r = 0;
+
+  pthread_mutex_lock (&repl.lock);
+  /* A journal reset since the checkpoint started moved the tail past it. */
+  if (seq > repl.jrnl->tail_seq)
+    r = jrnl_set_tail (repl.jrnl, pos, seq, false, err, sizeof err);
+  pthread_mutex_unlock (&repl.lock);
+  if (r == -1)
+    nbdkit_error ("vaio-replication: %s", err);
+  else if (jrnl_sync (repl.jrnl) == -1)
+    nbdkit_error ("vaio-replication: %s: fdatasync: %m", repl.jrnl->path);
+  last_ckpt_ns = vaio_stats_now_ns ();
+}
+
+static int
+ckpt_done (void *user_data, int *error)
+{
+  struct cmd *c = user_data;
+
+  if (c->gen != sc.gen)
+    return 1;
+  sc.inflight--;
+  ckpt_inflight = false;
+  if (*error != 0)
+    {
+      sc.broken = true;
+      return 1;
+    }
+  commit_tail (c->ckpt_pos, c->ckpt_seq);
+  return 1;
+}
+
+static void
+maybe_checkpoint (bool force)
+{
+  uint64_t pos, seq, now = vaio_stats_now_ns ();
+  struct cmd *c;
+  bool due;
+
+  if (ckpt_inflight || sc.broken)
+    return;
+  pthread_mutex_lock (&repl.lock);
+  if (repl.ring_n > 0)
+    {
+      const struct repl_entry *front = &repl.ring[repl.ring_start];
+      pos = front->pos;
+      seq = front->seq;
+    }
+  else
+    {
+      pos = repl.jrnl->head_pos;
+      seq = repl.jrnl->head_seq;
+    }
+  due = seq > repl.jrnl->tail_seq
+        && (force || now - last_ckpt_ns >= CHECKPOINT_NS
+            || repl.jrnl->used >= repl.jrnl->size / 4);
+  pthread_mutex_unlock (&repl.lock);
+  if (!due)
+    return;
+  if (!sc.can_flush)
+    {
+      commit_tail (pos, seq);
+      return;
+    }
+  c = calloc (1, sizeof *c);
+  if (c == NULL)
+    return;
+  *c = (struct cmd){
+    .kind = CMD_CKPT, .gen = sc.gen, .ckpt_pos = pos, .ckpt_seq = seq
+  };
+  if (nbd_aio_flush (sc.nbd,
+                     (nbd_completion_callback){ .callback = ckpt_done,
+                                                .user_data = c,
+                                                .free = cmd_free },
+                     0)
+      == -1)
+    {
+      sc.broken = true;
+      return;
+    }
+  sc.inflight++;
+  ckpt_inflight = true;
+}
+
+/* ---- Connection management ---- */
+
+static void
+set_connected (bool connected)
+{
+  pthread_mutex_lock (&repl.lock);
+  repl.connected = connected;
+  repl.first_result = true;
+  if (!connected)
+    {
+      /* Whatever was in flight may or may not have arrived: send again,
+       * in order, from the first unacknowledged entry.
+       */
+      for (uint64_t s = repl.base_seq; s < repl.ship_seq; s++)
+        {
+          struct repl_entry *e = state_entry_locked (s);
+          if (e != NULL && e->state == E_SENT)
+            e->state = E_READY;
+        }
+      repl.ship_seq = repl.base_seq;
+    }
+  state_publish_locked ();
+  pthread_cond_broadcast (&repl.cond);
+  pthread_mutex_unlock (&repl.lock);
+}
+
+static void
+disconnect (void)
+{
+  if (sc.nbd == NULL)
+    return;
+  nbd_close (sc.nbd); /* frees pending commands without completing them */
+  sc.nbd = NULL;
+  sc.gen++;
+  sc.inflight = sc.entry_inflight = 0;
+  sc.broken = false;
+  ckpt_inflight = false;
+  resync_abort (rs);
+  set_connected (false);
+  vaio_stats_add (repl.stats, RC_RECONNECTS, 1);
+}
+
+static bool
+try_connect (bool *logged)
+{
+  bool fatal;
+  char err[900];
+
+  sc.nbd = target_connect (CONNECT_MS, &fatal, err, sizeof err);
+  if (sc.nbd == NULL)
+    {
+      if (!*logged)
+        nbdkit_error ("vaio-replication: %s (journaling until it is back)",
+                      err);
+      *logged = true;
+      pthread_mutex_lock (&repl.lock);
+      if (fatal)
+        {
+          repl.fatal = true;
+          snprintf (repl.fatal_msg, sizeof repl.fatal_msg, "%s", err);
+        }
+      repl.first_result = true;
+      pthread_cond_broadcast (&repl.cond);
+      pthread_mutex_unlock (&repl.lock);
+      return false;
+    }
+  *logged = false;
+  sc.gen++;
+  sc.can_zero = nbd_can_zero (sc.nbd) == 1;
+  sc.can_flush = nbd_can_flush (sc.nbd) == 1;
+  sc.can_fua = nbd_can_fua (sc.nbd) == 1;
+  sc.broken = false;
+  nbdkit_debug ("vaio-replication: connected to the replica");
+  set_connected (true);
+  return true;
+}
+
+static void
+wait_events (void)
+{
+  struct pollfd fds[2] = { { .fd = repl.wake_fd, .events = POLLIN } };
+  nfds_t n = 1;
+  uint64_t junk;
+
+  if (sc.nbd != NULL)
+    {
+      unsigned dir = nbd_aio_get_direction (sc.nbd);
+      fds[1].fd = nbd_aio_get_fd (sc.nbd);
+      fds[1].events
+          = (short)(((dir & LIBNBD_AIO_DIRECTION_READ) ? POLLIN : 0)
+                    | ((dir & LIBNBD_AIO_DIRECTION_WRITE) ? POLLOUT : 0));
+      n = fds[1].fd >= 0 ? 2 : 1;
+    }
+  if (poll (fds, n, POLL_MS) == -1)
+    return;
+  if (fds[0].revents & POLLIN)
+    {
+      state_wake_consumed ();
+      if (read (repl.wake_fd, &junk, sizeof junk) == -1)
+        {
+          /* EAGAIN: another reader; nothing to do */
+        }
+    }
+  if (n == 2 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
+    {
+      if (nbd_aio_notify_read (sc.nbd) == -1)
+        sc.broken = true;
+    }
+  if (n == 2 && (fds[1].revents & POLLOUT))
+    {
+      if (nbd_aio_notify_write (sc.nbd) == -1)
+        sc.broken = true;
+    }
+  if (sc.nbd != NULL && nbd_aio_is_dead (sc.nbd))
+    sc.broken = true;
+}
+
+/* Is everything on the replica and the tail persisted? */
+static bool
+drained (void)
+{
+  bool done;
+
+  pthread_mutex_lock (&repl.lock);
+  done = repl.track == TRACK_JOURNAL && repl.ring_n == 0
+         && repl.jrnl->tail_seq == repl.jrnl->head_seq;
+  pthread_mutex_unlock (&repl.lock);
+  return done && sc.inflight == 0;
+}
+
+static void *
+shipper_main (void *arg)
+{
+  uint64_t next_connect = 0, drain_deadline = 0, last_publish = 0;
+  bool logged = false, stopping, stop_tried_connect = false;
+
+  for (;;)
+    {
+      uint64_t now = vaio_stats_now_ns ();
+
+      pthread_mutex_lock (&repl.lock);
+      stopping = repl.stopping;
+      pthread_mutex_unlock (&repl.lock);
+      if (stopping && drain_deadline == 0)
+        drain_deadline = now + DRAIN_NS;
+
+      if (sc.nbd == NULL && !repl.fatal
+          && (now >= next_connect || (stopping && !stop_tried_connect)))
+        {
+          stop_tried_connect = stopping;
+          if (!try_connect (&logged))
+            next_connect = vaio_stats_now_ns () + RECONNECT_NS;
+        }
+      if (sc.nbd == NULL && stopping)
+        break;
+
+      if (sc.nbd != NULL)
+        {
+          send_entries ();
+          if (sc.entry_inflight == 0)
+            resync_step (rs, &sc);
+          maybe_checkpoint (stopping);
+          if (stopping && (drained () || now > drain_deadline))
+            break;
+        }
+      wait_events ();
+      if (sc.broken)
+        {
+          disconnect ();
+          next_connect = vaio_stats_now_ns () + RECONNECT_NS;
+        }
+      if (now - last_publish >= PUBLISH_NS)
+        {
+          pthread_mutex_lock (&repl.lock);
+          state_publish_locked ();
+          pthread_mutex_unlock (&repl.lock);
+          last_publish = now;
+        }
+    }
+  if (sc.nbd != NULL)
+    {
+      nbd_shutdown (sc.nbd, 0);
+      disconnect ();
+    }
+  return arg;
+}
+
+int
+shipper_start (void)
+{
+  int r;
+
+  repl.wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (repl.wake_fd == -1)
+    {
+      nbdkit_error ("vaio-replication: eventfd: %m");
+      return -1;
+    }
+  rs = resync_new ();
+  if (rs == NULL)
+    {
+      nbdkit_error ("vaio-replication: out of memory");
+      return -1;
+    }
+  r = pthread_create (&repl.shipper, NULL, shipper_main, NULL);
+  if (r != 0)
+    {
+      errno = r;
+      nbdkit_error ("vaio-replication: starting the shipper thread: %m");
+      return -1;
+    }
+  repl.shipper_started = true;
+  return 0;
+}
+
+void
+shipper_stop (void)
+{
+  if (!repl.shipper_started)
+    return;
+  pthread_mutex_lock (&repl.lock);
+  repl.stopping = true;
+  pthread_cond_broadcast (&repl.cond);
+  pthread_mutex_unlock (&repl.lock);
+  state_wake_shipper ();
+  pthread_join (repl.shipper, NULL);
+  repl.shipper_started = false;
+  resync_free (rs);
+  rs = NULL;
+  close (repl.wake_fd);
+  repl.wake_fd = -1;
+}

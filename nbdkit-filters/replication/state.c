@@ -1,0 +1,581 @@
+/* vaio-replication: the write path bookkeeping and the queue of journal
+ * entries waiting for the replica.  See repl.h for the data flow.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "repl.h"
+
+#define SYNC_WAIT_MAX_NS (30ull * 1000000000ull)
+#define LAG_WINDOW_NS    (10ull * 1000000000ull)
+/* Payload copies kept in memory for the shipper; beyond this it reads
+ * the journal back.
+ */
+#define DATA_CACHE_MAX (64ull * 1024 * 1024)
+
+static uint64_t
+realtime_ns (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Set while a wake-up is pending in the eventfd: writers skip the
+ * syscall then (the shipper clears it before it looks at the queue).
+ */
+static bool wake_pending;
+
+void
+state_wake_shipper (void)
+{
+  uint64_t one = 1;
+
+  if (__atomic_exchange_n (&wake_pending, true, __ATOMIC_ACQ_REL))
+    return;
+  if (repl.wake_fd >= 0 && write (repl.wake_fd, &one, sizeof one) == -1)
+    {
+      /* EAGAIN: the counter is already non-zero, the shipper will wake. */
+    }
+}
+
+void
+state_wake_consumed (void)
+{
+  __atomic_store_n (&wake_pending, false, __ATOMIC_RELEASE);
+}
+
+/* ---- The entry queue (a ring indexed by sequence number) ---- */
+
+void
+state_drop_data_locked (struct repl_entry *e)
+{
+  if (e->data != NULL)
+    {
+      free (e->data);
+      e->data = NULL;
+      repl.cached_bytes -= e->data_len;
+    }
+}
+
+struct repl_entry *
+state_entry_locked (uint64_t seq)
+{
+  if (seq < repl.base_seq || seq - repl.base_seq >= repl.ring_n)
+    return NULL;
+  return &repl.ring[(repl.ring_start + (seq - repl.base_seq))
+                    & (repl.ring_cap - 1)];
+}
+
+static int
+push_entry_locked (const struct repl_entry *e)
+{
+  if (repl.ring_n == repl.ring_cap)
+    {
+      uint64_t cap = repl.ring_cap ? repl.ring_cap * 2 : 1024;
+      struct repl_entry *ring = malloc (cap * sizeof *ring);
+
+      if (ring == NULL)
+        return -1;
+      for (uint64_t i = 0; i < repl.ring_n; i++)
+        ring[i] = repl.ring[(repl.ring_start + i) & (repl.ring_cap - 1)];
+      free (repl.ring);
+      repl.ring = ring;
+      repl.ring_cap = cap;
+      repl.ring_start = 0;
+    }
+  if (repl.ring_n == 0)
+    repl.base_seq = e->seq;
+  repl.ring[(repl.ring_start + repl.ring_n) & (repl.ring_cap - 1)] = *e;
+  repl.ring_n++;
+  return 0;
+}
+
+void
+state_pop_acked_locked (void)
+{
+  while (repl.ring_n > 0 && repl.ring[repl.ring_start].state == E_ACKED)
+    {
+      state_drop_data_locked (&repl.ring[repl.ring_start]);
+      repl.ring_start = (repl.ring_start + 1) & (repl.ring_cap - 1);
+      repl.ring_n--;
+      repl.base_seq++;
+    }
+  if (repl.ship_seq < repl.base_seq)
+    repl.ship_seq = repl.base_seq;
+}
+
+/* ---- Lag statistics ---- */
+
+static unsigned
+lag_bucket (uint64_t lag_ns)
+{
+  uint64_t us = lag_ns / 1000;
+  unsigned b = 0;
+
+  while (us > 1 && b < LAG_BUCKETS - 1)
+    {
+      us >>= 1;
+      b++;
+    }
+  return b;
+}
+
+void
+lag_record_locked (uint64_t lag_ns)
+{
+  uint64_t now = vaio_stats_now_ns ();
+
+  if (now - repl.lag_window_start_ns > LAG_WINDOW_NS)
+    {
+      memcpy (repl.lag_hist[1], repl.lag_hist[0], sizeof repl.lag_hist[0]);
+      memset (repl.lag_hist[0], 0, sizeof repl.lag_hist[0]);
+      repl.lag_window_start_ns = now;
+    }
+  repl.lag_hist[0][lag_bucket (lag_ns)]++;
+}
+
+static uint64_t
+current_lag_ns_locked (void)
+{
+  uint64_t now = vaio_stats_now_ns ();
+
+  if (repl.track == TRACK_BITMAP)
+    return now - repl.tracking_since_ns;
+  if (repl.ring_n == 0)
+    return 0;
+  return now - repl.ring[repl.ring_start].t_mono_ns;
+}
+
+void
+state_publish_locked (void)
+{
+  uint64_t hist[VAIO_STATS_LAT_BUCKETS] = { 0 };
+  uint64_t lag = current_lag_ns_locked ();
+  struct vaio_stats *s = repl.stats;
+
+  if (s == NULL)
+    return;
+  for (unsigned i = 0; i < LAG_BUCKETS && i < VAIO_STATS_LAT_BUCKETS; i++)
+    hist[i] = repl.lag_hist[0][i] + repl.lag_hist[1][i];
+  vaio_stats_set (s, RC_LAG_US, lag / 1000);
+  vaio_stats_set (s, RC_LAG_P50_US,
+                  (uint64_t)vaio_stats_percentile_us (hist, 0.50));
+  vaio_stats_set (s, RC_LAG_P99_US,
+                  (uint64_t)vaio_stats_percentile_us (hist, 0.99));
+  vaio_stats_set (s, RC_OVER_RPO, lag > repl.rpo_ns);
+  vaio_stats_set (s, RC_JOURNAL_USED, repl.jrnl ? repl.jrnl->used : 0);
+  vaio_stats_set (s, RC_TRACKING, repl.track == TRACK_BITMAP);
+  vaio_stats_set (s, RC_DIRTY_BYTES,
+                  repl.bmap ? (repl.bmap->n_dirty + repl.bmap->n_copying)
+                                  * repl.granularity
+                            : 0);
+  vaio_stats_set (s, RC_CONNECTED, repl.connected);
+  vaio_stats_set (s, RC_RESYNC_DONE, repl.resync_done_bytes);
+  vaio_stats_set (s, RC_RESYNC_TOTAL,
+                  repl.resync_done_bytes
+                      + (repl.bmap ? (repl.bmap->n_dirty + repl.bmap->n_copying)
+                                         * repl.granularity
+                                   : 0));
+}
+
+/* ---- Switching to change tracking ---- */
+
+/* The journal cannot take more (the replica is away or too slow) or
+ * cannot be written: every range it still holds, and every write now in
+ * flight, goes into the persisted bitmap, and the journal is emptied.
+ * The replica is resynchronised from the bitmap when it is reachable.
+ */
+void
+state_go_tracking_locked (const char *why)
+{
+  char err[512];
+
+  nbdkit_debug ("vaio-replication: switching to change tracking: %s", why);
+  for (uint64_t i = 0; i < repl.ring_n; i++)
+    {
+      const struct repl_entry *e
+          = &repl.ring[(repl.ring_start + i) & (repl.ring_cap - 1)];
+      if (e->type != JRNL_FLUSH && e->state != E_ACKED)
+        bmap_mark (repl.bmap, e->offset, e->length);
+    }
+  for (unsigned i = 0; i < repl.infl_cap; i++)
+    if (repl.infl[i].in_use)
+      {
+        repl.infl[i].tracked = true;
+        bmap_mark (repl.bmap, repl.infl[i].offset, repl.infl[i].length);
+      }
+  for (uint64_t i = 0; i < repl.ring_n; i++)
+    state_drop_data_locked (
+        &repl.ring[(repl.ring_start + i) & (repl.ring_cap - 1)]);
+  if (bmap_persist (repl.bmap, true, err, sizeof err) == -1)
+    nbdkit_error ("vaio-replication: %s", err);
+  if (jrnl_reset (repl.jrnl, err, sizeof err) == -1)
+    nbdkit_error ("vaio-replication: %s", err);
+  repl.ring_n = 0;
+  repl.base_seq = repl.ship_seq = repl.jrnl->head_seq;
+  if (repl.track != TRACK_BITMAP)
+    {
+      repl.track = TRACK_BITMAP;
+      repl.tracking_since_ns = vaio_stats_now_ns ();
+      vaio_stats_add (repl.stats, RC_OVERFLOWS, 1);
+    }
+  pthread_cond_broadcast (&repl.cond);
+}
+
+/* ---- Range lock: overlapping writes reach the source in journal
+ * order, so that replaying the journal reproduces the source. ---- */
+
+static bool
+overlaps_locked (uint64_t offset, uint64_t length)
+{
+  for (unsigned i = 0; i < repl.infl_cap; i++)
+    {
+      const struct repl_inflight *f = &repl.infl[i];
+      if (f->in_use && offset < f->offset + f->length
+          && f->offset < offset + length)
+        return true;
+    }
+  return false;
+}
+
+static int
+alloc_slot_locked (uint64_t offset, uint64_t length)
+{
+  unsigned i;
+
+  for (i = 0; i < repl.infl_cap; i++)
+    if (!repl.infl[i].in_use)
+      break;
+  if (i == repl.infl_cap)
+    {
+      unsigned cap = repl.infl_cap ? repl.infl_cap * 2 : 64;
+      struct repl_inflight *p = realloc (repl.infl, cap * sizeof *p);
+
+      if (p == NULL)
+        return -1;
+      memset (p + repl.infl_cap, 0, (cap - repl.infl_cap) * sizeof *p);
+      repl.infl = p;
+      repl.infl_cap = cap;
+    }
+  repl.infl[i] = (struct repl_inflight){ .offset = offset,
+                                         .length = length,
+                                         .in_use = true };
+  return (int)i;
+}
+
+static int
+journal_locked (uint32_t type, const void *buf, uint32_t count, uint64_t offset,
+                uint64_t barrier, bool fua, uint64_t *seq)
+{
+  struct jrnl_rec r = {
+    .type = type,
+    .timestamp_ns = realtime_ns (),
+    .offset = offset,
+    .length = count,
+    .data_len = type == JRNL_WRITE ? count : 0,
+    .barrier = barrier,
+  };
+  struct repl_entry e;
+  char err[512];
+  uint64_t pos;
+  int rc;
+
+  rc = jrnl_append (repl.jrnl, &r, buf, &pos, err, sizeof err);
+  if (rc == -1)
+    nbdkit_error ("vaio-replication: %s", err);
+  if (rc != 0)
+    {
+      state_go_tracking_locked (rc == 1 ? "journal full"
+                                        : "journal write failed");
+      return -1;
+    }
+  e = (struct repl_entry){ .seq = r.seq,
+                           .offset = offset,
+                           .barrier = barrier,
+                           .pos = pos,
+                           .t_mono_ns = vaio_stats_now_ns (),
+                           .length = count,
+                           .data_len = r.data_len,
+                           .type = (uint8_t)type,
+                           .state = E_LOCAL,
+                           .fua = fua };
+  if (type == JRNL_WRITE && repl.cached_bytes + count <= DATA_CACHE_MAX
+      && (e.data = malloc (count)) != NULL)
+    {
+      memcpy (e.data, buf, count);
+      repl.cached_bytes += count;
+    }
+  if (push_entry_locked (&e) == -1)
+    {
+      /* The record is in the journal but we cannot queue it: let the
+       * bitmap carry it (go_tracking marks in-flight ranges).
+       */
+      state_drop_data_locked (&e);
+      state_go_tracking_locked ("out of memory");
+      return -1;
+    }
+  *seq = r.seq;
+  return 0;
+}
+
+int
+state_begin (uint32_t type, const void *buf, uint32_t count, uint64_t offset,
+             bool fua, struct repl_op *op, int *err)
+{
+  char msg[512];
+  int slot;
+
+  op->seq = 0;
+  pthread_mutex_lock (&repl.lock);
+  while (overlaps_locked (offset, count))
+    pthread_cond_wait (&repl.cond, &repl.lock);
+  slot = alloc_slot_locked (offset, count);
+  if (slot == -1)
+    {
+      pthread_mutex_unlock (&repl.lock);
+      nbdkit_error ("vaio-replication: out of memory");
+      *err = ENOMEM;
+      return -1;
+    }
+  op->slot = slot;
+  if (repl.track == TRACK_JOURNAL
+      && journal_locked (type, buf, count, offset, repl.local_done_max, fua,
+                         &op->seq)
+             == 0)
+    repl.infl[slot].seq = op->seq;
+  else
+    {
+      repl.infl[slot].tracked = true;
+      /* The bit must be durable before the source changes. */
+      if (bmap_mark (repl.bmap, offset, count) > 0
+          && bmap_persist (repl.bmap, true, msg, sizeof msg) == -1)
+        {
+          repl.infl[slot].in_use = false;
+          pthread_cond_broadcast (&repl.cond);
+          pthread_mutex_unlock (&repl.lock);
+          nbdkit_error ("vaio-replication: %s", msg);
+          *err = EIO;
+          return -1;
+        }
+    }
+  pthread_mutex_unlock (&repl.lock);
+
+  if (fua && op->seq != 0 && jrnl_sync (repl.jrnl) == -1)
+    {
+      *err = errno;
+      nbdkit_error ("vaio-replication: %s: fdatasync: %m", repl.jrnl->path);
+      state_end (op, false);
+      return -1;
+    }
+  return 0;
+}
+
+void
+state_end (struct repl_op *op, bool ok)
+{
+  struct repl_entry *e;
+
+  pthread_mutex_lock (&repl.lock);
+  if (op->slot >= 0)
+    {
+      struct repl_inflight *f = &repl.infl[op->slot];
+      if (f->tracked)
+        /* A resync pass may have copied this range before the source
+         * changed: copy it again.
+         */
+        bmap_mark (repl.bmap, f->offset, f->length);
+      f->in_use = false;
+    }
+  e = op->seq ? state_entry_locked (op->seq) : NULL;
+  if (e != NULL && e->state == E_LOCAL)
+    {
+      e->state = E_READY;
+      e->failed = !ok;
+    }
+  if (op->seq > repl.local_done_max)
+    repl.local_done_max = op->seq;
+  pthread_cond_broadcast (&repl.cond);
+  pthread_mutex_unlock (&repl.lock);
+  state_wake_shipper ();
+}
+
+int
+state_flush_begin (struct repl_op *op, int *err)
+{
+  pthread_mutex_lock (&repl.lock);
+  op->slot = -1;
+  op->seq = 0;
+  /* A flush record is a barrier: everything before it reaches the
+   * replica, then the replica flushes, then anything after it is sent.
+   */
+  if (repl.track == TRACK_JOURNAL)
+    journal_locked (JRNL_FLUSH, NULL, 0, 0, repl.jrnl->head_seq - 1, false,
+                    &op->seq);
+  pthread_mutex_unlock (&repl.lock);
+
+  if (jrnl_sync (repl.jrnl) == -1)
+    {
+      *err = errno;
+      nbdkit_error ("vaio-replication: %s: fdatasync: %m", repl.jrnl->path);
+      state_end (op, false);
+      return -1;
+    }
+  return 0;
+}
+
+void
+state_wait_replicated (const struct repl_op *op)
+{
+  uint64_t deadline = vaio_stats_now_ns () + SYNC_WAIT_MAX_NS;
+  struct timespec ts;
+  struct repl_entry *e;
+
+  if (op->seq == 0)
+    return;
+  clock_gettime (CLOCK_REALTIME, &ts);
+  ts.tv_sec += (time_t)(SYNC_WAIT_MAX_NS / 1000000000ull);
+  pthread_mutex_lock (&repl.lock);
+  /* Like DRBD protocol C while connected; a disconnected replica does not
+   * block the VM (the journal or the bitmap keeps the write).
+   */
+  while (repl.connected && !repl.stopping && repl.track == TRACK_JOURNAL
+         && (e = state_entry_locked (op->seq)) != NULL && e->state != E_ACKED
+         && vaio_stats_now_ns () < deadline)
+    pthread_cond_timedwait (&repl.cond, &repl.lock, &ts);
+  pthread_mutex_unlock (&repl.lock);
+}
+
+/* ---- Recovery: replay the journal onto the source ---- */
+
+struct recover_ctx
+{
+  uint64_t replayed;
+  uint64_t corrupt;
+  int err;
+};
+
+static int
+recover_rec (void *opaque, const struct jrnl_rec *r, uint64_t pos,
+             const void *data)
+{
+  struct recover_ctx *c = opaque;
+  nbdkit_next *next = repl.shared;
+  struct repl_entry e = { .seq = r->seq,
+                          .offset = r->offset,
+                          .barrier = r->barrier,
+                          .pos = pos,
+                          .t_mono_ns = vaio_stats_now_ns (),
+                          .length = r->length,
+                          .data_len = r->data_len,
+                          .type = (uint8_t)r->type,
+                          .state = E_READY };
+  int rc = 0;
+
+  /* The record may have reached the journal but not the source before
+   * the crash: apply it again, in order, so the source holds everything
+   * the replica will get.
+   */
+  if (r->type == JRNL_WRITE)
+    rc = next->pwrite (next, data, r->length, r->offset, 0, &c->err);
+  else if (r->type == JRNL_ZERO || r->type == JRNL_TRIM)
+    rc = next->zero (next, r->length, r->offset, NBDKIT_FLAG_MAY_TRIM, &c->err);
+  if (rc == -1)
+    {
+      nbdkit_error ("vaio-replication: replaying journal record %llu onto "
+                    "the source failed",
+                    (unsigned long long)r->seq);
+      return -1;
+    }
+  c->replayed++;
+  if (r->seq > repl.local_done_max)
+    repl.local_done_max = r->seq;
+  return push_entry_locked (&e);
+}
+
+static int
+recover_bad (void *opaque, const struct jrnl_rec *r, uint64_t pos,
+             const void *data)
+{
+  struct recover_ctx *c = opaque;
+  struct repl_entry e
+      = { .seq = r->seq, .pos = pos, .type = JRNL_FLUSH, .state = E_ACKED };
+
+  nbdkit_error ("vaio-replication: %s: record %llu (offset %llu, %u bytes) "
+                "at %llu: payload checksum mismatch; that range will be "
+                "resynchronised from the source",
+                repl.jrnl->path, (unsigned long long)r->seq,
+                (unsigned long long)r->offset, r->length,
+                (unsigned long long)pos);
+  c->corrupt++;
+  bmap_mark (repl.bmap, r->offset, r->length);
+  return push_entry_locked (&e);
+}
+
+int
+state_recover (char *err, size_t errlen)
+{
+  struct recover_ctx c = { 0 };
+  bool lost = false;
+  int rc;
+
+  pthread_mutex_lock (&repl.lock);
+  repl.base_seq = repl.ship_seq = repl.jrnl->tail_seq;
+  repl.local_done_max = repl.jrnl->tail_seq - 1;
+  rc = jrnl_scan (repl.jrnl, recover_rec, recover_bad, &c, &lost, err, errlen);
+  if (rc == 0 && c.replayed > 0
+      && repl.shared->flush (repl.shared, 0, &c.err) == -1)
+    {
+      snprintf (err, errlen, "flushing the source after journal replay");
+      rc = -1;
+    }
+  if (rc == 0)
+    {
+      if (lost)
+        {
+          nbdkit_error ("vaio-replication: %s: a record after sequence %llu "
+                        "is unreadable (checksum); the whole disk will be "
+                        "resynchronised from the source",
+                        repl.jrnl->path,
+                        (unsigned long long)repl.jrnl->head_seq);
+          c.corrupt++;
+          bmap_mark_all (repl.bmap);
+        }
+      repl.recovered_corrupt = c.corrupt;
+      repl.recovered_replayed = c.replayed;
+      nbdkit_debug ("vaio-replication: recovery replayed %llu records, "
+                    "%llu corrupt",
+                    (unsigned long long)c.replayed,
+                    (unsigned long long)c.corrupt);
+      repl.track = TRACK_JOURNAL;
+      if (!bmap_is_clean (repl.bmap))
+        state_go_tracking_locked ("dirty regions to resynchronise");
+      state_publish_locked ();
+    }
+  pthread_mutex_unlock (&repl.lock);
+  return rc;
+}
+
+int
+state_init (void)
+{
+  return 0;
+}
+
+void
+state_free (void)
+{
+  for (uint64_t i = 0; i < repl.ring_n; i++)
+    state_drop_data_locked (
+        &repl.ring[(repl.ring_start + i) & (repl.ring_cap - 1)]);
+  repl.ring_n = 0;
+  free (repl.ring);
+  repl.ring = NULL;
+  free (repl.infl);
+  repl.infl = NULL;
+}

@@ -1,0 +1,52 @@
+#!/bin/bash
+# Bad configurations stop the server at startup with an error naming the
+# bad parameter, and leave the source image untouched: a replica smaller
+# than the source, the source's own socket as the replica, missing or
+# malformed parameters, a PSK file others can read (its key never shown).
+. "$(dirname "$0")/lib.sh"
+
+truncate -s 4M "$T/src.img"
+truncate -s 1M "$T/small.img"
+qemu-io -f raw -c "write -P 0x7e 0 1M" "$T/src.img" >/dev/null
+before=$(sha256sum < "$T/src.img")
+start_replica "$T/small.img" "$T/small.sock"
+
+# expect_refusal MESSAGE PARAMS...: nbdkit must exit non-zero, saying MESSAGE.
+expect_refusal () {
+  local msg=$1 out rc=0
+  shift
+  rm -f "$T/src.sock"
+  out=$(timeout 60 nbdkit -f -U "$T/src.sock" --filter="$FILTER" \
+          file "$T/src.img" "$@" 2>&1) || rc=$?
+  [ "$rc" -ne 0 ] || fail "started with: $*"
+  [ "$rc" -ne 124 ] || fail "hung instead of refusing: $*"
+  grep -qF -- "$msg" <<<"$out" || fail "no clear error ('$msg') for: $* -> $out"
+  echo "refused ($msg)"
+}
+
+st=repl-state-dir=$T/state
+expect_refusal "is smaller" "$st" "repl-target=$(unix_uri "$T/small.sock")"
+expect_refusal "this server's own socket" "$st" \
+  "repl-target=$(unix_uri "$T/src.sock")"
+expect_refusal "repl-target= is required" "$st"
+expect_refusal "repl-state-dir= is required" "repl-target=nbd://localhost:1/"
+expect_refusal "repl-target=http://x: not an NBD URI" "$st" \
+  "repl-target=http://x"
+expect_refusal "repl-mode=fast" "$st" "repl-target=nbd://localhost:1/" \
+  repl-mode=fast
+expect_refusal "repl-rpo=15" "$st" "repl-target=nbd://localhost:1/" repl-rpo=15
+expect_refusal "repl-journal-size=1K" "$st" "repl-target=nbd://localhost:1/" \
+  repl-journal-size=1K
+
+key=$(openssl rand -hex 32)
+echo "vaio:$key" > "$T/psk"
+chmod 644 "$T/psk"
+out=$(timeout 60 nbdkit -f -U "$T/src.sock" --filter="$FILTER" file "$T/src.img" \
+        "$st" repl-target=nbds://vaio@localhost:1/ repl-tls-psk-file="$T/psk" \
+        2>&1) && fail "started with a world-readable PSK file"
+grep -qF "repl-tls-psk-file=$T/psk" <<<"$out" || fail "unclear PSK error: $out"
+grep -qF "$key" <<<"$out" && fail "the key appeared in an error message"
+echo "refused (world-readable PSK file)"
+
+[ "$(sha256sum < "$T/src.img")" = "$before" ] || fail "the source was modified"
+echo "ok: bad configurations refused, source untouched"

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Workload generators and checkers for the replication integration tests.
+
+Every 4 KiB block written carries its write's index and block number, so
+a disk image tells which write last touched each block.
+
+  repltest.py prefix URI REPLICA_IMG N   QD1 writes; sample the replica at
+                                         random moments: each sample must
+                                         equal the source after some write
+  repltest.py sync URI REPLICA_IMG N     QD1 writes: once a write is acked
+                                         the replica already holds it
+  repltest.py writer URI LOG N SEED      random writes/zeros of 4-64 KiB,
+                                         logged before ("B") and after ("A")
+                                         each ack; runs until done or killed
+  repltest.py verify IMG LOG...          every block holds its last acked
+                                         write, or the one write in flight
+"""
+import os
+import random
+import struct
+import sys
+
+BS = 4096
+
+
+def pattern(index, block):
+    return struct.pack("<QQ", index, block) * (BS // 16)
+
+
+def decode(data, block):
+    """Index of the write that produced this block; 0 for zeros."""
+    if data == bytes(BS):
+        return 0
+    index, b = struct.unpack_from("<QQ", data)
+    if b != block or data != pattern(index, block):
+        raise SystemExit(f"block {block}: torn or foreign content")
+    return index
+
+
+def connect(uri):
+    import nbd
+    h = nbd.NBD()
+    h.connect_uri(uri)
+    return h
+
+
+def read_image(path, nblocks):
+    with open(path, "rb") as f:
+        data = f.read(nblocks * BS)
+    return [decode(data[i * BS:(i + 1) * BS], i) for i in range(nblocks)]
+
+
+def cmd_prefix(uri, replica, n):
+    h = connect(uri)
+    nblocks = h.get_size() // BS
+    rng = random.Random(1)
+    history = {}  # block -> list of write indexes, ascending
+    samples = behind = 0
+    next_sample = rng.randint(1, 20)
+    for i in range(1, n + 1):
+        b = rng.randrange(nblocks)
+        h.pwrite(pattern(i, b), b * BS)
+        history.setdefault(b, []).append(i)
+        if i < next_sample:
+            continue
+        next_sample = i + rng.randint(1, 20)
+        state = read_image(replica, nblocks)
+        m = max(state)
+        for blk in range(nblocks):
+            want = max([w for w in history.get(blk, []) if w <= m], default=0)
+            if state[blk] != want:
+                raise SystemExit(
+                    f"sample after write {i}: replica is not the source "
+                    f"after any write (block {blk} has write {state[blk]}, "
+                    f"the source after write {m} had {want})")
+        samples += 1
+        behind += m < i
+    h.shutdown()
+    print(f"prefix: {samples} samples, all prefix states "
+          f"({behind} behind the source)")
+    if samples < 10:
+        raise SystemExit("too few samples")
+
+
+def cmd_sync(uri, replica, n):
+    h = connect(uri)
+    nblocks = h.get_size() // BS
+    rng = random.Random(2)
+    fd = os.open(replica, os.O_RDONLY)
+    for i in range(1, n + 1):
+        b = rng.randrange(nblocks)
+        h.pwrite(pattern(i, b), b * BS)
+        got = decode(os.pread(fd, BS, b * BS), b)
+        if got != i:
+            raise SystemExit(f"sync: write {i} acked but the replica block "
+                             f"{b} holds write {got}")
+    os.close(fd)
+    h.shutdown()
+    print(f"sync: {n} writes, each on the replica when acked")
+
+
+def cmd_writer(uri, log, n, seed):
+    rng = random.Random(seed)
+    first = seed * 1000000 + 1
+    with open(log, "a", buffering=1) as f:
+        h = connect(uri)
+        nblocks = h.get_size() // BS
+        for i in range(first, first + n):
+            count = rng.randint(1, 16)
+            b = rng.randrange(nblocks - count)
+            kind = "Z" if rng.random() < 0.1 else "W"
+            f.write(f"B {i} {kind} {b} {count}\n")
+            if kind == "Z":
+                h.zero(count * BS, b * BS)
+            else:
+                h.pwrite(b"".join(pattern(i, b + k) for k in range(count)),
+                         b * BS)
+            f.write(f"A {i}\n")
+    h.shutdown()
+
+
+def cmd_verify(img, logs):
+    nblocks = os.path.getsize(img) // BS
+    acked = [0] * nblocks       # value of the last acked op per block
+    maybe = [set() for _ in range(nblocks)]  # unacked ops per block
+    for log in logs:
+        pending = None
+        with open(log) as f:
+            for line in f:
+                p = line.split()
+                if len(p) == 5 and p[0] == "B":
+                    i, kind, b, count = int(p[1]), p[2], int(p[3]), int(p[4])
+                    pending = (i, 0 if kind == "Z" else i, b, count)
+                elif len(p) == 2 and p[0] == "A" and pending \
+                        and int(p[1]) == pending[0]:
+                    _, val, b, count = pending
+                    for k in range(b, b + count):
+                        acked[k] = val
+                        maybe[k].clear()
+                    pending = None
+        if pending:  # killed in flight: it may or may not have landed
+            _, val, b, count = pending
+            for k in range(b, b + count):
+                maybe[k].add(val)
+    state = read_image(img, nblocks)
+    for blk in range(nblocks):
+        if state[blk] != acked[blk] and state[blk] not in maybe[blk]:
+            raise SystemExit(f"{img}: block {blk} holds write {state[blk]}, "
+                             f"expected the acked write {acked[blk]}")
+    print(f"verify: {img}: every block holds its last acknowledged write")
+
+
+def main():
+    c = sys.argv[1]
+    a = sys.argv[2:]
+    if c == "prefix":
+        cmd_prefix(a[0], a[1], int(a[2]))
+    elif c == "sync":
+        cmd_sync(a[0], a[1], int(a[2]))
+    elif c == "writer":
+        cmd_writer(a[0], a[1], int(a[2]), int(a[3]))
+    elif c == "verify":
+        cmd_verify(a[0], a[1:])
+    else:
+        raise SystemExit(f"unknown command {c}")
+
+
+if __name__ == "__main__":
+    main()
