@@ -15,8 +15,9 @@
  *      requests and acknowledges once in-flight ones completed;
  *   2. flush over a side connection (the pause filter does not hold
  *      flush): every filter makes its state durable;
- *   3. wait for filter state that a flush does not cover (a write-back
- *      cache's dirty data when caching is removed);
+ *   3. wait for filter state that a flush does not cover: a write-back
+ *      cache being removed destages everything, a replication filter
+ *      being removed ships its whole journal;
  *   4. SIGKILL the old nbdkit: the connection drops, held requests were
  *      never answered;
  *   5. start the new chain on the same socket; QEMU reconnects and
@@ -159,6 +160,39 @@ image_holds_data (const char *image)
   return data != -1 || errno != ENXIO;
 }
 
+/* A gauge of one filter's stats in a disk's state dir. */
+static bool
+gauge (const char *state_dir, enum vaio_class c, const char *name, uint64_t *v)
+{
+  char path[4096], err[256];
+  struct vaio_stats_snapshot s;
+  int idx;
+
+  snprintf (path, sizeof path, "%s/%s/stats", state_dir, vaio_class_name (c));
+  if (vaio_stats_read (path, &s, err, sizeof err) == -1
+      || (idx = vaio_stats_counter_index (&s, name)) < 0)
+    return false;
+  *v = s.body.counters[idx];
+  return true;
+}
+
+/* Bytes the replication filter has not shipped: its journal plus, in
+ * change-tracking mode, the dirty regions.  false: cannot tell.
+ */
+static bool
+repl_backlog (const char *state_dir, uint64_t *unshipped, uint64_t *connected)
+{
+  uint64_t used, dirty;
+
+  if (!gauge (state_dir, VAIO_CLASS_REPLICATION, "journal_used_bytes", &used)
+      || !gauge (state_dir, VAIO_CLASS_REPLICATION, "dirty_bytes", &dirty)
+      || !gauge (state_dir, VAIO_CLASS_REPLICATION, "replica_connected",
+                 connected))
+    return false;
+  *unshipped = used + dirty;
+  return true;
+}
+
 /* Reasons a swap cannot be made safely; each goes into diag. */
 static int
 check_swap_safe (const struct change *ch, const struct vaio_apply_options *o,
@@ -186,20 +220,18 @@ check_swap_safe (const struct change *ch, const struct vaio_apply_options *o,
   if (r->has_class[VAIO_CLASS_REPLICATION]
       && !plan_has (p, VAIO_CLASS_REPLICATION, NULL) && !o->force)
     {
-      char path[4096], err[256];
-      struct vaio_stats_snapshot s;
-      int idx = -1;
-      snprintf (path, sizeof path, "%s/replication/stats", p->state_dir);
-      if (vaio_stats_read (path, &s, err, sizeof err) == 0)
-        idx = vaio_stats_counter_index (&s, "journal_pending_bytes");
-      if (idx < 0 || s.body.counters[idx] != 0)
+      uint64_t unshipped = 0, connected = 0;
+      bool known = repl_backlog (p->state_dir, &unshipped, &connected);
+      if (!known || (unshipped && !connected))
         {
           vaio_diag_add (diag, &p->disk->policy_loc,
                          "%s/%s: refusing to remove replication: %s; use "
                          "--force to drop what the replica has not received",
                          p->vm->name, p->disk->name,
-                         idx < 0 ? "cannot tell whether its journal is shipped"
-                                 : "its journal holds writes not yet shipped");
+                         !known ? "cannot read its stats to tell whether "
+                                  "its journal is shipped"
+                                : "the replica is unreachable and writes "
+                                  "are not yet shipped");
           rc = -1;
         }
     }
@@ -252,24 +284,67 @@ flush_disk (const struct vaio_plan_disk *p)
   return r;
 }
 
+static char *
+drain_file (const struct change *ch)
+{
+  char *p;
+
+  if (asprintf (&p, "%s/caching/drain", ch->plan.state_dir) == -1)
+    return NULL;
+  return p;
+}
+
 /* A caching filter being removed may hold dirty data that a flush made
- * durable in the cache but not in the image: wait for its destager.
+ * durable in the cache but not in the image.  Ask it to destage
+ * everything (the drain file, see nbdkit-filters/caching/README.md) and
+ * wait until its dirty_bytes gauge reads 0.  A cache that publishes no
+ * stats (nbdkit's own) writes dirty blocks back on flush.
  */
 static int
 wait_cache_clean (const struct change *ch, int timeout_ms)
 {
-  char path[4096], err[256];
-  struct vaio_stats_snapshot s;
-  uint64_t deadline = now_ms () + (uint64_t)timeout_ms;
-  int idx;
+  uint64_t deadline = now_ms () + (uint64_t)timeout_ms, dirty;
+  char *drain;
+  int fd, r = 0;
 
   if (!ch->old.has_class[VAIO_CLASS_CACHING]
       || plan_has (&ch->plan, VAIO_CLASS_CACHING, NULL))
     return 0;
-  snprintf (path, sizeof path, "%s/caching/stats", ch->plan.state_dir);
-  while (vaio_stats_read (path, &s, err, sizeof err) == 0
-         && (idx = vaio_stats_counter_index (&s, "dirty_bytes")) >= 0
-         && s.body.counters[idx] != 0)
+  drain = drain_file (ch);
+  if (drain == NULL)
+    return -1;
+  fd = open (drain, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd >= 0)
+    close (fd);
+  while (gauge (ch->plan.state_dir, VAIO_CLASS_CACHING, "dirty_bytes", &dirty)
+         && dirty != 0)
+    {
+      if (now_ms () > deadline)
+        {
+          r = -1;
+          break;
+        }
+      usleep (20000);
+    }
+  unlink (drain);
+  free (drain);
+  return r;
+}
+
+/* Replication being removed: everything journaled must reach the replica
+ * first (with --force, whatever it has not received is dropped).
+ */
+static int
+wait_replica_caught_up (const struct change *ch,
+                        const struct vaio_apply_options *o)
+{
+  uint64_t deadline = now_ms () + (uint64_t)o->timeout_ms, unshipped, connected;
+
+  if (o->force || !ch->old.has_class[VAIO_CLASS_REPLICATION]
+      || plan_has (&ch->plan, VAIO_CLASS_REPLICATION, NULL))
+    return 0;
+  while (repl_backlog (ch->plan.state_dir, &unshipped, &connected)
+         && unshipped != 0)
     {
       if (now_ms () > deadline)
         return -1;
@@ -319,6 +394,8 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
     step = "flush";
   else if (wait_cache_clean (ch, o->timeout_ms) == -1)
     step = "destage the cache being removed";
+  else if (wait_replica_caught_up (ch, o) == -1)
+    step = "ship the journal of the replication filter being removed";
   if (step)
     {
       /* Nothing was dropped yet: resume and leave the old chain serving. */

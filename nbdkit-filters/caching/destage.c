@@ -11,8 +11,10 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nbdkit-filter.h>
 
@@ -41,14 +43,34 @@ by_block (const void *a, const void *b)
   return x->block < y->block ? -1 : x->block > y->block;
 }
 
-/* Should the destager run now?  Hysteresis between the watermarks.
- * Called with lock held.
+/* `vaioctl apply` creates <state-dir>/drain before it removes this
+ * filter from a running disk's chain: the cache is about to go away, so
+ * every dirty block must reach the backing image first, not just those
+ * above the low watermark.  Checked at most once per destager wakeup.
+ */
+static bool
+drain_requested (const struct vcache *c)
+{
+  char path[4096];
+
+  if (c->cfg.state_dir == NULL)
+    return false;
+  snprintf (path, sizeof path, "%s/drain", c->cfg.state_dir);
+  return access (path, F_OK) == 0;
+}
+
+/* Should the destager run now?  Hysteresis between the watermarks, or
+ * everything when a drain was requested.  Called with lock held.
  */
 static bool
 want_destage (struct vcache *c)
 {
   uint64_t pct100 = c->dirty_count * 100;
   uint64_t n = c->geom.n_slots;
+
+  c->draining = drain_requested (c);
+  if (c->draining)
+    return c->dirty_count > 0;
 
   if (pct100 > (uint64_t)c->cfg.dirty_high * n)
     c->destage_active = true;
@@ -221,8 +243,10 @@ destage_thread (void *arg)
       /* Destage down to the low watermark, not below: dirty blocks
        * absorb rewrites for free.
        */
-      over
-          = c->dirty_count - (uint64_t)c->cfg.dirty_low * c->geom.n_slots / 100;
+      over = c->draining
+                 ? c->dirty_count
+                 : c->dirty_count
+                       - (uint64_t)c->cfg.dirty_low * c->geom.n_slots / 100;
       pthread_mutex_unlock (&c->lock);
       if (destage_batch (c, over < BATCH ? (unsigned)over : BATCH, &cursor)
           == -1)

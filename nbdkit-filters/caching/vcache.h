@@ -125,6 +125,7 @@ struct vcache
   pthread_cond_t destage_cond;
   bool destage_stop;
   bool destage_active;
+  bool draining; /* <state-dir>/drain exists: destage to zero */
 };
 
 /* The one cache of this process: cache.c sets it up in after_fork and
