@@ -1,0 +1,19 @@
+#!/bin/bash
+# Two VMs with shares normal (1000) and high (2000) contending for a
+# congested datastore get their throughput in that ratio +- 10%.  Without
+# vaio-sioc the datastore splits about 1:1 (checked in the comparison
+# leg), so the ratio is the filter's doing.
+source "$(dirname "$0")/lib.sh"
+
+start_datastore 2ms
+start_vm a sioc-shares=normal
+start_vm b sioc-shares=high
+fio_start a "$T/a.json" randread 4k 16 3 6; fa=$FIO_PID
+fio_start b "$T/b.json" randread 4k 16 3 6; fb=$FIO_PID
+wait $fa $fb
+a=$(fio_iops "$T/a.json"); b=$(fio_iops "$T/b.json")
+r=$(ratio "$b" "$a")
+echo "shares 1000:2000 -> $a : $b IOPS, ratio $r"
+[ "$(counter congested a)" = 1 ] || [ "$(counter throttled-ns a)" -gt 0 ] ||
+  fail "datastore never judged congested"
+within "$r" 2 10 || fail "ratio $r, want 2.0 +- 10%"
