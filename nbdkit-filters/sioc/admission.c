@@ -53,10 +53,8 @@ sioc_sched_admit (uint64_t units, uint64_t bytes)
   start = sioc_tags_admit (&tags, now, units, bytes, &rates, &why);
   pthread_mutex_unlock (&sched_lock);
 
-  count (&counters.admitted_units, units);
   if (start > now)
     {
-      count (&counters.throttled_ns, start - now);
       if (why == SIOC_ADMIT_SHARE || why == SIOC_ADMIT_RESERVATION)
         count (&counters.share_waits, 1);
       sleep_until (start);
@@ -86,11 +84,8 @@ sioc_sched_set_rates (const struct sioc_rates *r)
 void
 sioc_sched_get_counters (struct sioc_sched_counters *c)
 {
-  c->admitted_units
-      = __atomic_load_n (&counters.admitted_units, __ATOMIC_RELAXED);
   c->done_units = __atomic_load_n (&counters.done_units, __ATOMIC_RELAXED);
   c->done_ops = __atomic_load_n (&counters.done_ops, __ATOMIC_RELAXED);
   c->backend_ns = __atomic_load_n (&counters.backend_ns, __ATOMIC_RELAXED);
   c->share_waits = __atomic_load_n (&counters.share_waits, __ATOMIC_RELAXED);
-  c->throttled_ns = __atomic_load_n (&counters.throttled_ns, __ATOMIC_RELAXED);
 }

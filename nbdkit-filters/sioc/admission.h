@@ -11,12 +11,10 @@
 
 struct sioc_sched_counters
 {
-  uint64_t admitted_units; /* charged 32 KiB units admitted */
-  uint64_t done_units;     /* units completed by the backend */
+  uint64_t done_units; /* units completed by the backend */
   uint64_t done_ops;
-  uint64_t backend_ns;   /* sum of backend latency over done_ops */
-  uint64_t share_waits;  /* requests that waited for their share */
-  uint64_t throttled_ns; /* total time requests were held */
+  uint64_t backend_ns;  /* sum of backend latency over done_ops */
+  uint64_t share_waits; /* requests that waited for their share */
 };
 
 /* Hold the calling thread until the request may start.  Returns the

@@ -31,28 +31,6 @@
 /* -D vaio_sioc.control=1: one debug line per tick. */
 NBDKIT_DLL_PUBLIC int vaio_sioc_debug_control;
 
-enum
-{
-  C_ADMITTED,
-  C_THROTTLED_NS,
-  C_ENTITLEMENT,
-  C_DELIVERED,
-  C_LIMIT_IOPS,
-  C_LIMIT_MBPS,
-  C_RESERVATION,
-  C_SHARES,
-  C_CONGESTED,
-  C_DS_LATENCY_US,
-  C_THRESHOLD_US,
-  C_BACKEND_LATENCY_US,
-  C_PEERS,
-  C_PEER_REJECTED,
-  C_SETTINGS_RELOADS,
-  C_SETTINGS_ERRORS,
-  C_SLOT,
-  C_COUNT
-};
-
 static const struct vaio_stats_counter_def counter_defs[C_COUNT] = {
   [C_ADMITTED] = { "admitted-units", VAIO_COUNTER },
   [C_THROTTLED_NS] = { "throttled-ns", VAIO_COUNTER },
@@ -203,10 +181,6 @@ measure (uint64_t now)
         = ewma (ctl.latency_ns,
                 (double)(c.backend_ns - ctl.last.backend_ns) / (double)ops);
   ctl.backlogged = c.share_waits != ctl.last.share_waits;
-  vaio_stats_add (ctl.stats, C_ADMITTED,
-                  c.admitted_units - ctl.last.admitted_units);
-  vaio_stats_add (ctl.stats, C_THROTTLED_NS,
-                  c.throttled_ns - ctl.last.throttled_ns);
   ctl.last = c;
   ctl.last_ns = now;
 }

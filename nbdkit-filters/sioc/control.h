@@ -18,6 +18,29 @@ struct sioc_control_config
   struct sioc_policy policy;  /* from the command line */
 };
 
+/* Indexes of vaio-sioc's counters in its stats file. */
+enum sioc_counter
+{
+  C_ADMITTED,
+  C_THROTTLED_NS,
+  C_ENTITLEMENT,
+  C_DELIVERED,
+  C_LIMIT_IOPS,
+  C_LIMIT_MBPS,
+  C_RESERVATION,
+  C_SHARES,
+  C_CONGESTED,
+  C_DS_LATENCY_US,
+  C_THRESHOLD_US,
+  C_BACKEND_LATENCY_US,
+  C_PEERS,
+  C_PEER_REJECTED,
+  C_SETTINGS_RELOADS,
+  C_SETTINGS_ERRORS,
+  C_SLOT,
+  C_COUNT
+};
+
 /* Open the segment and read the settings file: errors that should stop
  * nbdkit from starting (reported with nbdkit_error).  Before fork.
  */

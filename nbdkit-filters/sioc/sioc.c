@@ -167,6 +167,13 @@ begin (uint64_t units, uint64_t bytes)
   struct request rq = { .arrived = sioc_now_ns (), .units = units };
 
   rq.started = sioc_sched_admit (units, bytes);
+  /* Counted when the request starts, so the published admission rate is
+   * exactly what the backend was given.
+   */
+  vaio_stats_add (sioc_control_stats (), C_ADMITTED, units);
+  if (rq.started > rq.arrived)
+    vaio_stats_add (sioc_control_stats (), C_THROTTLED_NS,
+                    rq.started - rq.arrived);
   return rq;
 }
 

@@ -32,7 +32,7 @@ now_ns (void)
   struct timespec ts;
 
   clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void
@@ -116,8 +116,7 @@ segment_cmd (const char *path)
     }
   for (int i = 0; i < SIOC_SEG_SLOTS; i++)
     {
-      enum sioc_slot_state st
-          = sioc_segment_read (seg, i, now, 400000000u, &d);
+      enum sioc_slot_state st = sioc_segment_read (seg, i, now, 400000000u, &d);
 
       if (st == SIOC_SLOT_FREE)
         continue;
@@ -125,9 +124,9 @@ segment_cmd (const char *path)
       if (st == SIOC_SLOT_LIVE)
         printf (" pid=%" PRIu64 " name=%s shares=%u delivered=%.1f "
                 "entitlement=%.1f capacity=%.1f flags=%u",
-                d.pid, d.name, d.shares, (double) d.delivered_miops / 1000,
-                (double) d.entitlement_miops / 1000,
-                (double) d.capacity_miops / 1000, d.flags);
+                d.pid, d.name, d.shares, (double)d.delivered_miops / 1000,
+                (double)d.entitlement_miops / 1000,
+                (double)d.capacity_miops / 1000, d.flags);
       printf ("\n");
     }
   sioc_segment_close (seg);
