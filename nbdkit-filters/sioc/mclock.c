@@ -37,7 +37,11 @@ sioc_tags_admit (struct sioc_tags *t, uint64_t now, uint64_t units,
                  uint64_t bytes, const struct sioc_rates *r,
                  enum sioc_admit_reason *why)
 {
-  uint64_t limit_at = max_u64 (now, max_u64 (t->l, t->lb));
+  /* A tag counts only while its limit is set: a limit removed live must
+   * release requests at once.
+   */
+  uint64_t limit_at = max_u64 (now, max_u64 (r->limit_iops > 0 ? t->l : 0,
+                                             r->limit_bps > 0 ? t->lb : 0));
   uint64_t start = limit_at;
   bool shared = r->entitlement_iops > 0;
 
@@ -57,7 +61,6 @@ sioc_tags_admit (struct sioc_tags *t, uint64_t now, uint64_t units,
         }
     }
 
-  /* A limit removed live must not leave a future tag behind. */
   t->l = r->limit_iops > 0 ? start + spacing_ns ((double)units, r->limit_iops)
                            : 0;
   t->lb
