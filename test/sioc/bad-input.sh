@@ -49,7 +49,9 @@ expect_fail "$T/magic.seg: not a vaio-sioc datastore segment (bad magic)" \
 corrupt version 8 '\143'
 expect_fail "$T/version.seg: datastore segment version 99" \
   sioc-datastore="$T/version.seg"
-corrupt crc 24 '\377'
+# Flip the byte at 24 (header timestamp): a change whatever it held.
+b=$(od -An -tu1 -j24 -N1 "$T/good.seg" | tr -d ' ')
+corrupt crc 24 "$(printf '\\%03o' $(( b ^ 255 )))"
 expect_fail "$T/crc.seg: datastore segment header checksum mismatch (corrupt)" \
   sioc-datastore="$T/crc.seg"
 cp "$T/good.seg" "$T/short.seg"; truncate -s 1000 "$T/short.seg"

@@ -500,7 +500,6 @@ START_TEST (segment_create_publish_read)
                     SIOC_SLOT_FREE);
   sioc_segment_close (seg);
   sioc_segment_close (seg2);
-  remove_tmpdir ();
 }
 END_TEST
 
@@ -547,7 +546,6 @@ START_TEST (segment_rejects_corrupt_and_insane_slots)
   ck_assert_int_eq (sioc_segment_read (seg, i, now, 400 * MS, &got),
                     SIOC_SLOT_LIVE);
   sioc_segment_close (seg);
-  remove_tmpdir ();
 }
 END_TEST
 
@@ -602,7 +600,6 @@ START_TEST (segment_stale_and_dead_slots_reclaimed)
                     SIOC_SLOT_STALE);
   ck_assert_int_eq (sioc_segment_claim (seg, toks[9], now, 400 * MS, "x"), 20);
   sioc_segment_close (seg);
-  remove_tmpdir ();
 }
 END_TEST
 
@@ -627,6 +624,20 @@ poke (off_t offset, const void *bytes, size_t n)
   close (fd);
 }
 
+/* Flip every bit of one byte: always a change, whatever it held. */
+static void
+flip (off_t offset)
+{
+  int fd = open (seg_path, O_RDWR);
+  unsigned char b;
+
+  ck_assert_int_ge (fd, 0);
+  ck_assert_int_eq (pread (fd, &b, 1, offset), 1);
+  b ^= 0xff;
+  ck_assert_int_eq (pwrite (fd, &b, 1, offset), 1);
+  close (fd);
+}
+
 START_TEST (segment_header_corruption)
 {
   uint32_t v = 99;
@@ -642,7 +653,7 @@ START_TEST (segment_header_corruption)
   unlink (seg_path);
 
   sioc_segment_close (open_seg ());
-  poke (24, "\xff", 1);
+  flip (24);
   expect_open_error ("checksum mismatch");
   unlink (seg_path);
 
@@ -651,7 +662,6 @@ START_TEST (segment_header_corruption)
   expect_open_error ("bytes, expected");
   ck_assert_int_eq (truncate (seg_path, 10), 0);
   expect_open_error ("too short");
-  remove_tmpdir ();
 }
 END_TEST
 
@@ -678,7 +688,7 @@ sioc_suite (void)
   tcase_add_test (cong, congestion_needs_two_contenders);
   tcase_add_test (cong, congestion_cut_probe_exit);
   tcase_add_test (cong, auto_threshold);
-  tcase_add_checked_fixture (seg, seg_setup, NULL);
+  tcase_add_checked_fixture (seg, seg_setup, remove_tmpdir);
   tcase_add_test (seg, segment_create_publish_read);
   tcase_add_test (seg, segment_rejects_corrupt_and_insane_slots);
   tcase_add_test (seg, segment_stale_and_dead_slots_reclaimed);
