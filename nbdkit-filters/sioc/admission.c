@@ -44,10 +44,10 @@ count (uint64_t *c, uint64_t delta)
 }
 
 uint64_t
-sioc_sched_admit (uint64_t units, uint64_t bytes)
+sioc_sched_admit (uint64_t now, uint64_t units, uint64_t bytes)
 {
   enum sioc_admit_reason why;
-  uint64_t now = sioc_now_ns (), start;
+  uint64_t start;
 
   pthread_mutex_lock (&sched_lock);
   start = sioc_tags_admit (&tags, now, units, bytes, &rates, &why);

@@ -17,10 +17,11 @@ struct sioc_sched_counters
   uint64_t share_waits; /* requests that waited for their share */
 };
 
-/* Hold the calling thread until the request may start.  Returns the
- * CLOCK_MONOTONIC time it started.
+/* Hold the calling thread, for a request that arrived at now
+ * (CLOCK_MONOTONIC), until it may start.  Returns the time it started:
+ * now itself when it was not held.
  */
-uint64_t sioc_sched_admit (uint64_t units, uint64_t bytes);
+uint64_t sioc_sched_admit (uint64_t now, uint64_t units, uint64_t bytes);
 
 /* The backend finished a request admitted at started_ns. */
 void sioc_sched_done (uint64_t units, uint64_t started_ns);

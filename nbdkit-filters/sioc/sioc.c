@@ -166,7 +166,7 @@ begin (uint64_t units, uint64_t bytes)
 {
   struct request rq = { .arrived = sioc_now_ns (), .units = units };
 
-  rq.started = sioc_sched_admit (units, bytes);
+  rq.started = sioc_sched_admit (rq.arrived, units, bytes);
   /* Counted when the request starts, so the published admission rate is
    * exactly what the backend was given.
    */
