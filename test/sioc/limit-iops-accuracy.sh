@@ -32,3 +32,12 @@ echo "limit $N IOPS: fio delivered $iops IOPS, filter admitted $admitted/s"
 within "$iops" $N 5 || fail "fio delivered $iops IOPS, limit $N (+-5%)"
 within "$admitted" $N 5 || fail "filter admitted $admitted/s, limit $N (+-5%)"
 [ "$(counter throttled-ns vm)" -gt 0 ] || fail "throttled-ns not counted"
+# What vaioctl shows: IOPS, latency percentiles, the disk's delivered rate.
+st=$("$SIOC_INSPECT" stats "$T/vm/stats")
+ops=$(echo "$st" | awk -F= '$1 == "read-ops" || $1 == "write-ops" { n += $2 } END { print n }')
+p50=$(echo "$st" | sed -n 's/^p50-us=//p'); p99=$(echo "$st" | sed -n 's/^p99-us=//p')
+echo "published: $ops ops, p50 ${p50}us, p99 ${p99}us"
+[ "$ops" -ge $(( N * 9 )) ] || fail "stats file counted $ops ops"
+# 16 queued at 400/s wait ~40 ms each: the guest-visible p50 shows it.
+[ "$p50" -ge 16384 ] && [ "$p99" -ge "$p50" ] || fail "latency p50 $p50 p99 $p99"
+[ "$(counter limit-iops vm)" = $N ] || fail "limit-iops gauge $(counter limit-iops vm)"
