@@ -9,6 +9,11 @@
 #define SLACK_RATIO   1.5        /* capacity / delivered = not binding */
 #define SLACK_EXIT_NS 1000000000u
 #define MIN_CAPACITY  10.0 /* IOPS: never starve everyone */
+/* Latency that stays high however hard we throttle comes from elsewhere
+ * (an unmanaged client, a starved CPU): cutting below half of what the
+ * datastore delivered when congestion began would only idle it.
+ */
+#define ONSET_FLOOR 0.5
 
 void
 sioc_congestion_init (struct sioc_congestion *c)
@@ -47,6 +52,7 @@ sioc_congestion_step (struct sioc_congestion *c,
           c->capacity_iops = s->delivered_iops > MIN_CAPACITY
                                  ? s->delivered_iops
                                  : MIN_CAPACITY;
+          c->onset_iops = c->capacity_iops;
           c->hold_until_ns = s->now_ns + CUT_HOLD_NS;
           c->slack_since_ns = 0;
         }
@@ -58,6 +64,8 @@ sioc_congestion_step (struct sioc_congestion *c,
       if (s->now_ns >= c->hold_until_ns)
         {
           c->capacity_iops *= CUT_FACTOR;
+          if (c->capacity_iops < ONSET_FLOOR * c->onset_iops)
+            c->capacity_iops = ONSET_FLOOR * c->onset_iops;
           if (c->capacity_iops < MIN_CAPACITY)
             c->capacity_iops = MIN_CAPACITY;
           c->hold_until_ns = s->now_ns + CUT_HOLD_NS;

@@ -6,7 +6,8 @@
  * observed at 90% of the peak throughput seen so far.
  *
  * While congested, the datastore's capacity is estimated from the
- * throughput it delivered when congestion began, then cut by 10% while
+ * throughput it delivered when congestion began, then cut by 10% (never
+ * below half of that onset throughput) while
  * latency stays above the threshold and raised by 1% per step while it is
  * below (AIMD, so the sum of entitlements tracks what the datastore can
  * do without queueing).  Congestion ends when fewer than two disks
@@ -24,6 +25,7 @@ struct sioc_congestion
 {
   bool congested;
   double capacity_iops;    /* estimate while congested */
+  double onset_iops;       /* delivered when congestion began */
   uint64_t hold_until_ns;  /* no second cut before this (latency lags) */
   uint64_t slack_since_ns; /* capacity not binding since (0 = binding) */
 };

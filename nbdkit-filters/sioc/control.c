@@ -20,13 +20,14 @@
 #include "segment.h"
 #include "stats.h"
 
-#define TICK_NS         50000000u  /* control period */
-#define RELOAD_NS       100000000u /* settings file checked this often */
-#define STALE_NS        400000000u /* peer silent this long is gone */
-#define EWMA_ALPHA      0.3
-#define ACTIVE_IOPS     1.0 /* below: idle, not a contender */
-#define DEMAND_HEADROOM 1.5 /* non-backlogged disk's cap */
-#define DEMAND_FLOOR    10.0
+#define TICK_NS           50000000u  /* control period */
+#define RELOAD_NS         100000000u /* settings file checked this often */
+#define STALE_NS          400000000u /* peer silent this long is gone */
+#define EWMA_ALPHA        0.3
+#define ACTIVE_IOPS       1.0 /* below: idle, not a contender */
+#define DEMAND_HEADROOM   1.5 /* non-backlogged disk's cap */
+#define DEMAND_FLOOR      10.0
+#define ENTITLEMENT_FLOOR 5.0 /* IOPS: a contender is never stopped */
 
 /* -D vaio_sioc.control=1: one debug line per tick. */
 NBDKIT_DLL_PUBLIC int vaio_sioc_debug_control;
@@ -312,6 +313,11 @@ follow (const struct sioc_slot_data *leader)
                        && leader->capacity_miops > 0;
   ctl.cong.capacity_iops = (double)leader->capacity_miops / 1000;
   ctl.threshold_ns = (double)leader->threshold_ns;
+  /* Remember the onset like the leader does, for a seamless takeover. */
+  if (!ctl.cong.congested)
+    ctl.cong.onset_iops = 0;
+  else if (ctl.cong.onset_iops == 0)
+    ctl.cong.onset_iops = ctl.cong.capacity_iops;
 }
 
 static double
@@ -370,8 +376,11 @@ coordinate (uint64_t now)
     lead (&sample);
   else
     follow (&peers[0].d);
+  /* Reservations may take the whole capacity; the others still crawl
+   * rather than stop (and 0 would mean "not congested" to the tags).
+   */
   if (ctl.cong.congested && ctl.cong.capacity_iops > 0)
-    ctl.entitlement = entitlement_of_self (peers, n);
+    ctl.entitlement = fmax (entitlement_of_self (peers, n), ENTITLEMENT_FLOOR);
 
   own_data (&mine, now, leader);
   if (sioc_segment_publish (ctl.seg, ctl.slot, ctl.token, &mine) == -1)

@@ -25,11 +25,25 @@ min_u64 (uint64_t a, uint64_t b)
   return a < b ? a : b;
 }
 
-/* Time to serve amount at rate per second, in ns (rate > 0). */
+/* Time to serve amount at rate per second, in ns.  Rates below
+ * SIOC_RATE_FLOOR count as the floor: a vanishing rate must not schedule
+ * a request past the end of time (or overflow the conversion).
+ */
 static uint64_t
 spacing_ns (double amount, double rate)
 {
+  if (!(rate >= SIOC_RATE_FLOOR))
+    rate = SIOC_RATE_FLOOR;
   return (uint64_t)(amount * NS_PER_S / rate);
+}
+
+/* The earliest a tag may be when a request arrives at now: it may lag
+ * now by SIOC_TAG_SLACK_NS, no more.
+ */
+static uint64_t
+tag_floor (uint64_t now)
+{
+  return now > SIOC_TAG_SLACK_NS ? now - SIOC_TAG_SLACK_NS : 0;
 }
 
 uint64_t
@@ -37,47 +51,42 @@ sioc_tags_admit (struct sioc_tags *t, uint64_t now, uint64_t units,
                  uint64_t bytes, const struct sioc_rates *r,
                  enum sioc_admit_reason *why)
 {
-  /* A tag counts only while its limit is set: a limit removed live must
-   * release requests at once.
+  uint64_t lo = tag_floor (now);
+  /* This request's due time by each tag.  A limit tag counts only while
+   * its limit is set: a limit removed live releases requests at once.
    */
-  uint64_t limit_at = max_u64 (now, max_u64 (r->limit_iops > 0 ? t->l : 0,
-                                             r->limit_bps > 0 ? t->lb : 0));
-  uint64_t start = limit_at;
+  uint64_t due_l = r->limit_iops > 0 ? max_u64 (t->l, lo) : 0;
+  uint64_t due_lb = r->limit_bps > 0 ? max_u64 (t->lb, lo) : 0;
+  uint64_t due_r = max_u64 (t->r, lo);
+  uint64_t due_p = max_u64 (t->p, lo);
+  uint64_t start = max_u64 (now, max_u64 (due_l, due_lb));
+  bool reserved = r->reservation_iops > 0;
   bool shared = r->entitlement_iops > 0;
 
-  *why = limit_at > now ? SIOC_ADMIT_LIMIT : SIOC_ADMIT_FREE;
+  *why = start > now ? SIOC_ADMIT_LIMIT : SIOC_ADMIT_FREE;
   if (shared)
     {
-      uint64_t due = t->p;
+      uint64_t due = reserved ? min_u64 (due_p, due_r) : due_p;
 
-      if (r->reservation_iops > 0)
-        due = min_u64 (due, t->r);
       if (due > start)
         {
           start = due;
-          *why = (r->reservation_iops > 0 && t->r < t->p)
-                     ? SIOC_ADMIT_RESERVATION
-                     : SIOC_ADMIT_SHARE;
+          *why = reserved && due_r < due_p ? SIOC_ADMIT_RESERVATION
+                                           : SIOC_ADMIT_SHARE;
         }
     }
 
-  t->l = r->limit_iops > 0 ? start + spacing_ns ((double)units, r->limit_iops)
-                           : 0;
-  t->lb
-      = r->limit_bps > 0 ? start + spacing_ns ((double)bytes, r->limit_bps) : 0;
-  /* Tags never bank idle time: an idle disk restarts from now, so it
-   * cannot burst above its rates after a pause (mClock's max(tag, now)).
+  /* Tags advance on their own schedule, not from the start time: a
+   * thread or client that wakes a little late costs no throughput.
    */
-  if (r->reservation_iops > 0)
-    t->r = max_u64 (t->r, start)
-           + spacing_ns ((double)units, r->reservation_iops);
-  else
-    t->r = start;
-  if (shared)
-    t->p = max_u64 (t->p, start)
-           + spacing_ns ((double)units, r->entitlement_iops);
-  else
-    t->p = start;
+  t->l = r->limit_iops > 0 ? due_l + spacing_ns ((double)units, r->limit_iops)
+                           : 0;
+  t->lb = r->limit_bps > 0 ? due_lb + spacing_ns ((double)bytes, r->limit_bps)
+                           : 0;
+  t->r = reserved ? due_r + spacing_ns ((double)units, r->reservation_iops)
+                  : start;
+  t->p = shared ? due_p + spacing_ns ((double)units, r->entitlement_iops)
+                : start;
   return start;
 }
 

@@ -8,7 +8,8 @@
  * A request starts at max(now, L, min(R, P)): it never exceeds its limit,
  * it is always served at least at its reservation, and otherwise at its
  * entitlement.  Without congestion there is no P tag: only limits apply
- * (work-conserving).
+ * (work-conserving).  Tags do not bank idle time beyond a small slack
+ * (SIOC_TAG_SLACK_NS), so a disk back from idle cannot burst.
  *
  * The entitlement comes from sioc_allocate(): the datastore's capacity
  * divided by shares, each disk clamped between its reservation and its
@@ -21,6 +22,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* How far a tag may lag behind now.  Without any lag, every late wakeup
+ * of a busy host (a client or thread scheduled 5 ms late) would be lost
+ * throughput; with it, a disk back from idle may burst by at most 50 ms
+ * worth of its rate.  mClock's max(tag, now) is the zero-slack case.
+ */
+#define SIOC_TAG_SLACK_NS 50000000u
+
+/* The lowest rate a tag is spaced at, per second (see spacing_ns). */
+#define SIOC_RATE_FLOOR 1.0
 
 /* VMware charges large I/Os in 32 KiB units: a 64 KiB read is 2 I/Os. */
 #define SIOC_UNIT_BYTES 32768

@@ -6,11 +6,13 @@ source "$(dirname "$0")/lib.sh"
 
 now_ms () { echo $(( $(date +%s%N) / 1000000 )); }
 
-start_datastore 2ms
+start_datastore 4ms
 start_vm a; start_vm b
-fio_start a "$T/a.json" randread 4k 16 0 8
-fio_start b "$T/b.json" randread 4k 16 0 8; fb=$FIO_PID
-sleep 2.5
+fio_start a "$T/a.json" randread 4k 16 0 10
+fio_start b "$T/b.json" randread 4k 16 0 10; fb=$FIO_PID
+for i in $(seq 50); do
+  [ "$(counter congested b)" = 1 ] && break; sleep 0.1
+done
 [ "$(counter congested b)" = 1 ] || fail "datastore not congested with 2 VMs"
 
 kill -STOP "${VM_PID[a]}"

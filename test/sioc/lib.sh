@@ -79,6 +79,9 @@ fio_iops () {
 # counter NAME VM: one of the VM's published sioc counters.
 counter () { "$SIOC_INSPECT" counter "$T/$2/stats" "$1"; }
 
+# rate NAME VM SECS: per-second rate of a counter over the next SECS.
+rate () { "$SIOC_INSPECT" rate "$T/$2/stats" "$1" "$3"; }
+
 # within VALUE TARGET PCT: |VALUE - TARGET| <= PCT% of TARGET.
 within () {
   awk -v v="$1" -v t="$2" -v p="$3" \

@@ -20,14 +20,9 @@ fio --name=limit --ioengine=nbd --uri="nbd+unix:///?socket=$T/vm.sock" \
   --output-format=json --output="$T/fio.json" > /dev/null 2>&1 &
 fio_pid=$!
 sleep 2
-a0=$(counter admitted-units vm); t0=$(date +%s.%N)
-sleep 8
-a1=$(counter admitted-units vm); t1=$(date +%s.%N)
+admitted=$(rate admitted-units vm 8)
 wait $fio_pid
-
 iops=$(fio_iops "$T/fio.json")
-admitted=$(awk -v a="$a0" -v b="$a1" -v s="$t0" -v e="$t1" \
-  'BEGIN { printf "%.1f", (b - a) / (e - s) }')
 echo "limit $N IOPS: fio delivered $iops IOPS, filter admitted $admitted/s"
 within "$iops" $N 5 || fail "fio delivered $iops IOPS, limit $N (+-5%)"
 within "$admitted" $N 5 || fail "filter admitted $admitted/s, limit $N (+-5%)"

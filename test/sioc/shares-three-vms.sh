@@ -3,7 +3,7 @@
 # datastore get 1:2:4 of its throughput, each ratio +- 10%.
 source "$(dirname "$0")/lib.sh"
 
-start_datastore 2ms
+start_datastore 4ms
 start_vm a sioc-shares=low
 start_vm b sioc-shares=normal
 start_vm c sioc-shares=high

@@ -5,7 +5,7 @@
 # leg), so the ratio is the filter's doing.
 source "$(dirname "$0")/lib.sh"
 
-start_datastore 2ms
+start_datastore 4ms
 start_vm a sioc-shares=normal
 start_vm b sioc-shares=high
 fio_start a "$T/a.json" randread 4k 16 3 6; fa=$FIO_PID

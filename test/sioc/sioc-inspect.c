@@ -5,6 +5,13 @@
  *                                          read-ops, write-ops, p50-us,
  *                                          p99-us)
  *   sioc-inspect stats STATS-FILE          every value, name=value
+ *   sioc-inspect rate STATS-FILE NAME SECS per-second rate of a counter
+ *                                          over SECS, timed in-process
+ *   sioc-inspect wait-ge STATS-FILE NAME VALUE TIMEOUT-MS
+ *                                          poll every 10 ms until the
+ *                                          counter is >= VALUE; print the
+ *                                          milliseconds it took (exit 1 on
+ *                                          timeout)
  *   sioc-inspect segment SEGMENT-FILE      one line per claimed slot
  *
  * Exit 1 with the reader's message when a file is missing or corrupt.
@@ -100,6 +107,88 @@ stats_cmd (const char *path, const char *only)
   return 0;
 }
 
+/* The counter's rate over secs, both samples and the clock read in this
+ * process, so a busy host's fork/exec delays do not skew it.
+ */
+static int
+rate_cmd (const char *path, const char *name, const char *secs_s)
+{
+  struct vaio_stats_snapshot a, b;
+  char err[512];
+  double secs = atof (secs_s);
+  uint64_t t0, t1;
+  struct timespec ts;
+  int i;
+
+  if (secs <= 0 || secs > 60)
+    {
+      fprintf (stderr, "sioc-inspect: bad seconds '%s'\n", secs_s);
+      return 2;
+    }
+  if (vaio_stats_read (path, &a, err, sizeof err) == -1)
+    goto fail;
+  t0 = now_ns ();
+  i = vaio_stats_counter_index (&a, name);
+  if (i < 0)
+    {
+      fprintf (stderr, "sioc-inspect: no counter '%s'\n", name);
+      return 1;
+    }
+  ts.tv_sec = (time_t)secs;
+  ts.tv_nsec = (long)((secs - (double)ts.tv_sec) * 1e9);
+  nanosleep (&ts, NULL);
+  if (vaio_stats_read (path, &b, err, sizeof err) == -1)
+    goto fail;
+  t1 = now_ns ();
+  printf ("%.1f\n", (double)(b.body.counters[i] - a.body.counters[i])
+                        / ((double)(t1 - t0) / 1e9));
+  return 0;
+
+fail:
+  fprintf (stderr, "sioc-inspect: %s\n", err);
+  return 1;
+}
+
+static int
+wait_cmd (const char *path, const char *name, const char *value_s,
+          const char *timeout_s)
+{
+  uint64_t want = strtoull (value_s, NULL, 10), t0 = now_ns ();
+  uint64_t timeout_ns = strtoull (timeout_s, NULL, 10) * 1000000u;
+  struct vaio_stats_snapshot snap;
+  const struct timespec tick = { .tv_nsec = 10000000 };
+  char err[512];
+  int i;
+
+  for (;;)
+    {
+      if (vaio_stats_read (path, &snap, err, sizeof err) == -1)
+        {
+          fprintf (stderr, "sioc-inspect: %s\n", err);
+          return 1;
+        }
+      i = vaio_stats_counter_index (&snap, name);
+      if (i < 0)
+        {
+          fprintf (stderr, "sioc-inspect: no counter '%s'\n", name);
+          return 1;
+        }
+      if (snap.body.counters[i] >= want)
+        {
+          printf ("%" PRIu64 "\n", (now_ns () - t0) / 1000000u);
+          return 0;
+        }
+      if (now_ns () - t0 > timeout_ns)
+        {
+          fprintf (stderr,
+                   "sioc-inspect: %s stayed at %" PRIu64 " < %" PRIu64 "\n",
+                   name, snap.body.counters[i], want);
+          return 1;
+        }
+      nanosleep (&tick, NULL);
+    }
+}
+
 static int
 segment_cmd (const char *path)
 {
@@ -140,8 +229,13 @@ main (int argc, char **argv)
     return stats_cmd (argv[2], argv[3]);
   if (argc == 3 && strcmp (argv[1], "stats") == 0)
     return stats_cmd (argv[2], NULL);
+  if (argc == 5 && strcmp (argv[1], "rate") == 0)
+    return rate_cmd (argv[2], argv[3], argv[4]);
+  if (argc == 6 && strcmp (argv[1], "wait-ge") == 0)
+    return wait_cmd (argv[2], argv[3], argv[4], argv[5]);
   if (argc == 3 && strcmp (argv[1], "segment") == 0)
     return segment_cmd (argv[2]);
-  fprintf (stderr, "usage: sioc-inspect counter|stats|segment FILE [NAME]\n");
+  fprintf (stderr, "usage: sioc-inspect counter|stats|rate|wait-ge|segment "
+                   "FILE [NAME [SECS]]\n");
   return 2;
 }

@@ -173,24 +173,30 @@ START_TEST (limit_spaces_requests)
   struct sioc_tags t = { 0 };
   struct sioc_rates r = { .limit_iops = 100 };
   enum sioc_admit_reason why;
+  uint64_t slack_ms = SIOC_TAG_SLACK_NS / MS;
 
-  /* A backlog of 10 at time 1s: every 10 ms. */
-  for (uint64_t i = 0; i < 10; i++)
+  /* A backlog at 1 s: the tag may lag now by the slack, so the first
+   * slack-worth (50 ms at 100/s: 6 requests) start at once, then one
+   * every 10 ms.
+   */
+  for (uint64_t i = 0; i < 12; i++)
     {
+      uint64_t due = 1000 - slack_ms + i * 10;
       uint64_t s = sioc_tags_admit (&t, 1000 * MS, 1, 4096, &r, &why);
-      ck_assert_uint_eq (s, 1000 * MS + i * 10 * MS);
-      ck_assert_int_eq (why, i == 0 ? SIOC_ADMIT_FREE : SIOC_ADMIT_LIMIT);
+
+      ck_assert_uint_eq (s, (due > 1000 ? due : 1000) * MS);
+      ck_assert_int_eq (why, due > 1000 ? SIOC_ADMIT_LIMIT : SIOC_ADMIT_FREE);
     }
-  /* After an idle pause no credit is banked: no burst. */
-  ck_assert_uint_eq (sioc_tags_admit (&t, 5000 * MS, 1, 4096, &r, &why),
-                     5000 * MS);
+  /* After an idle pause no more than the slack is banked. */
+  for (int i = 0; i < 6; i++)
+    ck_assert_uint_eq (sioc_tags_admit (&t, 5000 * MS, 1, 4096, &r, &why),
+                       5000 * MS);
   ck_assert_uint_eq (sioc_tags_admit (&t, 5000 * MS, 1, 4096, &r, &why),
                      5010 * MS);
-  /* A 128 KiB request is 4 units: the next waits 40 ms. */
-  ck_assert_uint_eq (sioc_tags_admit (&t, 6000 * MS, 4, 131072, &r, &why),
-                     6000 * MS);
-  ck_assert_uint_eq (sioc_tags_admit (&t, 6000 * MS, 1, 4096, &r, &why),
-                     6040 * MS);
+  /* A 128 KiB request is 4 units: it pushes the next by 40 ms. */
+  memset (&t, 0, sizeof t);
+  ck_assert_uint_eq (sioc_tags_admit (&t, 0, 4, 131072, &r, &why), 0);
+  ck_assert_uint_eq (sioc_tags_admit (&t, 0, 1, 4096, &r, &why), 40 * MS);
 }
 END_TEST
 
@@ -201,10 +207,12 @@ START_TEST (limit_count_over_one_second)
   enum sioc_admit_reason why;
   unsigned n = 0;
 
-  /* Saturating client: count starts within [1s, 2s). */
+  /* Saturating client from 1 s: starts before 2 s are one second at the
+   * limit plus the slack (50 ms = 20 requests) the tag may lag by.
+   */
   while (sioc_tags_admit (&t, 1000 * MS, 1, 4096, &r, &why) < 2000 * MS)
     n++;
-  ck_assert_uint_eq (n, 400);
+  ck_assert_uint_eq (n, 420);
 }
 END_TEST
 
@@ -403,6 +411,39 @@ START_TEST (congestion_cut_probe_exit)
   s = sample (2450, 100, 5, 2);
   sioc_congestion_step (&c, &s, 30 * MS);
   ck_assert (!c.congested);
+}
+END_TEST
+
+START_TEST (congestion_cut_floor)
+{
+  struct sioc_congestion c;
+  struct sioc_datastore_sample s = sample (1000, 400, 50, 2);
+
+  /* Latency that never falls (someone else loads the datastore): cuts
+   * stop at half the onset throughput instead of idling it.
+   */
+  sioc_congestion_init (&c);
+  for (uint64_t t = 1000; t < 10000; t += 50)
+    {
+      s = sample (t, 100, 50, 2);
+      if (t == 1000)
+        s.delivered_iops = 400;
+      sioc_congestion_step (&c, &s, 30 * MS);
+    }
+  ck_assert (c.congested);
+  ck_assert_double_eq_tol (c.capacity_iops, 200, 1e-9);
+}
+END_TEST
+
+START_TEST (vanishing_rate_is_floored)
+{
+  struct sioc_tags t = { 0 };
+  struct sioc_rates r = { .entitlement_iops = 1e-30 };
+  enum sioc_admit_reason why;
+
+  sioc_tags_admit (&t, 0, 1, 4096, &r, &why);
+  /* Spaced at SIOC_RATE_FLOOR (1/s), not at the end of time. */
+  ck_assert_uint_eq (sioc_tags_admit (&t, 0, 1, 4096, &r, &why), 1000 * MS);
 }
 END_TEST
 
@@ -687,6 +728,8 @@ sioc_suite (void)
   tcase_add_test (tags, allocate_caps_redistribute);
   tcase_add_test (cong, congestion_needs_two_contenders);
   tcase_add_test (cong, congestion_cut_probe_exit);
+  tcase_add_test (cong, congestion_cut_floor);
+  tcase_add_test (tags, vanishing_rate_is_floored);
   tcase_add_test (cong, auto_threshold);
   tcase_add_checked_fixture (seg, seg_setup, remove_tmpdir);
   tcase_add_test (seg, segment_create_publish_read);
