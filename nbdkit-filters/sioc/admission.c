@@ -1,6 +1,7 @@
 /* vaio-sioc: admission path, see admission.h. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <time.h>
 
 #include "admission.h"
@@ -55,9 +56,16 @@ sioc_sched_admit (uint64_t now, uint64_t units, uint64_t bytes)
 
   if (start > now)
     {
-      if (why == SIOC_ADMIT_SHARE || why == SIOC_ADMIT_RESERVATION)
-        count (&counters.share_waits, 1);
+      bool shared = why == SIOC_ADMIT_SHARE || why == SIOC_ADMIT_RESERVATION;
+
+      if (shared)
+        {
+          count (&counters.share_waits, 1);
+          count (&counters.share_waiting, 1);
+        }
       sleep_until (start);
+      if (shared)
+        __atomic_fetch_sub (&counters.share_waiting, 1, __ATOMIC_RELAXED);
       return start;
     }
   return now;
@@ -88,4 +96,6 @@ sioc_sched_get_counters (struct sioc_sched_counters *c)
   c->done_ops = __atomic_load_n (&counters.done_ops, __ATOMIC_RELAXED);
   c->backend_ns = __atomic_load_n (&counters.backend_ns, __ATOMIC_RELAXED);
   c->share_waits = __atomic_load_n (&counters.share_waits, __ATOMIC_RELAXED);
+  c->share_waiting
+      = __atomic_load_n (&counters.share_waiting, __ATOMIC_RELAXED);
 }

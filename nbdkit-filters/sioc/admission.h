@@ -13,8 +13,9 @@ struct sioc_sched_counters
 {
   uint64_t done_units; /* units completed by the backend */
   uint64_t done_ops;
-  uint64_t backend_ns;  /* sum of backend latency over done_ops */
-  uint64_t share_waits; /* requests that waited for their share */
+  uint64_t backend_ns;    /* sum of backend latency over done_ops */
+  uint64_t share_waits;   /* requests that waited for their share */
+  uint64_t share_waiting; /* held for their share right now (a gauge) */
 };
 
 /* Hold the calling thread, for a request that arrived at now

@@ -181,7 +181,11 @@ measure (uint64_t now)
     ctl.latency_ns
         = ewma (ctl.latency_ns,
                 (double)(c.backend_ns - ctl.last.backend_ns) / (double)ops);
-  ctl.backlogged = c.share_waits != ctl.last.share_waits;
+  /* Backlogged: requests are held for their share right now, or were
+   * during this period.  Either alone flaps on a busy host (a period
+   * with no arrivals, or a moment with none held).
+   */
+  ctl.backlogged = c.share_waiting > 0 || c.share_waits != ctl.last.share_waits;
   ctl.last = c;
   ctl.last_ns = now;
 }

@@ -26,7 +26,12 @@ before=$(rate admitted-units b 1.5)
 
 # Waiters poll in-process from just before the kill: their time is an
 # upper bound on the time from kill to reclaimed entitlement.
-want_b=$(( eb * 13 / 10 )); want_c=$(( ec * 13 / 10 ))
+# Target for both: 1.3x the larger of the two entitlements before the
+# kill (each should get 1.5x: a third of the capacity becomes a half).
+base=$(( eb > ec ? eb : ec ))
+want_b=$(( base * 13 / 10 )); want_c=$want_b
+[ "$(counter entitlement-iops b)" -lt $want_b ] && [ "$(counter entitlement-iops c)" -lt $want_c ] ||
+  fail "entitlements not steady before the kill (b $eb, c $ec)"
 "$SIOC_INSPECT" wait-ge "$T/b/stats" entitlement-iops $want_b 3000 > "$T/wb" & wb=$!
 "$SIOC_INSPECT" wait-ge "$T/c/stats" entitlement-iops $want_c 3000 > "$T/wc" & wc=$!
 kill -9 "${VM_PID[a]}"
