@@ -21,8 +21,8 @@ for i in $(seq 50); do
 done
 [ "$(counter congested b)" = 1 ] || fail "datastore not congested with 3 VMs"
 sleep 1
-eb=$(counter entitlement-iops b); ec=$(counter entitlement-iops c)
 before=$(rate admitted-units b 1.5)
+eb=$(counter entitlement-iops b); ec=$(counter entitlement-iops c)
 
 # Waiters poll in-process from just before the kill: their time is an
 # upper bound on the time from kill to reclaimed entitlement.
