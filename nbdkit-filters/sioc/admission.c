@@ -14,6 +14,12 @@ static pthread_mutex_t sched_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sioc_tags tags;
 static struct sioc_rates rates;
 
+/* Whether any tag can hold a request (a limit is set, or the datastore
+ * is congested).  Written under sched_lock by the control thread, read
+ * without it on every request: an unthrottled disk never takes the lock.
+ */
+static bool throttling;
+
 /* Monotonic counters, updated with relaxed atomics (no lock). */
 static struct sioc_sched_counters counters;
 
@@ -50,6 +56,8 @@ sioc_sched_admit (uint64_t now, uint64_t units, uint64_t bytes)
   enum sioc_admit_reason why;
   uint64_t start;
 
+  if (!__atomic_load_n (&throttling, __ATOMIC_ACQUIRE))
+    return now;
   pthread_mutex_lock (&sched_lock);
   start = sioc_tags_admit (&tags, now, units, bytes, &rates, &why);
   pthread_mutex_unlock (&sched_lock);
@@ -72,10 +80,8 @@ sioc_sched_admit (uint64_t now, uint64_t units, uint64_t bytes)
 }
 
 void
-sioc_sched_done (uint64_t units, uint64_t started_ns)
+sioc_sched_done (uint64_t units, uint64_t started_ns, uint64_t now)
 {
-  uint64_t now = sioc_now_ns ();
-
   count (&counters.done_units, units);
   count (&counters.done_ops, 1);
   count (&counters.backend_ns, now > started_ns ? now - started_ns : 0);
@@ -86,6 +92,10 @@ sioc_sched_set_rates (const struct sioc_rates *r)
 {
   pthread_mutex_lock (&sched_lock);
   rates = *r;
+  __atomic_store_n (&throttling,
+                    r->limit_iops > 0 || r->limit_bps > 0
+                        || r->entitlement_iops > 0,
+                    __ATOMIC_RELEASE);
   pthread_mutex_unlock (&sched_lock);
 }
 

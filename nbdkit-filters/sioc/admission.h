@@ -24,8 +24,8 @@ struct sioc_sched_counters
  */
 uint64_t sioc_sched_admit (uint64_t now, uint64_t units, uint64_t bytes);
 
-/* The backend finished a request admitted at started_ns. */
-void sioc_sched_done (uint64_t units, uint64_t started_ns);
+/* The backend finished, at now, a request that started at started_ns. */
+void sioc_sched_done (uint64_t units, uint64_t started_ns, uint64_t now);
 
 void sioc_sched_set_rates (const struct sioc_rates *r);
 void sioc_sched_get_counters (struct sioc_sched_counters *c);

@@ -180,9 +180,11 @@ begin (uint64_t units, uint64_t bytes)
 static int
 end (const struct request *rq, enum vaio_stats_op op, uint64_t bytes, int r)
 {
-  sioc_sched_done (rq->units, rq->started);
-  vaio_stats_record (sioc_control_stats (), op, bytes,
-                     sioc_now_ns () - rq->arrived, r == -1);
+  uint64_t now = sioc_now_ns ();
+
+  sioc_sched_done (rq->units, rq->started, now);
+  vaio_stats_record (sioc_control_stats (), op, bytes, now - rq->arrived,
+                     r == -1);
   return r;
 }
 
