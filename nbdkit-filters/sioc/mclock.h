@@ -8,8 +8,9 @@
  * A request starts at max(now, L, min(R, P)): it never exceeds its limit,
  * it is always served at least at its reservation, and otherwise at its
  * entitlement.  Without congestion there is no P tag: only limits apply
- * (work-conserving).  Tags do not bank idle time beyond a small slack
- * (SIOC_TAG_SLACK_NS), so a disk back from idle cannot burst.
+ * (work-conserving).  Tags bank no idle time beyond a small slack
+ * (SIOC_TAG_SLACK_NS), so a disk back from idle bursts by 50 ms worth of
+ * its rate at most.
  *
  * The entitlement comes from sioc_allocate(): the datastore's capacity
  * divided by shares, each disk clamped between its reservation and its
