@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "plan.h"
+#include "yamlutil.h"
 
 struct argv_builder
 {
@@ -82,15 +83,10 @@ setting_value (const struct vaio_config *cfg, const struct vaio_manifest *m,
                const struct vaio_setting *s)
 {
   const struct vaio_param_spec *spec = vaio_manifest_param (m, s->key);
-  char *v;
 
   if (spec && (spec->type == VAIO_PARAM_PATH || spec->type == VAIO_PARAM_SECRET)
-      && s->value[0] != '/' && s->value[0] != '\0')
-    {
-      if (asprintf (&v, "%s/%s", cfg->dir, s->value) == -1)
-        return NULL;
-      return v;
-    }
+      && s->value[0] != '\0')
+    return yu_resolve_path (cfg->dir, s->value);
   return strdup (s->value);
 }
 
