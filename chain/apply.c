@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,6 +49,7 @@ enum change_kind
   CHANGE_NONE,
   CHANGE_START,
   CHANGE_SWAP,
+  CHANGE_LIVE, /* only live parameters changed: rewrite settings files */
 };
 
 /* What `up` recorded for a running disk (see write_running_record). */
@@ -436,6 +438,13 @@ describe (const struct change *ch)
     case CHANGE_START:
       printf ("start (not running)\n");
       return;
+    case CHANGE_LIVE:
+      printf ("change live parameters without a restart:");
+      for (size_t i = 0; i < p->argc; i++)
+        if (strcmp (ch->old.argv[i], p->argv[i]) != 0)
+          printf (" %s", p->argv[i]);
+      printf ("\n");
+      return;
     case CHANGE_SWAP:
       printf ("swap chain:");
       for (unsigned c = 0; c < VAIO_CLASS_COUNT; c++)
@@ -452,6 +461,106 @@ describe (const struct change *ch)
       printf (" settings or order may differ\n");
       return;
     }
+}
+
+/* The filter position in the plan whose live parameter the argv word
+ * "key=value" sets, or -1.
+ */
+static int
+live_param_owner (const struct vaio_plan_disk *p, const char *word)
+{
+  const char *eq = strchr (word, '=');
+
+  if (eq == NULL)
+    return -1;
+  for (size_t i = 0; i < p->n_chain; i++)
+    for (size_t k = 0; k < p->filters[i]->n_params; k++)
+      {
+        const struct vaio_param_spec *ps = &p->filters[i]->params[k];
+        if (ps->live && strlen (ps->name) == (size_t)(eq - word)
+            && strncmp (ps->name, word, (size_t)(eq - word)) == 0)
+          return (int)i;
+      }
+  return -1;
+}
+
+/* Same words, in the same order, except values of live parameters. */
+static bool
+only_live_changes (const struct running *r, const struct vaio_plan_disk *p)
+{
+  if (r->argc != p->argc)
+    return false;
+  for (size_t i = 0; i < p->argc; i++)
+    {
+      const char *eq = strchr (p->argv[i], '=');
+      if (strcmp (r->argv[i], p->argv[i]) == 0)
+        continue;
+      if (eq == NULL || live_param_owner (p, p->argv[i]) < 0
+          || strncmp (r->argv[i], p->argv[i], (size_t)(eq - p->argv[i]) + 1)
+                 != 0)
+        return false;
+    }
+  return true;
+}
+
+/* Write <state>/<class>/settings for the filter at position pos: every
+ * live parameter the plan gives it, as key=value lines, atomically.
+ */
+static int
+write_settings (const struct vaio_plan_disk *p, size_t pos)
+{
+  char *path = NULL, *tmp = NULL;
+  FILE *fp;
+  int r = -1;
+
+  if (asprintf (&path, "%s/%s/settings", p->state_dir,
+                vaio_class_name (p->chain[pos]))
+          == -1
+      || asprintf (&tmp, "%s.tmp", path) == -1)
+    goto out;
+  fp = fopen (tmp, "w");
+  if (fp == NULL)
+    goto out;
+  fchmod (fileno (fp), 0600);
+  fprintf (fp, "# written by vaioctl apply\n");
+  for (size_t i = 0; i < p->argc; i++)
+    if (live_param_owner (p, p->argv[i]) == (int)pos)
+      fprintf (fp, "%s\n", p->argv[i]);
+  if (fclose (fp) == 0 && rename (tmp, path) == 0)
+    r = 0;
+out:
+  if (r == -1 && tmp)
+    unlink (tmp);
+  free (path);
+  free (tmp);
+  return r;
+}
+
+static int
+apply_live (const struct change *ch)
+{
+  const struct vaio_plan_disk *p = &ch->plan;
+  bool touched[VAIO_CLASS_COUNT] = { false };
+
+  for (size_t i = 0; i < p->argc; i++)
+    if (strcmp (ch->old.argv[i], p->argv[i]) != 0)
+      touched[live_param_owner (p, p->argv[i])] = true;
+  for (size_t pos = 0; pos < p->n_chain; pos++)
+    if (touched[pos] && write_settings (p, pos) == -1)
+      {
+        fprintf (stderr, "vaioctl: %s/%s: cannot write the %s settings: %m\n",
+                 p->vm->name, p->disk->name, vaio_class_name (p->chain[pos]));
+        return -1;
+      }
+  if (vaio_disk_record_running (p) == -1)
+    return -1;
+  printf ("%s/%s: changed live (pid %ld unchanged):", p->vm->name,
+          p->disk->name, (long)ch->pid);
+  for (size_t i = 0; i < p->argc; i++)
+    if (strcmp (ch->old.argv[i], p->argv[i]) != 0)
+      printf (" %s", p->argv[i]);
+  printf ("\n");
+  return 0;
 }
 
 static int
@@ -474,7 +583,9 @@ classify (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
       return -1;
     }
   else
-    ch->kind = same_argv (&ch->old, &ch->plan) ? CHANGE_NONE : CHANGE_SWAP;
+    ch->kind = same_argv (&ch->old, &ch->plan)           ? CHANGE_NONE
+               : only_live_changes (&ch->old, &ch->plan) ? CHANGE_LIVE
+                                                         : CHANGE_SWAP;
   return 0;
 }
 
@@ -607,6 +718,11 @@ vaio_apply (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
             printf ("%s/%s: started (pid %ld)\n", ch[i].plan.vm->name,
                     ch[i].plan.disk->name, (long)pid);
           else
+            r = -1;
+        }
+      else if (ch[i].kind == CHANGE_LIVE)
+        {
+          if (apply_live (&ch[i]) == -1)
             r = -1;
         }
       else if (swap_disk (&ch[i], o) == -1)

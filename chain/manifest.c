@@ -20,7 +20,7 @@ static const char *const manifest_keys[]
     = { "name",   "class",       "vendor",     "version", "path",
         "sha256", "state-param", "parameters", NULL };
 static const char *const param_keys[]
-    = { "name", "type", "required", "values", "description", NULL };
+    = { "name", "type", "required", "values", "description", "live", NULL };
 
 static const char *const type_names[] = {
   [VAIO_PARAM_STRING] = "string",     [VAIO_PARAM_SIZE] = "size",
@@ -191,6 +191,12 @@ parse_param (struct mparse *p, yaml_node_t *map, struct vaio_param_spec *ps)
   if (s != NULL && vaio_parse_bool (s, &ps->required) == -1)
     vaio_diag_add (p->diag, &loc,
                    "bad boolean '%s' for 'required' in %s (expected "
+                   "true/false, yes/no, on/off or 1/0)",
+                   s, what);
+  s = yu_get_string (p->y, map, "live", what, false, &loc, p->diag);
+  if (s != NULL && vaio_parse_bool (s, &ps->live) == -1)
+    vaio_diag_add (p->diag, &loc,
+                   "bad boolean '%s' for 'live' in %s (expected "
                    "true/false, yes/no, on/off or 1/0)",
                    s, what);
   s = yu_get_string (p->y, map, "description", what, false, NULL, p->diag);

@@ -55,7 +55,12 @@ void vaio_diag_free (struct vaio_diag *d);
  *       type: size                    # see enum vaio_param_type
  *       required: false
  *       values: [a, b]                # enum only
+ *       live: false                   # true: changeable while running
  *       description: text
+ *
+ * A live parameter can change without restarting the disk: `vaioctl
+ * apply` writes the filter's live parameters as key=value lines to
+ * <disk-state>/<class>/settings (atomically), and the filter re-reads it.
  */
 
 enum vaio_param_type
@@ -76,6 +81,7 @@ struct vaio_param_spec
   char *name;
   enum vaio_param_type type;
   bool required;
+  bool live;     /* may change at run time through the settings file */
   char **values; /* VAIO_PARAM_ENUM */
   size_t n_values;
   char *description;

@@ -149,8 +149,8 @@ log_tail (const char *logfile, long since, struct vaio_diag *diag,
     vaio_diag_add (diag, NULL, "%s: nbdkit: %s", who, line);
 }
 
-static int
-write_running_record (const struct vaio_plan_disk *p)
+int
+vaio_disk_record_running (const struct vaio_plan_disk *p)
 {
   char *tmp, *path;
   FILE *fp;
@@ -293,10 +293,23 @@ vaio_disk_start (const struct vaio_plan_disk *p, int timeout_ms,
     return -1;
   /* A socket or pidfile left by a killed nbdkit would make nbdkit fail
    * to bind or make us think it is up: nothing serves them, remove.
+   * Settings files written by `apply` for the previous process would
+   * override the parameters this one starts with: remove them too.
    */
   if (p->socket)
     unlink (p->socket);
   unlink (p->pidfile);
+  for (size_t i = 0; i < p->n_chain; i++)
+    {
+      char *settings;
+      if (asprintf (&settings, "%s/%s/settings", p->state_dir,
+                    vaio_class_name (p->chain[i]))
+          != -1)
+        {
+          unlink (settings);
+          free (settings);
+        }
+    }
 
   logfd = open (p->logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (logfd == -1)
@@ -317,7 +330,7 @@ vaio_disk_start (const struct vaio_plan_disk *p, int timeout_ms,
     {
       if (vaio_disk_pid (p->pidfile) == pid && disk_accepts (p))
         {
-          if (write_running_record (p) == -1)
+          if (vaio_disk_record_running (p) == -1)
             vaio_diag_add (diag, NULL, "%s: cannot record running state: %m",
                            who);
           return pid;

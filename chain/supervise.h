@@ -31,6 +31,11 @@ pid_t vaio_disk_start (const struct vaio_plan_disk *p, int timeout_ms,
 int vaio_disk_stop (const struct vaio_plan_disk *p, int timeout_ms,
                     struct vaio_diag *diag);
 
+/* Record (atomically) what runs for the disk: its policy, chain and argv,
+ * in <state>/running.  Returns 0 or -1.
+ */
+int vaio_disk_record_running (const struct vaio_plan_disk *p);
+
 /* What `up` recorded for a running disk: "policy NAME", one
  * "filter CLASS NAME VERSION SHA256" line per chain position, and
  * "argv WORD" lines.  Returns a malloc'd text or NULL.

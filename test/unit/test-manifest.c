@@ -58,6 +58,8 @@ START_TEST (good_manifest_values)
   ps = vaio_manifest_param (m, "cache-flush-interval");
   ck_assert_int_eq (ps->type, VAIO_PARAM_DURATION);
   ck_assert (!ps->required); /* default */
+  ck_assert (ps->live);
+  ck_assert (!vaio_manifest_param (m, "cache-size")->live); /* default */
   ck_assert_ptr_null (vaio_manifest_param (m, "cache-bogus"));
   vaio_manifest_free (m);
   free (file);
@@ -133,7 +135,11 @@ static const struct
   { GOOD_HEAD "sha256: " ZEROS
               "\nparameters:\n  - name: a\n    type: int\n    default: 3\n",
     "@TMP@/m.yaml:10:5: unknown key 'default' in parameter 'a' (expected "
-    "one of: name, type, required, values, description)" },
+    "one of: name, type, required, values, description, live)" },
+  { GOOD_HEAD "sha256: " ZEROS
+              "\nparameters:\n  - name: a\n    type: int\n    live: maybe\n",
+    "@TMP@/m.yaml:10:11: bad boolean 'maybe' for 'live' in parameter 'a' "
+    "(expected true/false, yes/no, on/off or 1/0)" },
   { GOOD_HEAD "sha256: " ZEROS
               "\nparameters:\n  - name: a\n    type: int\n    required: "
               "sometimes\n",

@@ -1,0 +1,67 @@
+#!/bin/bash
+# vaioctl apply changes live parameters (vaio-sioc limits and shares)
+# without restarting the disk: it writes the filter's settings file, the
+# filter applies it (its published limit changes), the pid stays, status
+# stays compliant; a restart starts from the config, not a stale file.
+. "$(dirname "$0")/lib.sh"
+B=$VAIO_BUILD/nbdkit-filters
+truncate -s 16M "$T/vm1.img"
+config () {
+  cat > "$1" <<YAML
+cluster: live
+hosts:
+  - name: host1
+    state-dir: state/host1
+    filters: [ $B/sioc/vaio-sioc.yaml, $B/caching/vaio-cache.yaml ]
+policies:
+  - name: p
+    sioc: { sioc-datastore: state/ds.seg, sioc-limit-iops: $2, sioc-shares: $3 }
+vms:
+  - name: vm1
+    host: host1
+    disks: [ { name: disk0, image: vm1.img, policy: p } ]
+YAML
+}
+config "$T/c1.yaml" 100 normal
+TEST_CONFIGS+=("$T/c1.yaml")
+"$VAIOCTL" up "$T/c1.yaml" >/dev/null
+pid=$(cat "$T/state/host1/vms/vm1/disk0/nbdkit.pid")
+sioc_counter () {
+  "$VAIOCTL" status "$T/c1.yaml" --json | jq -r ".vms[0].disks[0].chain[0].stats.counters[\"$1\"]"
+}
+for _ in $(seq 100); do [ "$(sioc_counter limit-iops)" = 100 ] && break; sleep 0.05; done
+[ "$(sioc_counter limit-iops)" = 100 ] || fail "initial limit not published"
+
+config "$T/c2.yaml" 300 high
+"$VAIOCTL" apply "$T/c2.yaml" --dry-run | grep -q "change live parameters without a restart: sioc-limit-iops=300 sioc-shares=high" ||
+  fail "dry-run: $("$VAIOCTL" apply "$T/c2.yaml" --dry-run)"
+out=$("$VAIOCTL" apply "$T/c2.yaml")
+grep -q "vm1/disk0: changed live (pid $pid unchanged): sioc-limit-iops=300 sioc-shares=high" <<<"$out" ||
+  fail "apply: $out"
+[ "$(stat -c %a "$T/state/host1/vms/vm1/disk0/sioc/settings")" = 600 ] || fail "settings file mode"
+for _ in $(seq 40); do [ "$(sioc_counter limit-iops)" = 300 ] && break; sleep 0.05; done
+[ "$(sioc_counter limit-iops)" = 300 ] || fail "filter did not apply the new limit"
+[ "$(sioc_counter shares)" = 2000 ] || fail "filter did not apply the new shares"
+[ "$(cat "$T/state/host1/vms/vm1/disk0/nbdkit.pid")" = "$pid" ] || fail "disk restarted"
+pass "limit 100 -> 300 and shares normal -> high applied live; pid $pid unchanged"
+
+"$VAIOCTL" status "$T/c2.yaml" --json | jq -e '.vms[0].disks[0].compliance == "compliant"' >/dev/null ||
+  fail "not compliant after a live change"
+"$VAIOCTL" apply "$T/c2.yaml" | grep -q "vm1/disk0: unchanged (pid $pid)" || fail "second apply not a no-op"
+pass "status compliant; applying again changes nothing"
+
+# A restart starts from the config: the settings file of the old process
+# is removed, so a later config value is not overridden by it.
+"$VAIOCTL" down "$T/c2.yaml" >/dev/null
+config "$T/c3.yaml" 50 low
+"$VAIOCTL" up "$T/c3.yaml" >/dev/null
+[ ! -e "$T/state/host1/vms/vm1/disk0/sioc/settings" ] || fail "stale settings file survived a restart"
+for _ in $(seq 100); do [ "$(sioc_counter limit-iops)" = 50 ] && break; sleep 0.05; done
+[ "$(sioc_counter limit-iops)" = 50 ] || fail "restarted disk does not use the config's limit"
+pass "a restarted disk takes its limits from the config, not a stale settings file"
+
+# Adding a filter is not a live change: it swaps the chain.
+sed 's/    sioc: { sioc-datastore: state\/ds.seg, sioc-limit-iops: 50, sioc-shares: low }/&\n    caching: { cache-size: 4M }/' \
+  "$T/c3.yaml" > "$T/c4.yaml"
+"$VAIOCTL" apply "$T/c4.yaml" --dry-run | grep -q "swap chain: add caching" || fail "adding caching is not a swap"
+pass "adding a filter is planned as a swap, not a live change"
