@@ -110,6 +110,18 @@ YAML
   GUEST_CONFIGS+=("$f")
 }
 
+# vaio_two_vm_config FILE: as two_vm_config, on vaio-nbd's own filters:
+# gold = vaio-cache (write-through) + vaio-sioc, silver = vaio-cache.
+vaio_two_vm_config () {
+  local f=$1 b=$VAIO_BUILD/nbdkit-filters
+  two_vm_config "$f"
+  sed -i -e "s|      - $MAN/nbdkit-cache.yaml|      - $b/caching/vaio-cache.yaml|" \
+         -e "s|      - $MAN/nbdkit-rate.yaml|      - $b/sioc/vaio-sioc.yaml|" \
+         -e "s|      cache: writethrough|      cache-size: 8M\n      cache-mode: write-through|" \
+         -e "s|      rate: 10G|      sioc-datastore: state/ds.seg|" \
+         -e "s|    caching: {}|    caching: { cache-size: 8M, cache-mode: write-through }|" "$f"
+}
+
 # one_vm_two_disks_config FILE: vm1 with disk0 (gold: cache writethrough
 # + rate) and disk1 (silver: cache in its default writeback mode).
 one_vm_two_disks_config () {
