@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include "meta.h"
+#include "le.h"
 
 static const char super_magic[8] = "VCACHESB";
 static const char md_magic[8] = "VCACHEMD";
@@ -21,36 +22,6 @@ enum
   H_CRC = 44,
 };
 
-static void
-put32 (unsigned char *p, uint32_t v)
-{
-  v = htole32 (v);
-  memcpy (p, &v, 4);
-}
-
-static void
-put64 (unsigned char *p, uint64_t v)
-{
-  v = htole64 (v);
-  memcpy (p, &v, 8);
-}
-
-static uint32_t
-get32 (const unsigned char *p)
-{
-  uint32_t v;
-  memcpy (&v, p, 4);
-  return le32toh (v);
-}
-
-static uint64_t
-get64 (const unsigned char *p)
-{
-  uint64_t v;
-  memcpy (&v, p, 8);
-  return le64toh (v);
-}
-
 /* crc32 of the whole record with the crc field itself taken as zero. */
 static uint32_t
 rec_crc (const unsigned char *rec)
@@ -67,19 +38,19 @@ header_put (unsigned char *rec, const char magic[8], uint32_t kind,
             uint64_t index, uint64_t seq, uint64_t gen, uint32_t payload)
 {
   memcpy (rec + H_MAGIC, magic, 8);
-  put32 (rec + H_VERSION, VCACHE_VERSION);
-  put32 (rec + H_KIND, kind);
-  put64 (rec + H_INDEX, index);
-  put64 (rec + H_SEQ, seq);
-  put64 (rec + H_GEN, gen);
-  put32 (rec + H_PAYLOAD, payload);
-  put32 (rec + H_CRC, 0);
+  vaio_put_le32 (rec + H_VERSION, VCACHE_VERSION);
+  vaio_put_le32 (rec + H_KIND, kind);
+  vaio_put_le64 (rec + H_INDEX, index);
+  vaio_put_le64 (rec + H_SEQ, seq);
+  vaio_put_le64 (rec + H_GEN, gen);
+  vaio_put_le32 (rec + H_PAYLOAD, payload);
+  vaio_put_le32 (rec + H_CRC, 0);
 }
 
 static void
 header_seal (unsigned char *rec)
 {
-  put32 (rec + H_CRC, rec_crc (rec));
+  vaio_put_le32 (rec + H_CRC, rec_crc (rec));
 }
 
 static int
@@ -91,17 +62,18 @@ header_check (const unsigned char *rec, const char magic[8], uint32_t kind,
       *why = "bad magic";
       return -1;
     }
-  if (get32 (rec + H_VERSION) != VCACHE_VERSION)
+  if (vaio_get_le32 (rec + H_VERSION) != VCACHE_VERSION)
     {
       *why = "unsupported version";
       return -1;
     }
-  if (get32 (rec + H_CRC) != rec_crc (rec))
+  if (vaio_get_le32 (rec + H_CRC) != rec_crc (rec))
     {
       *why = "checksum mismatch";
       return -1;
     }
-  if (get32 (rec + H_KIND) != kind || get64 (rec + H_INDEX) != index)
+  if (vaio_get_le32 (rec + H_KIND) != kind
+      || vaio_get_le64 (rec + H_INDEX) != index)
     {
       *why = "record in the wrong place";
       return -1;
@@ -147,16 +119,16 @@ vcache_super_encode (const struct vcache_super *sb, uint64_t seq, void *rec)
 
   memset (r, 0, VCACHE_REC_SIZE);
   header_put (r, super_magic, VCACHE_REC_SUPER, 0, seq, sb->mount_gen, 128);
-  put64 (p + 0, sb->backing_size);
-  put64 (p + 8, sb->cache_size);
-  put64 (p + 16, sb->data_offset);
-  put64 (p + 24, sb->mount_gen);
-  put64 (p + 32, sb->dirty_slots);
-  put64 (p + 40, sb->max_epoch);
-  put32 (p + 48, sb->block_size);
-  put32 (p + 52, sb->n_slots);
-  put32 (p + 56, sb->n_md_blocks);
-  put32 (p + 60, sb->clean);
+  vaio_put_le64 (p + 0, sb->backing_size);
+  vaio_put_le64 (p + 8, sb->cache_size);
+  vaio_put_le64 (p + 16, sb->data_offset);
+  vaio_put_le64 (p + 24, sb->mount_gen);
+  vaio_put_le64 (p + 32, sb->dirty_slots);
+  vaio_put_le64 (p + 40, sb->max_epoch);
+  vaio_put_le32 (p + 48, sb->block_size);
+  vaio_put_le32 (p + 52, sb->n_slots);
+  vaio_put_le32 (p + 56, sb->n_md_blocks);
+  vaio_put_le32 (p + 60, sb->clean);
   memcpy (p + 64, sb->disk_id, VCACHE_DISK_ID_LEN);
   header_seal (r);
 }
@@ -170,17 +142,17 @@ vcache_super_decode (const void *rec, struct vcache_super *sb, uint64_t *seq,
 
   if (header_check (r, super_magic, VCACHE_REC_SUPER, 0, why) == -1)
     return -1;
-  *seq = get64 (r + H_SEQ);
-  sb->backing_size = get64 (p + 0);
-  sb->cache_size = get64 (p + 8);
-  sb->data_offset = get64 (p + 16);
-  sb->mount_gen = get64 (p + 24);
-  sb->dirty_slots = get64 (p + 32);
-  sb->max_epoch = get64 (p + 40);
-  sb->block_size = get32 (p + 48);
-  sb->n_slots = get32 (p + 52);
-  sb->n_md_blocks = get32 (p + 56);
-  sb->clean = get32 (p + 60);
+  *seq = vaio_get_le64 (r + H_SEQ);
+  sb->backing_size = vaio_get_le64 (p + 0);
+  sb->cache_size = vaio_get_le64 (p + 8);
+  sb->data_offset = vaio_get_le64 (p + 16);
+  sb->mount_gen = vaio_get_le64 (p + 24);
+  sb->dirty_slots = vaio_get_le64 (p + 32);
+  sb->max_epoch = vaio_get_le64 (p + 40);
+  sb->block_size = vaio_get_le32 (p + 48);
+  sb->n_slots = vaio_get_le32 (p + 52);
+  sb->n_md_blocks = vaio_get_le32 (p + 56);
+  sb->clean = vaio_get_le32 (p + 60);
   memcpy (sb->disk_id, p + 64, VCACHE_DISK_ID_LEN);
   sb->disk_id[VCACHE_DISK_ID_LEN - 1] = '\0';
   return 0;
@@ -198,9 +170,9 @@ vcache_md_encode (uint32_t md_index, uint64_t seq, uint64_t mount_gen,
   for (unsigned i = 0; i < n && i < VCACHE_ENTRIES_PER_MD; i++)
     {
       unsigned char *p = r + VCACHE_HEADER_SIZE + i * VCACHE_ENTRY_SIZE;
-      put64 (p, entries[i].block);
-      put64 (p + 8, entries[i].epoch);
-      put32 (p + 16, entries[i].flags);
+      vaio_put_le64 (p, entries[i].block);
+      vaio_put_le64 (p + 8, entries[i].epoch);
+      vaio_put_le32 (p + 16, entries[i].flags);
     }
   header_seal (r);
 }
@@ -219,19 +191,19 @@ vcache_md_decode (const void *rec, uint32_t md_index,
     }
   if (header_check (r, md_magic, VCACHE_REC_MD, md_index, why) == -1)
     return -1;
-  if (get32 (r + H_PAYLOAD) != n * VCACHE_ENTRY_SIZE)
+  if (vaio_get_le32 (r + H_PAYLOAD) != n * VCACHE_ENTRY_SIZE)
     {
       *why = "entry count does not match the geometry";
       return -1;
     }
-  *seq = get64 (r + H_SEQ);
-  *mount_gen = get64 (r + H_GEN);
+  *seq = vaio_get_le64 (r + H_SEQ);
+  *mount_gen = vaio_get_le64 (r + H_GEN);
   for (unsigned i = 0; i < n; i++)
     {
       const unsigned char *p = r + VCACHE_HEADER_SIZE + i * VCACHE_ENTRY_SIZE;
-      entries[i].block = get64 (p);
-      entries[i].epoch = get64 (p + 8);
-      entries[i].flags = get32 (p + 16);
+      entries[i].block = vaio_get_le64 (p);
+      entries[i].epoch = vaio_get_le64 (p + 8);
+      entries[i].flags = vaio_get_le32 (p + 16);
       if ((entries[i].flags & ~(VCACHE_ENTRY_VALID | VCACHE_ENTRY_DIRTY))
           || ((entries[i].flags & VCACHE_ENTRY_DIRTY)
               && !(entries[i].flags & VCACHE_ENTRY_VALID)))

@@ -16,6 +16,7 @@
 #include <openssl/rand.h>
 
 #include "keys.h"
+#include "le.h"
 
 static const char slot_label[] = "vaio-crypt keyslot v1";
 
@@ -140,29 +141,16 @@ keystore_valid_id (const char *id)
          == n;
 }
 
-static uint32_t
-get_le32 (const uint8_t *p)
-{
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16
-         | (uint32_t)p[3] << 24;
-}
-
-static void
-put_le32 (uint8_t *p, uint32_t v)
-{
-  for (unsigned i = 0; i < 4; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-
 void
 kek_encode (const uint8_t kek[KEK_BYTES], uint8_t out[KEK_FILE_SIZE])
 {
   memset (out, 0, KEK_FILE_SIZE);
   memcpy (out, KEK_MAGIC, sizeof KEK_MAGIC); /* with its NUL: 8 bytes */
-  put_le32 (out + 8, KEK_VERSION);
-  put_le32 (out + 12, KEK_BYTES);
+  vaio_put_le32 (out + 8, KEK_VERSION);
+  vaio_put_le32 (out + 12, KEK_BYTES);
   memcpy (out + 16, kek, KEK_BYTES);
-  put_le32 (out + 16 + KEK_BYTES, (uint32_t)crc32 (0, out, 16 + KEK_BYTES));
+  vaio_put_le32 (out + 16 + KEK_BYTES,
+                 (uint32_t)crc32 (0, out, 16 + KEK_BYTES));
 }
 
 int
@@ -171,12 +159,12 @@ kek_decode (const uint8_t *buf, size_t len, uint8_t kek[KEK_BYTES],
 {
   if (len != KEK_FILE_SIZE || memcmp (buf, KEK_MAGIC, sizeof KEK_MAGIC) != 0)
     return fail (EINVAL, err, errlen, "%s: not a vaio-crypt key file", path);
-  if (get_le32 (buf + 8) != KEK_VERSION)
+  if (vaio_get_le32 (buf + 8) != KEK_VERSION)
     return fail (ENOTSUP, err, errlen,
                  "%s: key file version %u, this vaio-crypt reads %u", path,
-                 get_le32 (buf + 8), KEK_VERSION);
-  if (get_le32 (buf + 12) != KEK_BYTES
-      || get_le32 (buf + 16 + KEK_BYTES)
+                 vaio_get_le32 (buf + 8), KEK_VERSION);
+  if (vaio_get_le32 (buf + 12) != KEK_BYTES
+      || vaio_get_le32 (buf + 16 + KEK_BYTES)
              != (uint32_t)crc32 (0, buf, 16 + KEK_BYTES))
     return fail (EINVAL, err, errlen,
                  "%s: key file checksum mismatch "

@@ -10,54 +10,23 @@
 #include <zlib.h>
 
 #include "bitmap.h"
-
-static void
-put32 (uint8_t *p, uint32_t v)
-{
-  v = htole32 (v);
-  memcpy (p, &v, 4);
-}
-
-static void
-put64 (uint8_t *p, uint64_t v)
-{
-  v = htole64 (v);
-  memcpy (p, &v, 8);
-}
-
-static uint32_t
-get32 (const uint8_t *p)
-{
-  uint32_t v;
-
-  memcpy (&v, p, 4);
-  return le32toh (v);
-}
-
-static uint64_t
-get64 (const uint8_t *p)
-{
-  uint64_t v;
-
-  memcpy (&v, p, 8);
-  return le64toh (v);
-}
+#include "le.h"
 
 void
 bmap_page_encode (const uint8_t bits[BMAP_PAGE_BYTES], uint32_t index,
                   uint8_t out[BMAP_PAGE_SIZE])
 {
   memcpy (out, bits, BMAP_PAGE_BYTES);
-  put32 (out + BMAP_PAGE_BYTES, index);
-  put32 (out + BMAP_PAGE_BYTES + 4,
-         (uint32_t)crc32 (0, out, BMAP_PAGE_BYTES + 4));
+  vaio_put_le32 (out + BMAP_PAGE_BYTES, index);
+  vaio_put_le32 (out + BMAP_PAGE_BYTES + 4,
+                 (uint32_t)crc32 (0, out, BMAP_PAGE_BYTES + 4));
 }
 
 bool
 bmap_page_check (const uint8_t in[BMAP_PAGE_SIZE], uint32_t index)
 {
-  return get32 (in + BMAP_PAGE_BYTES) == index
-         && get32 (in + BMAP_PAGE_BYTES + 4)
+  return vaio_get_le32 (in + BMAP_PAGE_BYTES) == index
+         && vaio_get_le32 (in + BMAP_PAGE_BYTES + 4)
                 == (uint32_t)crc32 (0, in, BMAP_PAGE_BYTES + 4);
 }
 
@@ -66,12 +35,12 @@ header_encode (const struct bmap *b, uint8_t out[BMAP_PAGE_SIZE])
 {
   memset (out, 0, BMAP_PAGE_SIZE);
   memcpy (out, BMAP_MAGIC, 8);
-  put32 (out + 8, BMAP_VERSION);
-  put32 (out + 12, b->target_hash);
-  put64 (out + 16, b->granularity);
-  put64 (out + 24, b->disk_size);
-  put64 (out + 32, b->nbits);
-  put32 (out + 40, (uint32_t)crc32 (0, out, 40));
+  vaio_put_le32 (out + 8, BMAP_VERSION);
+  vaio_put_le32 (out + 12, b->target_hash);
+  vaio_put_le64 (out + 16, b->granularity);
+  vaio_put_le64 (out + 24, b->disk_size);
+  vaio_put_le64 (out + 32, b->nbits);
+  vaio_put_le32 (out + 40, (uint32_t)crc32 (0, out, 40));
 }
 
 static bool
@@ -254,13 +223,13 @@ header_check (struct bmap *b, const uint8_t in[BMAP_PAGE_SIZE], char *err,
                 b->path);
       return -1;
     }
-  if (get32 (in + 8) != BMAP_VERSION)
+  if (vaio_get_le32 (in + 8) != BMAP_VERSION)
     {
       snprintf (err, errlen, "%s: bitmap version %u, this filter reads %u",
-                b->path, get32 (in + 8), BMAP_VERSION);
+                b->path, vaio_get_le32 (in + 8), BMAP_VERSION);
       return -1;
     }
-  if (get32 (in + 40) != (uint32_t)crc32 (0, in, 40))
+  if (vaio_get_le32 (in + 40) != (uint32_t)crc32 (0, in, 40))
     {
       snprintf (err, errlen,
                 "%s: bitmap header checksum mismatch (corrupt); move the "
@@ -268,8 +237,10 @@ header_check (struct bmap *b, const uint8_t in[BMAP_PAGE_SIZE], char *err,
                 b->path);
       return -1;
     }
-  return get32 (in + 12) == b->target_hash && get64 (in + 16) == b->granularity
-         && get64 (in + 24) == b->disk_size && get64 (in + 32) == b->nbits;
+  return vaio_get_le32 (in + 12) == b->target_hash
+         && vaio_get_le64 (in + 16) == b->granularity
+         && vaio_get_le64 (in + 24) == b->disk_size
+         && vaio_get_le64 (in + 32) == b->nbits;
 }
 
 static struct bmap *

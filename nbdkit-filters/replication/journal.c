@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include "journal.h"
+#include "le.h"
 
 #define PROBE_CHUNK (1024 * 1024)
 
@@ -55,52 +56,20 @@ jrnl_data_crc (const void *data, uint32_t len)
   return (uint32_t)crc32 (0, (const Bytef *)data, len);
 }
 
-static void
-put32 (unsigned char *p, uint32_t v)
-{
-  v = htole32 (v);
-  memcpy (p, &v, 4);
-}
-
-static void
-put64 (unsigned char *p, uint64_t v)
-{
-  v = htole64 (v);
-  memcpy (p, &v, 8);
-}
-
-static uint32_t
-get32 (const unsigned char *p)
-{
-  uint32_t v;
-
-  memcpy (&v, p, 4);
-  return le32toh (v);
-}
-
-static uint64_t
-get64 (const unsigned char *p)
-{
-  uint64_t v;
-
-  memcpy (&v, p, 8);
-  return le64toh (v);
-}
-
 void
 jrnl_rec_encode (const struct jrnl_rec *r, unsigned char out[64])
 {
   memset (out, 0, 64);
-  put32 (out + 0, JRNL_REC_MAGIC);
-  put32 (out + 4, JRNL_REC_VERSION | (r->type << 16));
-  put64 (out + 8, r->seq);
-  put64 (out + 16, r->timestamp_ns);
-  put64 (out + 24, r->offset);
-  put32 (out + 32, r->length);
-  put32 (out + 36, r->data_len);
-  put64 (out + 40, r->barrier);
-  put32 (out + 48, r->data_crc);
-  put32 (out + 60, (uint32_t)crc32 (0, out, 60));
+  vaio_put_le32 (out + 0, JRNL_REC_MAGIC);
+  vaio_put_le32 (out + 4, JRNL_REC_VERSION | (r->type << 16));
+  vaio_put_le64 (out + 8, r->seq);
+  vaio_put_le64 (out + 16, r->timestamp_ns);
+  vaio_put_le64 (out + 24, r->offset);
+  vaio_put_le32 (out + 32, r->length);
+  vaio_put_le32 (out + 36, r->data_len);
+  vaio_put_le64 (out + 40, r->barrier);
+  vaio_put_le32 (out + 48, r->data_crc);
+  vaio_put_le32 (out + 60, (uint32_t)crc32 (0, out, 60));
 }
 
 enum jrnl_check
@@ -109,21 +78,21 @@ jrnl_rec_decode (const unsigned char in[64], uint64_t expect_seq,
 {
   uint32_t vt;
 
-  if (get32 (in) != JRNL_REC_MAGIC)
+  if (vaio_get_le32 (in) != JRNL_REC_MAGIC)
     return JRNL_BAD_MAGIC;
-  if (get32 (in + 60) != (uint32_t)crc32 (0, in, 60))
+  if (vaio_get_le32 (in + 60) != (uint32_t)crc32 (0, in, 60))
     return JRNL_BAD_HDR_CRC;
-  vt = get32 (in + 4);
+  vt = vaio_get_le32 (in + 4);
   if ((vt & 0xffff) != JRNL_REC_VERSION)
     return JRNL_BAD_VERSION;
   r->type = vt >> 16;
-  r->seq = get64 (in + 8);
-  r->timestamp_ns = get64 (in + 16);
-  r->offset = get64 (in + 24);
-  r->length = get32 (in + 32);
-  r->data_len = get32 (in + 36);
-  r->barrier = get64 (in + 40);
-  r->data_crc = get32 (in + 48);
+  r->seq = vaio_get_le64 (in + 8);
+  r->timestamp_ns = vaio_get_le64 (in + 16);
+  r->offset = vaio_get_le64 (in + 24);
+  r->length = vaio_get_le32 (in + 32);
+  r->data_len = vaio_get_le32 (in + 36);
+  r->barrier = vaio_get_le64 (in + 40);
+  r->data_crc = vaio_get_le32 (in + 48);
   if (r->type < JRNL_WRITE || r->type > JRNL_WRAP
       || (r->type == JRNL_WRITE && r->data_len != r->length)
       || (r->type != JRNL_WRITE && r->data_len != 0))
@@ -140,13 +109,13 @@ header_encode (const struct jrnl *j, unsigned char out[JRNL_HEADER_SIZE])
 {
   memset (out, 0, JRNL_HEADER_SIZE);
   memcpy (out, JRNL_MAGIC, 8);
-  put32 (out + 8, JRNL_VERSION);
-  put32 (out + 12, JRNL_HEADER_SIZE);
-  put64 (out + 16, j->size);
-  put64 (out + 24, j->source_size);
-  put64 (out + 32, j->tail_pos);
-  put64 (out + 40, j->tail_seq);
-  put32 (out + 48, (uint32_t)crc32 (0, out, 48));
+  vaio_put_le32 (out + 8, JRNL_VERSION);
+  vaio_put_le32 (out + 12, JRNL_HEADER_SIZE);
+  vaio_put_le64 (out + 16, j->size);
+  vaio_put_le64 (out + 24, j->source_size);
+  vaio_put_le64 (out + 32, j->tail_pos);
+  vaio_put_le64 (out + 40, j->tail_seq);
+  vaio_put_le32 (out + 48, (uint32_t)crc32 (0, out, 48));
 }
 
 static int
@@ -159,14 +128,14 @@ header_decode (struct jrnl *j, const unsigned char in[JRNL_HEADER_SIZE],
                 j->path);
       return -1;
     }
-  if (get32 (in + 8) != JRNL_VERSION)
+  if (vaio_get_le32 (in + 8) != JRNL_VERSION)
     {
       snprintf (err, errlen, "%s: journal version %u, this filter reads %u",
-                j->path, get32 (in + 8), JRNL_VERSION);
+                j->path, vaio_get_le32 (in + 8), JRNL_VERSION);
       return -1;
     }
-  if (get32 (in + 48) != (uint32_t)crc32 (0, in, 48)
-      || get32 (in + 12) != JRNL_HEADER_SIZE)
+  if (vaio_get_le32 (in + 48) != (uint32_t)crc32 (0, in, 48)
+      || vaio_get_le32 (in + 12) != JRNL_HEADER_SIZE)
     {
       snprintf (err, errlen,
                 "%s: journal header checksum mismatch (corrupt); move the "
@@ -174,10 +143,10 @@ header_decode (struct jrnl *j, const unsigned char in[JRNL_HEADER_SIZE],
                 j->path);
       return -1;
     }
-  j->size = get64 (in + 16);
-  j->source_size = get64 (in + 24);
-  j->tail_pos = get64 (in + 32);
-  j->tail_seq = get64 (in + 40);
+  j->size = vaio_get_le64 (in + 16);
+  j->source_size = vaio_get_le64 (in + 24);
+  j->tail_pos = vaio_get_le64 (in + 32);
+  j->tail_seq = vaio_get_le64 (in + 40);
   if (j->size < JRNL_MIN_SIZE || j->tail_pos < JRNL_HEADER_SIZE
       || j->tail_pos >= j->size || j->tail_pos % JRNL_ALIGN != 0
       || j->tail_seq == 0)
