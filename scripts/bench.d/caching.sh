@@ -19,26 +19,6 @@ mkdir -p "$D"
 WS=${CACHE_BENCH_WS:-256M} # working set, fits the cache
 export FIO_SIZE=$WS
 
-if ! type serve_start >/dev/null 2>&1; then
-  serve_start () {
-    serve_sock=$(mktemp -u "$BENCH_DIR/sock.XXXXXX")
-    nbdkit -f -U "$serve_sock" "$@" &
-    serve_pid=$!
-    uri="nbd+unix:///?socket=$serve_sock"
-    for _ in $(seq 200); do
-      [ -S "$serve_sock" ] && nbdinfo --size "$uri" >/dev/null 2>&1 && return 0
-      kill -0 "$serve_pid" 2>/dev/null || break
-      sleep 0.05
-    done
-    echo "bench: nbdkit $* did not start" >&2
-    return 1
-  }
-  serve_stop () {
-    kill "$serve_pid" 2>/dev/null || true
-    wait "$serve_pid" 2>/dev/null || true
-    rm -f "$serve_sock"
-  }
-fi
 
 img=$D/disk.img
 head -c 512M /dev/urandom > "$img"

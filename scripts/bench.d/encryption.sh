@@ -35,31 +35,17 @@ chmod 600 "$dir/pw"
   --passphrase-file "$dir/pw" > /dev/null
 truncate -s "$BENCH_SIZE" "$dir/raw.img"
 
-# bench-lib's crypt_fio feeds fio's stdout straight to jq, but fio's nbd
-# engine prints "fio: connected to NBD server" there first; this is the
-# same run with only the JSON kept (reported to the lead).
-crypt_fio () {
-  local uri=$1 rw=$2 bs=$3
-  fio --name=bench --ioengine=nbd --uri="$uri" --rw="$rw" --bs="$bs" \
-      --iodepth=16 --runtime="$BENCH_RUNTIME" --time_based=1 \
-      --size="${FIO_SIZE:-256M}" --norandommap=1 --randrepeat=0 \
-      --output-format=json 2>/dev/null | sed -n '/^{/,$p' |
-    jq -r '.jobs[0] as $j
-      | (if ($j.read.iops > $j.write.iops) then $j.read else $j.write end) as $d
-      | "\($d.iops|floor) \($d.bw_bytes/1048576*10|floor/10) \($d.lat_ns.mean/1000|floor)"'
-}
-
 # run_target NAME RW BS: prints "IOPS MiBps LAT" for one target.
 run_target () {
   local name=$1 rw=$2 bs=$3 sock=$dir/qsd.sock
   case $name in
     bare) nbdkit -U - file "$dir/raw.img" \
-            --run "$(declare -f crypt_fio); BENCH_RUNTIME=$BENCH_RUNTIME crypt_fio \"\$uri\" $rw $bs" ;;
+            --run "$(declare -f fio_nbd); BENCH_RUNTIME=$BENCH_RUNTIME fio_nbd \"\$uri\" $rw $bs" ;;
     luks) nbdkit -U - file "$dir/luks.img" --filter=luks passphrase=+"$dir/pw" \
-            --run "$(declare -f crypt_fio); BENCH_RUNTIME=$BENCH_RUNTIME crypt_fio \"\$uri\" $rw $bs" ;;
+            --run "$(declare -f fio_nbd); BENCH_RUNTIME=$BENCH_RUNTIME fio_nbd \"\$uri\" $rw $bs" ;;
     vaio) nbdkit -U - --filter="$filter" file "$dir/luks.img" \
             crypt-passphrase-file="$dir/pw" \
-            --run "$(declare -f crypt_fio); BENCH_RUNTIME=$BENCH_RUNTIME crypt_fio \"\$uri\" $rw $bs" ;;
+            --run "$(declare -f fio_nbd); BENCH_RUNTIME=$BENCH_RUNTIME fio_nbd \"\$uri\" $rw $bs" ;;
     qsd)
       rm -f "$sock"
       qemu-storage-daemon --object "secret,id=s0,file=$dir/pw" \
@@ -69,7 +55,7 @@ run_target () {
         --export type=nbd,id=e0,node-name=l0,name=disk,writable=on &
       qsd_pid=$!
       for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
-      crypt_fio "nbd+unix:///disk?socket=$sock" "$rw" "$bs"
+      fio_nbd "nbd+unix:///disk?socket=$sock" "$rw" "$bs"
       kill "$qsd_pid"; wait "$qsd_pid" 2>/dev/null || true; qsd_pid= ;;
   esac
 }
