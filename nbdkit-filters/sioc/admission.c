@@ -23,15 +23,6 @@ static bool throttling;
 /* Monotonic counters, updated with relaxed atomics (no lock). */
 static struct sioc_sched_counters counters;
 
-uint64_t
-sioc_now_ns (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void
 sleep_until (uint64_t when_ns)
 {

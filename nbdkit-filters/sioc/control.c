@@ -473,11 +473,11 @@ wait_tick (uint64_t deadline)
 static void *
 control_thread (void *arg)
 {
-  uint64_t next = sioc_now_ns ();
+  uint64_t next = vaio_stats_now_ns ();
 
   do
     {
-      tick (sioc_now_ns ());
+      tick (vaio_stats_now_ns ());
       next += TICK_NS;
     }
   while (wait_tick (next));
@@ -546,9 +546,9 @@ sioc_control_start (void)
   if (ctl.seg != NULL)
     {
       ctl.token = sioc_segment_token ();
-      ensure_slot (sioc_now_ns ());
+      ensure_slot (vaio_stats_now_ns ());
     }
-  ctl.last_ns = sioc_now_ns ();
+  ctl.last_ns = vaio_stats_now_ns ();
   apply_rates ();
 
   pthread_condattr_init (&attr);

@@ -164,7 +164,7 @@ struct request
 static struct request
 begin (uint64_t units, uint64_t bytes)
 {
-  struct request rq = { .arrived = sioc_now_ns (), .units = units };
+  struct request rq = { .arrived = vaio_stats_now_ns (), .units = units };
 
   rq.started = sioc_sched_admit (rq.arrived, units, bytes);
   /* Counted when the request starts, so the published admission rate is
@@ -180,7 +180,7 @@ begin (uint64_t units, uint64_t bytes)
 static int
 end (const struct request *rq, enum vaio_stats_op op, uint64_t bytes, int r)
 {
-  uint64_t now = sioc_now_ns ();
+  uint64_t now = vaio_stats_now_ns ();
 
   sioc_sched_done (rq->units, rq->started, now);
   vaio_stats_record (sioc_control_stats (), op, bytes, now - rq->arrived,
@@ -232,11 +232,11 @@ sioc_trim (nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
 static int
 sioc_flush (nbdkit_next *next, void *handle, uint32_t flags, int *err)
 {
-  uint64_t t0 = sioc_now_ns ();
+  uint64_t t0 = vaio_stats_now_ns ();
   int r = next->flush (next, flags, err);
 
   vaio_stats_record (sioc_control_stats (), VAIO_OP_FLUSH, 0,
-                     sioc_now_ns () - t0, r == -1);
+                     vaio_stats_now_ns () - t0, r == -1);
   return r;
 }
 

@@ -74,40 +74,12 @@ guest_build () {
   [ -x "$VERIFY_IMAGE" ] || fail "$VERIFY_IMAGE not built"
 }
 
+. "$VAIO_SRC/test/integration/two-vm-config.sh"
+
+# two_vm_config FILE: two_vm_yaml, brought down at exit.
 two_vm_config () {
-  local f=$1
-  truncate -s 32M "$T/vm1.img" "$T/vm2.img"
-  cat > "$f" <<YAML
-cluster: guest-test
-hosts:
-  - name: host1
-    state-dir: state/host1
-    filters:
-      - $MAN/nbdkit-cache.yaml
-      - $MAN/nbdkit-rate.yaml
-policies:
-  - name: gold
-    caching:
-      cache: writethrough
-    sioc:
-      rate: 10G
-  - name: silver
-    caching: {}
-vms:
-  - name: vm1
-    host: host1
-    disks:
-      - name: disk0
-        image: vm1.img
-        policy: gold
-  - name: vm2
-    host: host1
-    disks:
-      - name: disk0
-        image: vm2.img
-        policy: silver
-YAML
-  GUEST_CONFIGS+=("$f")
+  two_vm_yaml "$1"
+  GUEST_CONFIGS+=("$1")
 }
 
 # vaio_two_vm_config FILE: as two_vm_config, on vaio-nbd's own filters:

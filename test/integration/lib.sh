@@ -32,42 +32,12 @@ expect_fail () {
   pass "$what refused: $(grep -F -- "$want" <<<"$out" | head -1)"
 }
 
-# two_vm_config FILE: host1 with nbdkit cache + rate, vm1 (gold) and vm2
-# (silver), images in $T.
+. "$VAIO_SRC/test/integration/two-vm-config.sh"
+
+# two_vm_config FILE: two_vm_yaml, brought down at exit.
 two_vm_config () {
-  local f=$1
-  truncate -s 32M "$T/vm1.img" "$T/vm2.img"
-  cat > "$f" <<YAML
-cluster: test
-hosts:
-  - name: host1
-    state-dir: state/host1
-    filters:
-      - $MAN/nbdkit-cache.yaml
-      - $MAN/nbdkit-rate.yaml
-policies:
-  - name: gold
-    caching:
-      cache: writethrough
-    sioc:
-      rate: 10G
-  - name: silver
-    caching: {}
-vms:
-  - name: vm1
-    host: host1
-    disks:
-      - name: disk0
-        image: vm1.img
-        policy: gold
-  - name: vm2
-    host: host1
-    disks:
-      - name: disk0
-        image: vm2.img
-        policy: silver
-YAML
-  TEST_CONFIGS+=("$f")
+  two_vm_yaml "$1"
+  TEST_CONFIGS+=("$1")
 }
 
 # alive PID: the process exists and is not a zombie waiting to be reaped.
