@@ -55,12 +55,12 @@ enum change_kind
 /* What `up` recorded for a running disk (see write_running_record). */
 struct running
 {
-  char *text;
+  char *raw;   /* the record as read, to restore on rollback */
+  char *text;  /* a copy, split into lines */
   char **argv; /* pointers into text */
   size_t argc;
   bool has_class[VAIO_CLASS_COUNT];
   char *filter_name[VAIO_CLASS_COUNT];
-  int class_pos[VAIO_CLASS_COUNT];
 };
 
 struct change
@@ -87,6 +87,7 @@ running_free (struct running *r)
     free (r->filter_name[c]);
   free (r->argv);
   free (r->text);
+  free (r->raw);
   memset (r, 0, sizeof *r);
 }
 
@@ -94,11 +95,10 @@ static int
 running_parse (const char *state_dir, struct running *r)
 {
   char *save = NULL, *line;
-  int pos = 0;
 
   memset (r, 0, sizeof *r);
-  r->text = vaio_disk_running_record (state_dir);
-  if (r->text == NULL)
+  r->raw = vaio_disk_running_record (state_dir);
+  if (r->raw == NULL || (r->text = strdup (r->raw)) == NULL)
     return -1;
   r->argv = calloc (strlen (r->text) / 5 + 2, sizeof *r->argv);
   if (r->argv == NULL)
@@ -117,7 +117,6 @@ running_parse (const char *state_dir, struct running *r)
             {
               r->has_class[c] = true;
               r->filter_name[c] = strdup (name);
-              r->class_pos[c] = pos++;
             }
         }
     }
@@ -363,7 +362,9 @@ kill_and_wait (pid_t pid)
     usleep (10000);
 }
 
-/* Start the old argv again after a failed swap. */
+/* Start the old argv again after a failed swap, and put back the old
+ * running record: it, not the new plan, describes what runs now.
+ */
 static void
 rollback (const struct change *ch, struct vaio_diag *diag)
 {
@@ -375,7 +376,8 @@ rollback (const struct change *ch, struct vaio_diag *diag)
   memcpy (argv, ch->old.argv, ch->old.argc * sizeof *argv);
   old.argv = argv;
   old.argc = ch->old.argc;
-  if (vaio_disk_start (&old, 10000, diag) > 0)
+  if (vaio_disk_start (&old, 10000, diag) > 0
+      && vaio_disk_write_record (ch->plan.state_dir, ch->old.raw) == 0)
     vaio_diag_add (diag, NULL, "%s/%s: rolled back to the previous chain",
                    ch->plan.vm->name, ch->plan.disk->name);
   free (argv);
@@ -606,17 +608,16 @@ configured (const struct vaio_config *cfg, const struct vaio_host *h,
  * no longer names (a VM or disk removed from the YAML).  The pidfile and
  * socket are where `up` put them: <state>/vms/VM/DISK{/nbdkit.pid,.sock}.
  */
-static int
+static void
 stop_unconfigured (const struct vaio_config *cfg, const struct vaio_host *h,
                    const struct vaio_apply_options *o)
 {
   char *vmsdir, *pidfile, *sock;
   DIR *vms, *vmd;
   struct dirent *ve, *de;
-  int r = 0;
 
   if (asprintf (&vmsdir, "%s/vms", h->state_dir) == -1)
-    return -1;
+    return;
   vms = opendir (vmsdir);
   while (vms && (ve = readdir (vms)) != NULL)
     {
@@ -663,7 +664,6 @@ stop_unconfigured (const struct vaio_config *cfg, const struct vaio_host *h,
   if (vms)
     closedir (vms);
   free (vmsdir);
-  return r;
 }
 
 int
@@ -729,8 +729,7 @@ vaio_apply (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
         r = -1;
     }
   for (size_t h = 0; h < cfg->n_hosts; h++)
-    if (stop_unconfigured (cfg, &cfg->hosts[h], o) == -1)
-      r = -1;
+    stop_unconfigured (cfg, &cfg->hosts[h], o);
 
 out:
   for (size_t i = 0; i < n; i++)

@@ -129,10 +129,12 @@ disk_accepts (const struct vaio_plan_disk *p)
   return ok;
 }
 
-/* The last few lines of the disk's log, for error messages. */
+/* What nbdkit logged since offset since (its start-up errors), for error
+ * messages.
+ */
 static void
-log_tail (const char *logfile, long since, struct vaio_diag *diag,
-          const char *who)
+log_since (const char *logfile, long since, struct vaio_diag *diag,
+           const char *who)
 {
   char buf[2048], *line, *save = NULL;
   FILE *fp = fopen (logfile, "r");
@@ -150,15 +152,15 @@ log_tail (const char *logfile, long since, struct vaio_diag *diag,
 }
 
 int
-vaio_disk_record_running (const struct vaio_plan_disk *p)
+vaio_disk_write_record (const char *state_dir, const char *text)
 {
   char *tmp, *path;
   FILE *fp;
   int r = -1;
 
-  if (asprintf (&tmp, "%s/.running.tmp", p->state_dir) == -1)
+  if (asprintf (&tmp, "%s/.running.tmp", state_dir) == -1)
     return -1;
-  if (asprintf (&path, "%s/running", p->state_dir) == -1)
+  if (asprintf (&path, "%s/running", state_dir) == -1)
     {
       free (tmp);
       return -1;
@@ -167,18 +169,39 @@ vaio_disk_record_running (const struct vaio_plan_disk *p)
   if (fp != NULL)
     {
       fchmod (fileno (fp), 0600);
-      fprintf (fp, "policy %s\n", p->policy->name);
-      for (size_t i = 0; i < p->n_chain; i++)
-        fprintf (fp, "filter %s %s %s %s\n", vaio_class_name (p->chain[i]),
-                 p->filters[i]->name, p->filters[i]->version,
-                 p->filters[i]->sha256);
-      for (size_t i = 0; i < p->argc; i++)
-        fprintf (fp, "argv %s\n", p->argv[i]);
+      fputs (text, fp);
       if (fclose (fp) == 0 && rename (tmp, path) == 0)
         r = 0;
     }
   free (tmp);
   free (path);
+  return r;
+}
+
+int
+vaio_disk_record_running (const struct vaio_plan_disk *p)
+{
+  char *text = NULL;
+  size_t len = 0;
+  FILE *fp = open_memstream (&text, &len);
+  int r;
+
+  if (fp == NULL)
+    return -1;
+  fprintf (fp, "policy %s\n", p->policy->name);
+  for (size_t i = 0; i < p->n_chain; i++)
+    fprintf (fp, "filter %s %s %s %s\n", vaio_class_name (p->chain[i]),
+             p->filters[i]->name, p->filters[i]->version,
+             p->filters[i]->sha256);
+  for (size_t i = 0; i < p->argc; i++)
+    fprintf (fp, "argv %s\n", p->argv[i]);
+  if (fclose (fp) != 0)
+    {
+      free (text);
+      return -1;
+    }
+  r = vaio_disk_write_record (p->state_dir, text);
+  free (text);
   return r;
 }
 
@@ -341,7 +364,7 @@ vaio_disk_start (const struct vaio_plan_disk *p, int timeout_ms,
     }
   vaio_diag_add (diag, NULL, "%s: nbdkit did not start serving (log: %s)", who,
                  p->logfile);
-  log_tail (p->logfile, log_start, diag, who);
+  log_since (p->logfile, log_start, diag, who);
   if (is_live_nbdkit (pid))
     kill (pid, SIGKILL);
   return -1;

@@ -36,6 +36,9 @@ int vaio_disk_stop (const struct vaio_plan_disk *p, int timeout_ms,
  */
 int vaio_disk_record_running (const struct vaio_plan_disk *p);
 
+/* Write text as the disk's running record, atomically (0600). */
+int vaio_disk_write_record (const char *state_dir, const char *text);
+
 /* What `up` recorded for a running disk: "policy NAME", one
  * "filter CLASS NAME VERSION SHA256" line per chain position, and
  * "argv WORD" lines.  Returns a malloc'd text or NULL.

@@ -65,3 +65,19 @@ sed 's/    sioc: { sioc-datastore: state\/ds.seg, sioc-limit-iops: 50, sioc-shar
   "$T/c3.yaml" > "$T/c4.yaml"
 "$VAIOCTL" apply "$T/c4.yaml" --dry-run | grep -q "swap chain: add caching" || fail "adding caching is not a swap"
 pass "adding a filter is planned as a swap, not a live change"
+
+# A swap whose new chain cannot start rolls back: the old chain serves
+# again on the same socket, and status says the disk is not compliant
+# (the running record describes the old chain, not the config).
+sed 's/    caching: { cache-size: 4M }/    caching: { cache-size: 4K }/' "$T/c4.yaml" > "$T/c5.yaml"
+qemu-io -f raw "$(sock_uri vm1)" -c "write -P 0x5a 0 64k" >/dev/null
+rc=0
+"$VAIOCTL" apply "$T/c5.yaml" > "$T/apply5.out" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "apply of an unstartable chain succeeded: $(cat "$T/apply5.out")"
+grep -q "rolled back to the previous chain" "$T/apply5.out" || fail "no rollback: $(cat "$T/apply5.out")"
+qemu-io -f raw "$(sock_uri vm1)" -c "read -P 0x5a 0 64k" >/dev/null || fail "disk not served after rollback"
+"$VAIOCTL" status "$T/c5.yaml" --json > "$T/s5.json" || true
+[ "$(jq -r '.vms[0].disks[0].state' "$T/s5.json")" = running ] || fail "not running after rollback"
+[ "$(jq -r '.vms[0].disks[0].compliance' "$T/s5.json")" = noncompliant ] ||
+  fail "status after rollback: $(jq -c '.vms[0].disks[0]' "$T/s5.json")"
+pass "a chain that cannot start rolls back; the disk serves its data and status says noncompliant"
