@@ -116,6 +116,20 @@ wait_stat () {
   fail "stat $2 did not reach $3 within $4 s"
 }
 
+# wait_stat_min STATE-DIR NAME MIN SECONDS: until the counter is >= MIN.
+# Gauges are published by the shipper every 100 ms, so a value read right
+# after another one changed may still be from the previous publication.
+wait_stat_min () {
+  local i v
+  for i in $(seq $(( $4 * 10 ))); do
+    v=$(stat_value "$1" "$2")
+    [ -n "$v" ] && [ "$v" -ge "$3" ] && return 0
+    sleep 0.1
+  done
+  "$STATS" "$1/stats" >&2 || true
+  fail "stat $2 did not reach $3 within $4 s"
+}
+
 # wait_in_sync STATE-DIR SECONDS: journaling, nothing dirty, nothing queued.
 wait_in_sync () {
   wait_stat "$1" tracking 0 "$2"

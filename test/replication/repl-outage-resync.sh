@@ -21,8 +21,8 @@ qemu-io -f raw -t writeback -c "write -P 0x11 0 2M" -c "write -P 0x22 16M 2M" \
   -c flush "$uri" >/dev/null || fail "a write failed during the outage"
 wait_stat "$T/state" tracking 1 5
 [ "$(stat_value "$T/state" journal_overflows)" -ge 1 ] || fail "no overflow counted"
-[ "$(stat_value "$T/state" dirty_bytes)" -ge $((4 << 20)) ] || fail "dirty bytes too low"
-[ "$(stat_value "$T/state" replica_connected)" = 0 ] || fail "still connected?"
+wait_stat_min "$T/state" dirty_bytes $((4 << 20)) 5
+wait_stat "$T/state" replica_connected 0 5
 # Lag grows past the 1 s RPO while the replica is away.
 wait_stat "$T/state" over_rpo 1 10
 
