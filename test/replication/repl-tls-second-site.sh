@@ -49,7 +49,7 @@ start_source "$T/src.img" "$T/src.sock" "$T/state" \
   repl-journal-size=16M
 uri=$(unix_uri "$T/src.sock")
 wait_in_sync "$T/state" 60
-[ "$(stat_value "$T/state" replica_connected)" = 1 ] || fail "not connected"
+wait_stat "$T/state" replica_connected 1 5
 
 fio --name=w --ioengine=nbd --uri="$uri" --rw=randwrite --bs=4k-64k \
   --iodepth=8 --size=16M --runtime=2 --time_based=1 --randrepeat=0 \
