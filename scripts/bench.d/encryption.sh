@@ -60,18 +60,27 @@ run_target () {
   esac
 }
 
+# Each workload runs every target in turn, ${CRYPT_BENCH_ROUNDS:-2} rounds,
+# and keeps each target's best: a burst of load from something else on a
+# shared machine then cannot decide a ratio by landing on one target.
 declare -A iops mibps
 workloads=("write 1M" "read 1M" "randread 4k" "randwrite 4k")
 for w in "${workloads[@]}"; do
   set -- $w
-  bench_title "encryption: $1 $2, QD16 (ratio vs bare nbdkit file)"
+  bench_title "encryption: $1 $2, QD16, best of ${CRYPT_BENCH_ROUNDS:-2} (ratio vs bare nbdkit file)"
+  for round in $(seq "${CRYPT_BENCH_ROUNDS:-2}"); do
+    for t in bare luks qsd vaio; do
+      # Let the previous run's dirty pages reach the disk first, so no
+      # target pays for another's writeback.
+      sync
+      read -r i m _ < <(run_target "$t" "$1" "$2")
+      if [ "${i:-0}" -gt "${iops[$t $w]:-0}" ]; then
+        iops[$t $w]=$i mibps[$t $w]=$m
+      fi
+    done
+  done
   for t in bare luks qsd vaio; do
-    # Let the previous run's dirty pages reach the disk first, so no
-    # target pays for another's writeback.
-    sync
-    read -r i m _ < <(run_target "$t" "$1" "$2")
-    iops[$t $w]=$i; mibps[$t $w]=$m
-    bench_row "$t" "$i" "$m" "${iops[bare $w]}"
+    bench_row "$t" "${iops[$t $w]}" "${mibps[$t $w]}" "${iops[bare $w]}"
   done
 done
 
