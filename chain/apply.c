@@ -506,10 +506,12 @@ only_live_changes (const struct running *r, const struct vaio_plan_disk *p)
 }
 
 /* Write <state>/<class>/settings for the filter at position pos: every
- * live parameter the plan gives it, as key=value lines, atomically.
+ * live parameter among argv (the plan's, or the old record's to restore
+ * it), as key=value lines, atomically.
  */
 static int
-write_settings (const struct vaio_plan_disk *p, size_t pos)
+write_settings (const struct vaio_plan_disk *p, char *const *argv, size_t argc,
+                size_t pos)
 {
   char *path = NULL, *tmp = NULL;
   FILE *fp;
@@ -525,9 +527,9 @@ write_settings (const struct vaio_plan_disk *p, size_t pos)
     goto out;
   fchmod (fileno (fp), 0600);
   fprintf (fp, "# written by vaioctl apply\n");
-  for (size_t i = 0; i < p->argc; i++)
-    if (live_param_owner (p, p->argv[i]) == (int)pos)
-      fprintf (fp, "%s\n", p->argv[i]);
+  for (size_t i = 0; i < argc; i++)
+    if (live_param_owner (p, argv[i]) == (int)pos)
+      fprintf (fp, "%s\n", argv[i]);
   if (fclose (fp) == 0 && rename (tmp, path) == 0)
     r = 0;
 out:
@@ -536,6 +538,97 @@ out:
   free (path);
   free (tmp);
   return r;
+}
+
+/* A filter that takes live settings may acknowledge each reading of its
+ * settings file through two counters in its stats file.  Without them
+ * (a third-party filter), a written file is all apply can vouch for.
+ */
+struct settings_ack
+{
+  bool known;
+  uint64_t reloads, errors;
+};
+
+#define SETTINGS_ACK_WAIT_MS 3000
+
+static struct settings_ack
+settings_ack_read (const struct vaio_plan_disk *p, size_t pos)
+{
+  struct settings_ack a = { 0 };
+
+  a.known
+      = gauge (p->state_dir, p->chain[pos], "settings-reloads", &a.reloads)
+        && gauge (p->state_dir, p->chain[pos], "settings-errors", &a.errors);
+  return a;
+}
+
+/* Wait until the filter has read the file written after `before` was
+ * taken.  0: taken (or the filter does not say), -1: refused, -2: not
+ * read in time.
+ */
+static int
+settings_ack_wait (const struct vaio_plan_disk *p, size_t pos,
+                   struct settings_ack before)
+{
+  uint64_t deadline = now_ms () + SETTINGS_ACK_WAIT_MS;
+
+  if (!before.known)
+    return 0;
+  for (;;)
+    {
+      struct settings_ack now = settings_ack_read (p, pos);
+
+      if (now.known && now.errors != before.errors)
+        return -1;
+      if (now.known && now.reloads != before.reloads)
+        return 0;
+      if (now_ms () > deadline)
+        return -2;
+      usleep (20000);
+    }
+}
+
+/* Write the settings of one filter and see them taken; on a refusal put
+ * the old ones back, so that the file, the filter and the running record
+ * keep agreeing.
+ */
+static int
+apply_live_filter (const struct change *ch, size_t pos)
+{
+  const struct vaio_plan_disk *p = &ch->plan;
+  const char *cls = vaio_class_name (p->chain[pos]);
+  struct settings_ack before = settings_ack_read (p, pos);
+  int r;
+
+  if (write_settings (p, p->argv, p->argc, pos) == -1)
+    {
+      fprintf (stderr, "vaioctl: %s/%s: cannot write the %s settings: %m\n",
+               p->vm->name, p->disk->name, cls);
+      return -1;
+    }
+  r = settings_ack_wait (p, pos, before);
+  if (r == 0)
+    return 0;
+  if (r == -1)
+    fprintf (stderr,
+             "vaioctl: %s/%s: %s refused the new %s settings and keeps the "
+             "old ones (its log says why: %s)\n",
+             p->vm->name, p->disk->name, p->filters[pos]->name, cls,
+             p->logfile);
+  else
+    fprintf (stderr,
+             "vaioctl: %s/%s: %s did not read its new %s settings within "
+             "%d ms; restoring the old ones\n",
+             p->vm->name, p->disk->name, p->filters[pos]->name, cls,
+             SETTINGS_ACK_WAIT_MS);
+  before = settings_ack_read (p, pos);
+  if (write_settings (p, ch->old.argv, ch->old.argc, pos) == -1
+      || settings_ack_wait (p, pos, before) != 0)
+    fprintf (stderr,
+             "vaioctl: %s/%s: the old %s settings could not be restored\n",
+             p->vm->name, p->disk->name, cls);
+  return -1;
 }
 
 static int
@@ -548,12 +641,8 @@ apply_live (const struct change *ch)
     if (strcmp (ch->old.argv[i], p->argv[i]) != 0)
       touched[live_param_owner (p, p->argv[i])] = true;
   for (size_t pos = 0; pos < p->n_chain; pos++)
-    if (touched[pos] && write_settings (p, pos) == -1)
-      {
-        fprintf (stderr, "vaioctl: %s/%s: cannot write the %s settings: %m\n",
-                 p->vm->name, p->disk->name, vaio_class_name (p->chain[pos]));
-        return -1;
-      }
+    if (touched[pos] && apply_live_filter (ch, pos) == -1)
+      return -1;
   if (vaio_disk_record_running (p) == -1)
     return -1;
   printf ("%s/%s: changed live (pid %ld unchanged):", p->vm->name,

@@ -50,6 +50,29 @@ pass "limit 100 -> 300 and shares normal -> high applied live; pid $pid unchange
 "$VAIOCTL" apply "$T/c2.yaml" | grep -q "vm1/disk0: unchanged (pid $pid)" || fail "second apply not a no-op"
 pass "status compliant; applying again changes nothing"
 
+# A live value the filter refuses (vaioctl cannot type-check shares):
+# apply fails and says so, the filter keeps its settings, the settings
+# file and the running record are the old ones again.
+config "$T/c2bad.yaml" 400 lots
+rc=0
+"$VAIOCTL" apply "$T/c2bad.yaml" > "$T/apply-bad.out" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "apply of a refused live value succeeded: $(cat "$T/apply-bad.out")"
+grep -q "vm1/disk0: vaio-sioc refused the new sioc settings and keeps the old ones" "$T/apply-bad.out" ||
+  fail "refusal not reported: $(cat "$T/apply-bad.out")"
+grep -q "changed live" "$T/apply-bad.out" && fail "a refused change was reported as made"
+grep -q "sioc-shares=lots" "$T/state/host1/vms/vm1/disk0/nbdkit.log" ||
+  grep -q "sioc-shares: 'lots'" "$T/state/host1/vms/vm1/disk0/nbdkit.log" ||
+  fail "the filter's log does not name the bad value"
+grep -qx "sioc-shares=high" "$T/state/host1/vms/vm1/disk0/sioc/settings" ||
+  fail "old settings not restored: $(cat "$T/state/host1/vms/vm1/disk0/sioc/settings")"
+sleep 0.3
+[ "$(sioc_counter limit-iops)" = 300 ] || fail "the refused file changed the limit"
+[ "$(sioc_counter shares)" = 2000 ] || fail "the refused file changed the shares"
+[ "$(cat "$T/state/host1/vms/vm1/disk0/nbdkit.pid")" = "$pid" ] || fail "disk restarted"
+"$VAIOCTL" status "$T/c2.yaml" --json | jq -e '.vms[0].disks[0].compliance == "compliant"' >/dev/null ||
+  fail "the running record no longer matches the settings in force"
+pass "a refused live value fails apply; the filter, its settings file and the record keep the old ones"
+
 # A restart starts from the config: the settings file of the old process
 # is removed, so a later config value is not overridden by it.
 "$VAIOCTL" down "$T/c2.yaml" >/dev/null
