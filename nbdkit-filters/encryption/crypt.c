@@ -242,6 +242,8 @@ unlock (nbdkit_next *next)
                 strerror (errno));
       goto out;
     }
+  nbdkit_debug ("vaio-crypt: AES-XTS through %s",
+                engine.direct ? "the provider's own functions" : "EVP");
   payload_bytes = (uint64_t)header.payload_offset * LUKS_SECTOR;
   unlocked = true;
   vaio_stats_set (stats, STAT_UNLOCKED_SLOT, (uint64_t)slot);
@@ -390,13 +392,11 @@ static int
 crypt_sectors (uint8_t *out, const uint8_t *in, size_t len, uint64_t sector,
                bool enc, int *err)
 {
-  EVP_CIPHER_CTX *ctx = xts_engine_ctx (&engine, enc);
-
-  if (ctx == NULL || xts_crypt_sectors (ctx, out, in, len, sector) == -1)
+  if (xts_engine_crypt (&engine, enc, out, in, len, sector) == -1)
     {
-      nbdkit_error ("vaio-crypt: %s failed at sector %" PRIu64,
+      *err = errno;
+      nbdkit_error ("vaio-crypt: %s failed at sector %" PRIu64 ": %m",
                     enc ? "encryption" : "decryption", sector);
-      *err = EIO;
       return -1;
     }
   vaio_stats_add (stats, enc ? STAT_SECTORS_ENCRYPTED : STAT_SECTORS_DECRYPTED,
