@@ -259,6 +259,48 @@ check_not_in_use (const struct vaio_config *cfg, const struct vaio_host *h,
   return r;
 }
 
+/* A YAML double-quoted scalar: only the backslash and the quote need
+ * escaping in a path (no control characters reach here: the manifest
+ * parser took it from a scalar, and the .so was found there).
+ */
+static void
+write_quoted_path (FILE *out, const char *path)
+{
+  fputs ("path: \"", out);
+  for (const char *c = path; *c; c++)
+    {
+      if (*c == '"' || *c == '\\')
+        fputc ('\\', out);
+      fputc (*c, out);
+    }
+  fputs ("\"\n", out);
+}
+
+/* The copy is written line by line, which works for the block style our
+ * manifests use; read it back to be sure it describes the same filter at
+ * the same absolute path before it replaces anything.
+ */
+static bool
+same_filter (const struct vaio_manifest *m, const char *copy,
+             struct vaio_diag *diag)
+{
+  struct vaio_diag quiet = { 0 };
+  struct vaio_manifest *c = vaio_manifest_load (copy, &quiet);
+  bool same = c && strcmp (c->name, m->name) == 0
+              && strcmp (c->path, m->path) == 0
+              && strcmp (c->sha256, m->sha256) == 0;
+
+  if (!same)
+    vaio_diag_add (diag, NULL,
+                   "%s: cannot install it: the path of its .so could not be "
+                   "made absolute in the installed copy (write 'path:' as a "
+                   "top-level key on a line of its own)",
+                   m->file);
+  vaio_manifest_free (c);
+  vaio_diag_free (&quiet);
+  return same;
+}
+
 /* The installed copy is the manifest with its path made absolute, so it
  * stays valid wherever the original manifest lives.
  */
@@ -290,17 +332,26 @@ write_installed_copy (const struct vaio_manifest *m, const char *dest,
   while (getline (&line, &cap, in) != -1)
     {
       if (strncmp (line, "path:", 5) == 0)
-        fprintf (out, "path: \"%s\"\n", m->path);
+        write_quoted_path (out, m->path);
       else
         fputs (line, out);
     }
   free (line);
   fclose (in);
-  if (fclose (out) != 0 || rename (tmp, dest) == -1)
+  if (fclose (out) != 0)
+    {
+      vaio_diag_add (diag, NULL, "%s: %m", tmp);
+      r = -1;
+    }
+  else if (!same_filter (m, tmp, diag))
+    r = -1;
+  else if (rename (tmp, dest) == -1)
     {
       vaio_diag_add (diag, NULL, "%s: %m", dest);
       r = -1;
     }
+  if (r == -1)
+    unlink (tmp);
   free (tmp);
   return r;
 }

@@ -62,3 +62,27 @@ expect_fail "up on a host in maintenance" "is in maintenance mode" "$VAIOCTL" up
 "$VAIOCTL" filter list -c "$T/c.yaml" --json | jq -e '.cluster.hosts[0].filters == []' >/dev/null ||
   fail "filter list after uninstall"
 pass "uninstall allowed in maintenance mode; list is empty afterwards"
+
+# The installed copy carries the .so's absolute path: a relative path in a
+# directory whose name needs quoting in YAML survives the copy.
+so=$(awk '$1 == "path:" { print $2 }' "$MAN/nbdkit-cache.yaml")
+pkg="$T/pkg \"quoted\" \\dir"
+mkdir -p "$pkg"
+cp "$so" "$pkg/"
+sed "s|^path: .*|path: $(basename "$so")|" "$MAN/nbdkit-cache.yaml" > "$pkg/m.yaml"
+"$VAIOCTL" filter install "$pkg/m.yaml" --host host1 -c "$T/c.yaml" >/dev/null
+"$VAIOCTL" filter list -c "$T/c.yaml" --json |
+  jq -e --arg p "$pkg/$(basename "$so")" '.cluster.hosts[0].filters[0].path == $p' >/dev/null ||
+  fail "installed path: $("$VAIOCTL" filter list -c "$T/c.yaml" --json | jq -c '.cluster.hosts[0].filters')"
+"$VAIOCTL" filter uninstall nbdkit-cache --host host1 -c "$T/c.yaml" >/dev/null
+pass "a relative path under a directory that needs YAML quoting is installed absolute"
+
+# A manifest whose path the copy cannot rewrite (the whole document
+# indented: valid YAML, but 'path:' is not at the start of a line) is
+# refused instead of installing a copy whose relative path points nowhere.
+sed 's/^/  /' "$pkg/m.yaml" > "$pkg/indented.yaml"
+expect_fail "unrewritable path" "could not be made absolute in the installed copy" \
+  "$VAIOCTL" filter install "$pkg/indented.yaml" --host host1 -c "$T/c.yaml"
+[ ! -e "$T/state/host1/installed/nbdkit-cache.yaml" ] || fail "a broken copy was installed"
+ls "$T/state/host1/installed/" | grep -q tmp && fail "temporary copy left behind"
+pass "a manifest whose path cannot be made absolute is refused, nothing installed"
