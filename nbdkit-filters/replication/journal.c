@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -69,6 +70,7 @@ jrnl_rec_encode (const struct jrnl_rec *r, unsigned char out[64])
   vaio_put_le32 (out + 36, r->data_len);
   vaio_put_le64 (out + 40, r->barrier);
   vaio_put_le32 (out + 48, r->data_crc);
+  vaio_put_le64 (out + 52, r->committed);
   vaio_put_le32 (out + 60, (uint32_t)crc32 (0, out, 60));
 }
 
@@ -93,6 +95,7 @@ jrnl_rec_decode (const unsigned char in[64], uint64_t expect_seq,
   r->data_len = vaio_get_le32 (in + 36);
   r->barrier = vaio_get_le64 (in + 40);
   r->data_crc = vaio_get_le32 (in + 48);
+  r->committed = vaio_get_le64 (in + 52);
   if (r->type < JRNL_WRITE || r->type > JRNL_WRAP
       || (r->type == JRNL_WRITE && r->data_len != r->length)
       || (r->type != JRNL_WRITE && r->data_len != 0))
@@ -130,7 +133,11 @@ header_decode (struct jrnl *j, const unsigned char in[JRNL_HEADER_SIZE],
     }
   if (vaio_get_le32 (in + 8) != JRNL_VERSION)
     {
-      snprintf (err, errlen, "%s: journal version %u, this filter reads %u",
+      snprintf (err, errlen,
+                "%s: journal format version %u, this filter reads only "
+                "version %u; let the filter version that wrote it drain it "
+                "(clean shutdown with the replica connected), or move the "
+                "state directory aside to start over with a full resync",
                 j->path, vaio_get_le32 (in + 8), JRNL_VERSION);
       return -1;
     }
@@ -224,6 +231,17 @@ jrnl_create (struct jrnl *j, uint64_t size, char *err, size_t errlen)
   return 0;
 }
 
+/* The shipper sends payloads straight from the page cache through this
+ * mapping (no copy, no read syscall).  Optional: without it, it reads.
+ */
+static void
+map_file (struct jrnl *j)
+{
+  void *p = mmap (NULL, j->size, PROT_READ, MAP_SHARED, j->fd, 0);
+
+  j->map = p == MAP_FAILED ? NULL : p;
+}
+
 struct jrnl *
 jrnl_open (const char *path, uint64_t size, uint64_t source_size, bool *created,
            char *err, size_t errlen)
@@ -253,6 +271,7 @@ jrnl_open (const char *path, uint64_t size, uint64_t source_size, bool *created,
       if (jrnl_create (j, size, err, errlen) == -1)
         goto fail;
       *created = true;
+      map_file (j);
       return j;
     }
   if (j->fd == -1)
@@ -278,6 +297,7 @@ jrnl_open (const char *path, uint64_t size, uint64_t source_size, bool *created,
     }
   j->head_pos = j->tail_pos;
   j->head_seq = j->tail_seq;
+  map_file (j);
   return j;
 
 fail:
@@ -290,6 +310,8 @@ jrnl_close (struct jrnl *j)
 {
   if (j == NULL)
     return;
+  if (j->map != NULL)
+    munmap ((void *)j->map, j->size);
   if (j->fd >= 0)
     close (j->fd);
   free (j->path);
@@ -327,36 +349,49 @@ update_used (struct jrnl *j)
     j->used = ring_distance (j, j->tail_pos, j->head_pos);
 }
 
-/* Is there a record with a sequence number above seq anywhere in the
- * ring?  Only asked once, at the end of a recovery scan.
+/* Look at every record with a sequence number above head_seq anywhere
+ * in the ring (only done once, at the end of a recovery scan).  If one
+ * says the record at head_seq was complete when it was reserved, that
+ * record was lost to corruption: *lost.  The others were written while
+ * it was still a hole: orphans.
  */
 static int
-later_record_exists (struct jrnl *j, uint64_t seq, bool *found)
+scan_beyond (struct jrnl *j, jrnl_rec_fn orphan_fn, void *opaque, bool *lost)
 {
   unsigned char *buf = malloc (PROBE_CHUNK);
   struct jrnl_rec r;
+  int ret = 0;
 
-  *found = false;
+  *lost = false;
   if (buf == NULL)
     return -1;
-  for (uint64_t off = JRNL_HEADER_SIZE; off < j->size && !*found;
+  for (uint64_t off = JRNL_HEADER_SIZE; off < j->size && ret == 0;
        off += PROBE_CHUNK)
     {
       uint64_t len = j->size - off < PROBE_CHUNK ? j->size - off : PROBE_CHUNK;
       if (pread (j->fd, buf, len, (off_t)off) != (ssize_t)len)
         {
-          free (buf);
-          return -1;
+          ret = -1;
+          break;
         }
       for (uint64_t i = 0; i + JRNL_REC_HDR_SIZE <= len; i += JRNL_ALIGN)
-        if (jrnl_rec_decode (buf + i, 0, &r) == JRNL_OK && r.seq > seq)
-          {
-            *found = true;
-            break;
-          }
+        {
+          if (jrnl_rec_decode (buf + i, 0, &r) != JRNL_OK
+              || r.seq < j->head_seq)
+            continue;
+          if (r.seq > j->max_seq_seen)
+            j->max_seq_seen = r.seq;
+          if (r.seq == j->head_seq)
+            continue; /* a WRAP before the hole, or its leftover */
+          if (r.committed >= j->head_seq)
+            *lost = true;
+          else if (r.type != JRNL_WRAP && orphan_fn != NULL
+                   && orphan_fn (opaque, &r, off + i, NULL) == -1)
+            ret = -1;
+        }
     }
   free (buf);
-  return 0;
+  return ret;
 }
 
 int
@@ -375,8 +410,9 @@ jrnl_read_data (struct jrnl *j, uint64_t pos, void *buf, uint32_t len)
 }
 
 int
-jrnl_scan (struct jrnl *j, jrnl_rec_fn fn, jrnl_rec_fn bad_fn, void *opaque,
-           bool *lost_unknown, char *err, size_t errlen)
+jrnl_scan (struct jrnl *j, jrnl_rec_fn fn, jrnl_rec_fn bad_fn,
+           jrnl_rec_fn orphan_fn, void *opaque, bool *lost_unknown, char *err,
+           size_t errlen)
 {
   /* Every record takes at least JRNL_ALIGN bytes, so a walk longer than
    * this has gone round the ring: a bound against crafted input.
@@ -428,8 +464,9 @@ jrnl_scan (struct jrnl *j, jrnl_rec_fn fn, jrnl_rec_fn bad_fn, void *opaque,
     }
   j->head_pos = pos;
   j->head_seq = seq;
+  j->max_seq_seen = seq - 1;
   update_used (j);
-  if (later_record_exists (j, seq, lost_unknown) == -1)
+  if (scan_beyond (j, orphan_fn, opaque, lost_unknown) == -1)
     {
       snprintf (err, errlen, "%s: reading journal: %m", j->path);
       goto out;
@@ -440,28 +477,10 @@ out:
   return ret;
 }
 
-static int
-write_wrap (struct jrnl *j, uint64_t seq)
-{
-  struct jrnl_rec w = { .type = JRNL_WRAP, .seq = seq };
-  unsigned char hdr[JRNL_REC_HDR_SIZE];
-
-  jrnl_rec_encode (&w, hdr);
-  return pwrite (j->fd, hdr, sizeof hdr, (off_t)j->head_pos)
-                 == (ssize_t)sizeof hdr
-             ? 0
-             : -1;
-}
-
 int
-jrnl_append (struct jrnl *j, struct jrnl_rec *r, const void *data,
-             uint64_t *pos, char *err, size_t errlen)
+jrnl_reserve (struct jrnl *j, struct jrnl_rec *r, struct jrnl_slot *slot)
 {
-  static const unsigned char zeros[JRNL_ALIGN];
-  unsigned char hdr[JRNL_REC_HDR_SIZE];
   uint64_t rs = jrnl_rec_size (r->data_len), waste = 0, at = j->head_pos;
-  struct iovec iov[3];
-  ssize_t want;
 
   if (at + rs > j->size)
     {
@@ -470,30 +489,74 @@ jrnl_append (struct jrnl *j, struct jrnl_rec *r, const void *data,
     }
   if (j->used + waste + rs > ring_capacity (j))
     return 1;
-
   r->seq = j->head_seq;
-  r->data_crc = r->data_len ? jrnl_data_crc (data, r->data_len) : 0;
-  jrnl_rec_encode (r, hdr);
-  if (waste >= JRNL_REC_HDR_SIZE && write_wrap (j, r->seq) == -1)
-    goto io_error;
-
-  iov[0] = (struct iovec){ hdr, sizeof hdr };
-  iov[1] = (struct iovec){ (void *)data, r->data_len };
-  iov[2]
-      = (struct iovec){ (void *)zeros, align_up (r->data_len) - r->data_len };
-  want = (ssize_t)rs;
-  if (pwritev (j->fd, iov, 3, (off_t)at) != want)
-    goto io_error;
-
-  *pos = at;
+  slot->pos = at;
+  slot->wrap_pos = waste >= JRNL_REC_HDR_SIZE ? j->head_pos : 0;
   j->head_pos = jrnl_next_pos (j, at, r->data_len);
   j->head_seq++;
   update_used (j);
   return 0;
+}
 
-io_error:
-  snprintf (err, errlen, "%s: appending to journal: %m", j->path);
+int
+jrnl_write (struct jrnl *j, const struct jrnl_rec *r, const void *data,
+            const struct jrnl_slot *slot)
+{
+  static const unsigned char zeros[JRNL_ALIGN];
+  unsigned char hdr[JRNL_REC_HDR_SIZE];
+  ssize_t want = (ssize_t)jrnl_rec_size (r->data_len);
+  struct iovec iov[3];
+  ssize_t n;
+
+  if (slot->wrap_pos != 0)
+    {
+      struct jrnl_rec w
+          = { .type = JRNL_WRAP, .seq = r->seq, .committed = r->committed };
+
+      jrnl_rec_encode (&w, hdr);
+      n = pwrite (j->fd, hdr, sizeof hdr, (off_t)slot->wrap_pos);
+      if (n != (ssize_t)sizeof hdr)
+        goto short_write;
+    }
+  jrnl_rec_encode (r, hdr);
+  iov[0] = (struct iovec){ hdr, sizeof hdr };
+  iov[1] = (struct iovec){ (void *)data, r->data_len };
+  iov[2]
+      = (struct iovec){ (void *)zeros, align_up (r->data_len) - r->data_len };
+  n = pwritev (j->fd, iov, 3, (off_t)slot->pos);
+  if (n != want)
+    goto short_write;
+  return 0;
+
+short_write:
+  if (n >= 0)
+    errno = EIO;
   return -1;
+}
+
+int
+jrnl_append (struct jrnl *j, struct jrnl_rec *r, const void *data,
+             uint64_t *pos, char *err, size_t errlen)
+{
+  struct jrnl_slot slot;
+
+  if (jrnl_reserve (j, r, &slot) == 1)
+    return 1;
+  r->data_crc = r->data_len ? jrnl_data_crc (data, r->data_len) : 0;
+  r->committed = r->seq - 1;
+  if (jrnl_write (j, r, data, &slot) == -1)
+    {
+      snprintf (err, errlen, "%s: appending to journal: %m", j->path);
+      return -1;
+    }
+  *pos = slot.pos;
+  return 0;
+}
+
+const void *
+jrnl_data_ptr (const struct jrnl *j, uint64_t pos)
+{
+  return j->map != NULL ? j->map + pos + JRNL_REC_HDR_SIZE : NULL;
 }
 
 int
@@ -517,6 +580,8 @@ jrnl_set_tail (struct jrnl *j, uint64_t pos, uint64_t seq, bool sync, char *err,
 int
 jrnl_reset (struct jrnl *j, char *err, size_t errlen)
 {
+  if (j->max_seq_seen >= j->head_seq)
+    j->head_seq = j->max_seq_seen + 1;
   return jrnl_set_tail (j, j->head_pos, j->head_seq, true, err, errlen);
 }
 

@@ -10,6 +10,18 @@
  *                        payload (WRITE only), CRC32 in the record header,
  *                        padded to 64 bytes.
  *
+ * Appends are split in two so that writers do not serialise on the
+ * file: jrnl_reserve (under the caller's lock) hands out the sequence
+ * number and the ring space, jrnl_write (no lock) writes the record.
+ * Records are therefore written out of order, and a crash can leave a
+ * reserved record unwritten (a hole) with later records written after
+ * it.  Version 2 records carry `committed`: every record up to that
+ * sequence number was complete when this one was reserved.  A later
+ * record whose `committed` covers the hole proves the hole was once a
+ * complete record (corruption: the range is unknown); otherwise the hole
+ * was never written, its writer never touched the source nor acked, and
+ * the records after it are orphans whose ranges must be resynchronised.
+ *
  * Sequence numbers grow forever (they survive a journal reset), so a
  * record left over from an earlier lap of the ring never has the sequence
  * number a scan expects: the first record that fails its checks is the
@@ -27,10 +39,10 @@
 #include <stdint.h>
 
 #define JRNL_MAGIC        "VAIOJRNL"
-#define JRNL_VERSION      1
+#define JRNL_VERSION      2
 #define JRNL_HEADER_SIZE  4096
 #define JRNL_REC_MAGIC    0x31524a56u /* "VJR1" little-endian */
-#define JRNL_REC_VERSION  1
+#define JRNL_REC_VERSION  2
 #define JRNL_ALIGN        64
 #define JRNL_REC_HDR_SIZE 64
 #define JRNL_MIN_SIZE     (JRNL_HEADER_SIZE + 64 * 1024)
@@ -55,7 +67,16 @@ struct jrnl_rec
   uint32_t data_len;     /* payload bytes (== length for WRITE, else 0) */
   uint64_t barrier;      /* the replica must hold every record <= this
                             before this one may be sent (0: none) */
+  uint64_t committed;    /* every record <= this was complete when this
+                            one was reserved (see above) */
   uint32_t data_crc;
+};
+
+/* Where jrnl_reserve put a record. */
+struct jrnl_slot
+{
+  uint64_t pos;      /* of the record */
+  uint64_t wrap_pos; /* a WRAP record goes here first (0: none) */
 };
 
 /* Results of checking a record. */
@@ -98,7 +119,9 @@ struct jrnl
   uint64_t tail_seq;
   uint64_t head_pos; /* next append */
   uint64_t head_seq;
-  uint64_t used; /* ring bytes from tail to head, wrap waste included */
+  uint64_t used;         /* ring bytes from tail to head, wrap waste included */
+  uint64_t max_seq_seen; /* highest sequence number the scan saw anywhere */
+  const unsigned char *map; /* read-only mapping of the file, or NULL */
 };
 
 /* Open path, creating and preallocating it (mode 0600) if missing.  An
@@ -116,19 +139,41 @@ void jrnl_close (struct jrnl *j);
  * bad_fn (its header tells the affected range) and the walk goes on.
  * *lost_unknown is set when a later record proves that a record with an
  * unreadable header was lost: then the affected range is unknown.
+ * Records after the end that were written while the record at the end
+ * was still unwritten (a hole, see above) go to orphan_fn (may be NULL).
  * Returns 0, or -1 on an I/O error or if fn returns -1.
  */
 typedef int (*jrnl_rec_fn) (void *opaque, const struct jrnl_rec *r,
                             uint64_t pos, const void *data);
-int jrnl_scan (struct jrnl *j, jrnl_rec_fn fn, jrnl_rec_fn bad_fn, void *opaque,
-               bool *lost_unknown, char *err, size_t errlen);
+int jrnl_scan (struct jrnl *j, jrnl_rec_fn fn, jrnl_rec_fn bad_fn,
+               jrnl_rec_fn orphan_fn, void *opaque, bool *lost_unknown,
+               char *err, size_t errlen);
 
-/* Append one record.  Fills r->seq, r->data_crc.  *pos is where the
- * record starts.  Returns 0, 1 if there is no room (nothing written), or
- * -1 on an I/O error.
+/* Reserve ring space for r (r->data_len set): fills r->seq and *slot.
+ * Returns 0, or 1 if there is no room.  The caller serialises reserves
+ * with each other and with set_tail/reset.
+ */
+int jrnl_reserve (struct jrnl *j, struct jrnl_rec *r, struct jrnl_slot *slot);
+
+/* Write a reserved record (r->data_crc and r->committed set).  Safe to
+ * call from several threads at once for different slots.  Returns 0 or
+ * -1 on an I/O error (errno set).
+ */
+int jrnl_write (struct jrnl *j, const struct jrnl_rec *r, const void *data,
+                const struct jrnl_slot *slot);
+
+/* Reserve and write one record (computing r->data_crc).  *pos is where
+ * the record starts.  Returns 0, 1 if there is no room (nothing
+ * written), or -1 on an I/O error.
  */
 int jrnl_append (struct jrnl *j, struct jrnl_rec *r, const void *data,
                  uint64_t *pos, char *err, size_t errlen);
+
+/* The payload of a complete record at pos, in the read-only mapping of
+ * the file (valid until the tail moves past it), or NULL if the file is
+ * not mapped: then use jrnl_read_data.
+ */
+const void *jrnl_data_ptr (const struct jrnl *j, uint64_t pos);
 
 /* Read the payload of the record at pos into buf (len bytes). */
 int jrnl_read_data (struct jrnl *j, uint64_t pos, void *buf, uint32_t len);
@@ -144,7 +189,8 @@ uint64_t jrnl_next_pos (const struct jrnl *j, uint64_t pos, uint32_t data_len);
 int jrnl_set_tail (struct jrnl *j, uint64_t pos, uint64_t seq, bool sync,
                    char *err, size_t errlen);
 
-/* Drop every record: tail = head. */
+/* Drop every record: tail = head (and the sequence numbers go past any
+ * the last scan saw, so that orphans are never taken for new records). */
 int jrnl_reset (struct jrnl *j, char *err, size_t errlen);
 
 int jrnl_sync (struct jrnl *j);

@@ -30,6 +30,7 @@ struct repl repl = {
   .wake_fd = -1,
   .lock = PTHREAD_MUTEX_INITIALIZER,
   .cond = PTHREAD_COND_INITIALIZER,
+  .range_cond = PTHREAD_COND_INITIALIZER,
 };
 
 static const struct vaio_stats_counter_def counter_defs[RC_COUNT] = {

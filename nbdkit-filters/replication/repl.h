@@ -5,12 +5,15 @@
  * Data flow of a write:
  *   1. wait until no overlapping local write is in flight (so that the
  *      source applies overlapping writes in journal order);
- *   2. append a record to the journal (or, in tracking mode, mark the
- *      dirty bitmap durably);
+ *   2. reserve a journal record under the lock (or, in tracking mode,
+ *      mark the dirty bitmap durably), then write the record outside it:
+ *      writers do not serialise on the journal file;
  *   3. write the source;
  *   4. mark the entry ready: the shipper may send it once every record
  *      that completed before it arrived is on the replica (its barrier);
- *   5. sync mode only: wait until the replica acknowledged it.
+ *   5. sync mode only: wait until the replica acknowledged it.  In sync
+ *      mode the entry is ready as soon as its record is written, so the
+ *      replica write runs while the source write does.
  * After a crash the journal is replayed onto the source before anything
  * else, so a record that reached the journal but not the source cannot
  * make the replica newer than the source.
@@ -62,8 +65,7 @@ struct repl_entry
   uint8_t state;
   bool failed; /* the source operation failed: send the source's bytes */
   bool fua;    /* the client asked for FUA: so does the replica request */
-  void *data;  /* copy of a WRITE's payload while the memory budget
-                  allows (saves re-reading the journal), else NULL */
+  bool done;   /* record written and source operation finished */
 };
 
 /* A write, zero or trim between steps 1 and 4. */
@@ -124,7 +126,10 @@ struct repl
 
   /* Everything below is guarded by lock. */
   pthread_mutex_t lock;
-  pthread_cond_t cond; /* entries acked, ranges freed, mode changes */
+  pthread_cond_t cond;       /* entries acked, mode changes */
+  pthread_cond_t range_cond; /* an in-flight range was freed */
+  unsigned cond_waiters;     /* sync writers waiting on cond */
+  unsigned range_waiters;    /* writers waiting on range_cond */
   struct jrnl *jrnl;
   struct bmap *bmap;
   enum repl_track track;
@@ -138,6 +143,7 @@ struct repl
   uint64_t base_seq; /* every seq below is on the replica or discarded */
   uint64_t ship_seq; /* next seq to send */
   uint64_t local_done_max;
+  uint64_t done_prefix; /* every entry <= this is done (see journal.h) */
 
   struct repl_inflight *infl;
   unsigned infl_cap;
@@ -152,10 +158,8 @@ struct repl
   uint64_t lag_hist[2][LAG_BUCKETS];
   uint64_t lag_window_start_ns;
   uint64_t resync_done_bytes;
-  uint64_t cached_bytes;
-  uint64_t recovered_corrupt; /* found by the last recovery */
-  uint64_t recovered_replayed;
-  /* replayed onto the source by it */ /* sum of entries' data copies */
+  uint64_t recovered_corrupt;  /* found by the last recovery */
+  uint64_t recovered_replayed; /* replayed onto the source by it */
 };
 
 extern struct repl repl;
@@ -167,7 +171,6 @@ int state_init (void);
 void state_free (void);
 int state_recover (char *err, size_t errlen);
 struct repl_entry *state_entry_locked (uint64_t seq);
-void state_drop_data_locked (struct repl_entry *e);
 void state_pop_acked_locked (void);
 void state_go_tracking_locked (const char *why);
 void state_wake_shipper (void);

@@ -27,12 +27,19 @@
 #define DRAIN_NS      (60ull * 1000000000ull)
 #define POLL_MS       50
 #define PUBLISH_NS    (100ull * 1000000ull)
+/* Entries taken, and acknowledgements applied, per lock round trip. */
+#define BATCH 64
 
 /* Only the shipper thread touches these. */
 static struct ship_conn sc;
 static struct resync *rs;
 static bool ckpt_inflight;
 static uint64_t last_ckpt_ns;
+/* Replica acknowledgements not yet applied to the queue (the libnbd
+ * callbacks only collect them; apply_acks takes the lock once).
+ */
+static uint64_t acks[BATCH];
+static unsigned n_acks;
 
 enum cmd_kind
 {
@@ -47,6 +54,7 @@ struct cmd
   uint64_t seq; /* CMD_ENTRY */
   uint64_t ckpt_pos, ckpt_seq;
   void *buf;
+  bool own_buf; /* buf is ours to free (not the journal mapping) */
 };
 
 static void
@@ -54,27 +62,46 @@ cmd_free (void *user_data)
 {
   struct cmd *c = user_data;
 
-  free (c->buf);
+  if (c->own_buf)
+    free (c->buf);
   free (c);
+}
+
+static void
+apply_acks (void)
+{
+  uint64_t now = vaio_stats_now_ns (), records = 0, bytes = 0;
+  struct repl_entry *e;
+
+  if (n_acks == 0)
+    return;
+  pthread_mutex_lock (&repl.lock);
+  for (unsigned i = 0; i < n_acks; i++)
+    {
+      e = state_entry_locked (acks[i]);
+      if (e == NULL || e->state != E_SENT)
+        continue;
+      e->state = E_ACKED;
+      lag_record_locked (now - e->t_mono_ns);
+      records++;
+      bytes += e->length;
+    }
+  state_pop_acked_locked ();
+  /* Only sync writers wait for acknowledgements. */
+  if (repl.cond_waiters > 0)
+    pthread_cond_broadcast (&repl.cond);
+  pthread_mutex_unlock (&repl.lock);
+  n_acks = 0;
+  vaio_stats_add (repl.stats, RC_SHIPPED_RECORDS, records);
+  vaio_stats_add (repl.stats, RC_SHIPPED_BYTES, bytes);
 }
 
 static void
 ack_entry (uint64_t seq)
 {
-  struct repl_entry *e;
-
-  pthread_mutex_lock (&repl.lock);
-  e = state_entry_locked (seq);
-  if (e != NULL && e->state == E_SENT)
-    {
-      e->state = E_ACKED;
-      lag_record_locked (vaio_stats_now_ns () - e->t_mono_ns);
-      vaio_stats_add (repl.stats, RC_SHIPPED_RECORDS, 1);
-      vaio_stats_add (repl.stats, RC_SHIPPED_BYTES, e->length);
-      state_pop_acked_locked ();
-      pthread_cond_broadcast (&repl.cond);
-    }
-  pthread_mutex_unlock (&repl.lock);
+  if (n_acks == BATCH)
+    apply_acks ();
+  acks[n_acks++] = seq;
 }
 
 static int
@@ -117,17 +144,26 @@ source_bytes (const struct repl_entry *e)
   return buf;
 }
 
+/* The bytes to send for an entry: straight from the journal mapping
+ * when there is one (the record is complete, and its space is not reused
+ * before the replica acknowledged it and the tail moved), else a copy.
+ */
 static void *
-entry_bytes (const struct repl_entry *e)
+entry_bytes (const struct repl_entry *e, bool *own)
 {
   void *buf;
 
+  *own = true;
   if (e->failed)
     return source_bytes (e);
-  if (e->data != NULL)
-    return e->data; /* ownership moved to the command by send_entries */
   if (e->type != JRNL_WRITE)
     return calloc (1, e->length ? e->length : 1);
+  buf = (void *)jrnl_data_ptr (repl.jrnl, e->pos);
+  if (buf != NULL)
+    {
+      *own = false;
+      return buf;
+    }
   buf = malloc (e->length ? e->length : 1);
   if (buf != NULL && jrnl_read_data (repl.jrnl, e->pos, buf, e->length) == -1)
     {
@@ -160,7 +196,6 @@ issue_entry (const struct repl_entry *e)
 
   if (c == NULL)
     {
-      free (e->data);
       entry_to_bitmap (e);
       return;
     }
@@ -182,7 +217,7 @@ issue_entry (const struct repl_entry *e)
     r = nbd_aio_zero (sc.nbd, e->length, e->offset, cb, flags);
   else
     {
-      c->buf = entry_bytes (e);
+      c->buf = entry_bytes (e, &c->own_buf);
       if (c->buf == NULL)
         {
           free (c);
@@ -202,38 +237,42 @@ issue_entry (const struct repl_entry *e)
   sc.entry_inflight++;
 }
 
+/* Take up to n entries that may go now, in sequence order. */
+static unsigned
+take_entries (struct repl_entry *out, unsigned n)
+{
+  struct repl_entry *e;
+  unsigned taken = 0;
+
+  pthread_mutex_lock (&repl.lock);
+  while (taken < n && repl.track == TRACK_JOURNAL
+         && (e = state_entry_locked (repl.ship_seq)) != NULL
+         && e->state == E_READY && e->barrier < repl.base_seq)
+    {
+      e->state = E_SENT;
+      out[taken++] = *e;
+      repl.ship_seq++;
+    }
+  pthread_mutex_unlock (&repl.lock);
+  return taken;
+}
+
 /* Send every entry that may go now, in sequence order. */
 static void
 send_entries (void)
 {
+  struct repl_entry batch[BATCH];
+
   while (!sc.broken && sc.inflight < (int)repl.max_inflight)
     {
-      struct repl_entry *e, copy;
+      unsigned room = repl.max_inflight - (unsigned)sc.inflight;
+      unsigned n = take_entries (batch, room < BATCH ? room : BATCH);
 
-      pthread_mutex_lock (&repl.lock);
-      e = repl.track == TRACK_JOURNAL ? state_entry_locked (repl.ship_seq)
-                                      : NULL;
-      if (e == NULL || e->state != E_READY || e->barrier >= repl.base_seq)
-        {
-          pthread_mutex_unlock (&repl.lock);
-          return;
-        }
-      e->state = E_SENT;
-      copy = *e;
-      /* The command owns the payload copy from now on (freed with it). */
-      if (e->data != NULL)
-        {
-          repl.cached_bytes -= e->data_len;
-          e->data = NULL;
-          if (e->failed)
-            {
-              free (copy.data);
-              copy.data = NULL;
-            }
-        }
-      repl.ship_seq++;
-      pthread_mutex_unlock (&repl.lock);
-      issue_entry (&copy);
+      if (n == 0)
+        return;
+      for (unsigned i = 0; i < n; i++)
+        issue_entry (&batch[i]);
+      apply_acks (); /* flushes a replica without flush support acks */
     }
 }
 
@@ -358,6 +397,7 @@ disconnect (void)
 {
   if (sc.nbd == NULL)
     return;
+  apply_acks ();
   nbd_close (sc.nbd); /* frees pending commands without completing them */
   sc.nbd = NULL;
   sc.gen++;
@@ -434,6 +474,7 @@ wait_events (void)
     {
       if (nbd_aio_notify_read (sc.nbd) == -1)
         sc.broken = true;
+      apply_acks ();
     }
   if (n == 2 && (fds[1].revents & POLLOUT))
     {
@@ -493,6 +534,7 @@ shipper_main (void *arg)
             break;
         }
       wait_events ();
+      apply_acks ();
       if (sc.broken)
         {
           disconnect ();

@@ -12,10 +12,6 @@
 
 #define SYNC_WAIT_MAX_NS (30ull * 1000000000ull)
 #define LAG_WINDOW_NS    (10ull * 1000000000ull)
-/* Payload copies kept in memory for the shipper; beyond this it reads
- * the journal back.
- */
-#define DATA_CACHE_MAX (64ull * 1024 * 1024)
 
 static uint64_t
 realtime_ns (void)
@@ -52,17 +48,6 @@ state_wake_consumed (void)
 
 /* ---- The entry queue (a ring indexed by sequence number) ---- */
 
-void
-state_drop_data_locked (struct repl_entry *e)
-{
-  if (e->data != NULL)
-    {
-      free (e->data);
-      e->data = NULL;
-      repl.cached_bytes -= e->data_len;
-    }
-}
-
 struct repl_entry *
 state_entry_locked (uint64_t seq)
 {
@@ -96,12 +81,15 @@ push_entry_locked (const struct repl_entry *e)
   return 0;
 }
 
+/* In sync mode the replica can acknowledge an entry before its source
+ * write is done: it stays queued until then (done_prefix counts on it).
+ */
 void
 state_pop_acked_locked (void)
 {
-  while (repl.ring_n > 0 && repl.ring[repl.ring_start].state == E_ACKED)
+  while (repl.ring_n > 0 && repl.ring[repl.ring_start].state == E_ACKED
+         && repl.ring[repl.ring_start].done)
     {
-      state_drop_data_locked (&repl.ring[repl.ring_start]);
       repl.ring_start = (repl.ring_start + 1) & (repl.ring_cap - 1);
       repl.ring_n--;
       repl.base_seq++;
@@ -210,15 +198,13 @@ state_go_tracking_locked (const char *why)
         repl.infl[i].tracked = true;
         bmap_mark (repl.bmap, repl.infl[i].offset, repl.infl[i].length);
       }
-  for (uint64_t i = 0; i < repl.ring_n; i++)
-    state_drop_data_locked (
-        &repl.ring[(repl.ring_start + i) & (repl.ring_cap - 1)]);
   if (bmap_persist (repl.bmap, true, err, sizeof err) == -1)
     nbdkit_error ("vaio-replication: %s", err);
   if (jrnl_reset (repl.jrnl, err, sizeof err) == -1)
     nbdkit_error ("vaio-replication: %s", err);
   repl.ring_n = 0;
   repl.base_seq = repl.ship_seq = repl.jrnl->head_seq;
+  repl.done_prefix = repl.jrnl->head_seq - 1;
   if (repl.track != TRACK_BITMAP)
     {
       repl.track = TRACK_BITMAP;
@@ -226,6 +212,7 @@ state_go_tracking_locked (const char *why)
       vaio_stats_add (repl.stats, RC_OVERFLOWS, 1);
     }
   pthread_cond_broadcast (&repl.cond);
+  pthread_cond_broadcast (&repl.range_cond);
 }
 
 /* ---- Range lock: overlapping writes reach the source in journal
@@ -269,58 +256,112 @@ alloc_slot_locked (uint64_t offset, uint64_t length)
   return (int)i;
 }
 
+/* Reserve the journal record for r and queue its entry. */
 static int
-journal_locked (uint32_t type, const void *buf, uint32_t count, uint64_t offset,
-                uint64_t barrier, bool fua, uint64_t *seq)
+reserve_locked (struct jrnl_rec *r, bool fua, struct jrnl_slot *js)
 {
-  struct jrnl_rec r = {
-    .type = type,
-    .timestamp_ns = realtime_ns (),
-    .offset = offset,
-    .length = count,
-    .data_len = type == JRNL_WRITE ? count : 0,
-    .barrier = barrier,
-  };
   struct repl_entry e;
-  char err[512];
-  uint64_t pos;
   int rc;
 
-  rc = jrnl_append (repl.jrnl, &r, buf, &pos, err, sizeof err);
-  if (rc == -1)
-    nbdkit_error ("vaio-replication: %s", err);
+  r->barrier
+      = r->type == JRNL_FLUSH ? repl.jrnl->head_seq - 1 : repl.local_done_max;
+  r->committed = repl.done_prefix;
+  rc = jrnl_reserve (repl.jrnl, r, js);
   if (rc != 0)
     {
-      state_go_tracking_locked (rc == 1 ? "journal full"
-                                        : "journal write failed");
+      state_go_tracking_locked ("journal full");
       return -1;
     }
-  e = (struct repl_entry){ .seq = r.seq,
-                           .offset = offset,
-                           .barrier = barrier,
-                           .pos = pos,
+  e = (struct repl_entry){ .seq = r->seq,
+                           .offset = r->offset,
+                           .barrier = r->barrier,
+                           .pos = js->pos,
                            .t_mono_ns = vaio_stats_now_ns (),
-                           .length = count,
-                           .data_len = r.data_len,
-                           .type = (uint8_t)type,
+                           .length = r->length,
+                           .data_len = r->data_len,
+                           .type = (uint8_t)r->type,
                            .state = E_LOCAL,
                            .fua = fua };
-  if (type == JRNL_WRITE && repl.cached_bytes + count <= DATA_CACHE_MAX
-      && (e.data = malloc (count)) != NULL)
-    {
-      memcpy (e.data, buf, count);
-      repl.cached_bytes += count;
-    }
   if (push_entry_locked (&e) == -1)
     {
-      /* The record is in the journal but we cannot queue it: let the
-       * bitmap carry it (go_tracking marks in-flight ranges).
+      /* The record is reserved but we cannot queue it: let the bitmap
+       * carry it (go_tracking marks in-flight ranges and drops the
+       * reservation).
        */
-      state_drop_data_locked (&e);
       state_go_tracking_locked ("out of memory");
       return -1;
     }
-  *seq = r.seq;
+  return 0;
+}
+
+/* Write a reserved record, outside the lock.  On failure the bitmap
+ * takes over: go_tracking marks every in-flight range, ours included.
+ */
+static int
+write_record (struct repl_op *op, const struct jrnl_rec *r, const void *buf,
+              const struct jrnl_slot *js)
+{
+  if (jrnl_write (repl.jrnl, r, buf, js) == 0)
+    return 0;
+  nbdkit_error ("vaio-replication: %s: appending to journal: %m",
+                repl.jrnl->path);
+  pthread_mutex_lock (&repl.lock);
+  if (op->slot >= 0)
+    repl.infl[op->slot].seq = 0;
+  if (repl.track == TRACK_JOURNAL)
+    state_go_tracking_locked ("journal write failed");
+  pthread_mutex_unlock (&repl.lock);
+  op->seq = 0;
+  return -1;
+}
+
+/* Sync mode: the record is written, so the replica may get it now,
+ * while the source write runs (a crash replays the journal onto the
+ * source, so the replica is never ahead of what the source will hold).
+ */
+static void
+ready_early (const struct repl_op *op)
+{
+  struct repl_entry *e;
+
+  pthread_mutex_lock (&repl.lock);
+  e = state_entry_locked (op->seq);
+  if (e != NULL && e->state == E_LOCAL)
+    e->state = E_READY;
+  pthread_mutex_unlock (&repl.lock);
+  state_wake_shipper ();
+}
+
+static void
+wait_range_locked (uint64_t offset, uint64_t length)
+{
+  while (overlaps_locked (offset, length))
+    {
+      repl.range_waiters++;
+      pthread_cond_wait (&repl.range_cond, &repl.lock);
+      repl.range_waiters--;
+    }
+}
+
+/* Mark the bitmap for an untracked write (tracking mode): the bit must
+ * be durable before the source changes.
+ */
+static int
+track_locked (int slot, uint64_t offset, uint32_t count, int *err)
+{
+  char msg[512];
+
+  repl.infl[slot].tracked = true;
+  if (bmap_mark (repl.bmap, offset, count) > 0
+      && bmap_persist (repl.bmap, true, msg, sizeof msg) == -1)
+    {
+      repl.infl[slot].in_use = false;
+      if (repl.range_waiters > 0)
+        pthread_cond_broadcast (&repl.range_cond);
+      nbdkit_error ("vaio-replication: %s", msg);
+      *err = EIO;
+      return -1;
+    }
   return 0;
 }
 
@@ -328,13 +369,19 @@ int
 state_begin (uint32_t type, const void *buf, uint32_t count, uint64_t offset,
              bool fua, struct repl_op *op, int *err)
 {
-  char msg[512];
+  struct jrnl_rec r = { .type = type,
+                        .timestamp_ns = realtime_ns (),
+                        .offset = offset,
+                        .length = count,
+                        .data_len = type == JRNL_WRITE ? count : 0 };
+  struct jrnl_slot js;
   int slot;
 
+  /* The checksum needs no lock: compute it before taking one. */
+  r.data_crc = r.data_len ? jrnl_data_crc (buf, r.data_len) : 0;
   op->seq = 0;
   pthread_mutex_lock (&repl.lock);
-  while (overlaps_locked (offset, count))
-    pthread_cond_wait (&repl.cond, &repl.lock);
+  wait_range_locked (offset, count);
   slot = alloc_slot_locked (offset, count);
   if (slot == -1)
     {
@@ -344,42 +391,74 @@ state_begin (uint32_t type, const void *buf, uint32_t count, uint64_t offset,
       return -1;
     }
   op->slot = slot;
-  if (repl.track == TRACK_JOURNAL
-      && journal_locked (type, buf, count, offset, repl.local_done_max, fua,
-                         &op->seq)
-             == 0)
-    repl.infl[slot].seq = op->seq;
-  else
+  if (repl.track == TRACK_JOURNAL && reserve_locked (&r, fua, &js) == 0)
+    repl.infl[slot].seq = op->seq = r.seq;
+  else if (track_locked (slot, offset, count, err) == -1)
     {
-      repl.infl[slot].tracked = true;
-      /* The bit must be durable before the source changes. */
-      if (bmap_mark (repl.bmap, offset, count) > 0
-          && bmap_persist (repl.bmap, true, msg, sizeof msg) == -1)
-        {
-          repl.infl[slot].in_use = false;
-          pthread_cond_broadcast (&repl.cond);
-          pthread_mutex_unlock (&repl.lock);
-          nbdkit_error ("vaio-replication: %s", msg);
-          *err = EIO;
-          return -1;
-        }
+      pthread_mutex_unlock (&repl.lock);
+      return -1;
     }
   pthread_mutex_unlock (&repl.lock);
 
-  if (fua && op->seq != 0 && jrnl_sync (repl.jrnl) == -1)
+  if (op->seq == 0 || write_record (op, &r, buf, &js) == -1)
+    return 0;
+  if (fua && jrnl_sync (repl.jrnl) == -1)
     {
       *err = errno;
       nbdkit_error ("vaio-replication: %s: fdatasync: %m", repl.jrnl->path);
       state_end (op, false);
       return -1;
     }
+  if (repl.mode == REPL_SYNC)
+    ready_early (op);
   return 0;
+}
+
+/* Entries below base_seq are gone from the queue: all done. */
+static void
+advance_done_locked (void)
+{
+  struct repl_entry *e;
+
+  if (repl.done_prefix + 1 < repl.base_seq)
+    repl.done_prefix = repl.base_seq - 1;
+  while ((e = state_entry_locked (repl.done_prefix + 1)) != NULL && e->done)
+    repl.done_prefix++;
+}
+
+/* The entry's source operation finished (ok or not).  Returns whether
+ * the shipper has something new.
+ */
+static bool
+entry_done_locked (struct repl_entry *e, bool ok)
+{
+  e->done = true;
+  if (e->state == E_LOCAL)
+    {
+      e->state = E_READY;
+      e->failed = !ok;
+      return true;
+    }
+  if (!ok)
+    {
+      /* Sync mode sent it before the source failed: the replica may hold
+       * bytes the source does not.  Let a resync copy the source's.
+       */
+      bmap_mark (repl.bmap, e->offset, e->length);
+      state_go_tracking_locked ("a source write failed after shipping");
+      return false;
+    }
+  /* Acked by the replica before the source was done: pop it now. */
+  if (e->state == E_ACKED)
+    state_pop_acked_locked ();
+  return false;
 }
 
 void
 state_end (struct repl_op *op, bool ok)
 {
   struct repl_entry *e;
+  bool wake = false;
 
   pthread_mutex_lock (&repl.lock);
   if (op->slot >= 0)
@@ -391,34 +470,38 @@ state_end (struct repl_op *op, bool ok)
          */
         bmap_mark (repl.bmap, f->offset, f->length);
       f->in_use = false;
+      if (repl.range_waiters > 0)
+        pthread_cond_broadcast (&repl.range_cond);
     }
   e = op->seq ? state_entry_locked (op->seq) : NULL;
-  if (e != NULL && e->state == E_LOCAL)
-    {
-      e->state = E_READY;
-      e->failed = !ok;
-    }
+  if (e != NULL)
+    wake = entry_done_locked (e, ok);
   if (op->seq > repl.local_done_max)
     repl.local_done_max = op->seq;
-  pthread_cond_broadcast (&repl.cond);
+  advance_done_locked ();
   pthread_mutex_unlock (&repl.lock);
-  state_wake_shipper ();
+  if (wake)
+    state_wake_shipper ();
 }
 
 int
 state_flush_begin (struct repl_op *op, int *err)
 {
+  struct jrnl_rec r = { .type = JRNL_FLUSH, .timestamp_ns = realtime_ns () };
+  struct jrnl_slot js;
+
   pthread_mutex_lock (&repl.lock);
   op->slot = -1;
   op->seq = 0;
   /* A flush record is a barrier: everything before it reaches the
    * replica, then the replica flushes, then anything after it is sent.
    */
-  if (repl.track == TRACK_JOURNAL)
-    journal_locked (JRNL_FLUSH, NULL, 0, 0, repl.jrnl->head_seq - 1, false,
-                    &op->seq);
+  if (repl.track == TRACK_JOURNAL && reserve_locked (&r, false, &js) == 0)
+    op->seq = r.seq;
   pthread_mutex_unlock (&repl.lock);
 
+  if (op->seq != 0)
+    write_record (op, &r, NULL, &js);
   if (jrnl_sync (repl.jrnl) == -1)
     {
       *err = errno;
@@ -426,6 +509,8 @@ state_flush_begin (struct repl_op *op, int *err)
       state_end (op, false);
       return -1;
     }
+  if (op->seq != 0 && repl.mode == REPL_SYNC)
+    ready_early (op);
   return 0;
 }
 
@@ -444,10 +529,12 @@ state_wait_replicated (const struct repl_op *op)
   /* Like DRBD protocol C while connected; a disconnected replica does not
    * block the VM (the journal or the bitmap keeps the write).
    */
+  repl.cond_waiters++;
   while (repl.connected && !repl.stopping && repl.track == TRACK_JOURNAL
          && (e = state_entry_locked (op->seq)) != NULL && e->state != E_ACKED
          && vaio_stats_now_ns () < deadline)
     pthread_cond_timedwait (&repl.cond, &repl.lock, &ts);
+  repl.cond_waiters--;
   pthread_mutex_unlock (&repl.lock);
 }
 
@@ -457,6 +544,7 @@ struct recover_ctx
 {
   uint64_t replayed;
   uint64_t corrupt;
+  uint64_t orphans;
   int err;
 };
 
@@ -474,7 +562,8 @@ recover_rec (void *opaque, const struct jrnl_rec *r, uint64_t pos,
                           .length = r->length,
                           .data_len = r->data_len,
                           .type = (uint8_t)r->type,
-                          .state = E_READY };
+                          .state = E_READY,
+                          .done = true };
   int rc = 0;
 
   /* The record may have reached the journal but not the source before
@@ -503,8 +592,11 @@ recover_bad (void *opaque, const struct jrnl_rec *r, uint64_t pos,
              const void *data)
 {
   struct recover_ctx *c = opaque;
-  struct repl_entry e
-      = { .seq = r->seq, .pos = pos, .type = JRNL_FLUSH, .state = E_ACKED };
+  struct repl_entry e = { .seq = r->seq,
+                          .pos = pos,
+                          .type = JRNL_FLUSH,
+                          .state = E_ACKED,
+                          .done = true };
 
   nbdkit_error ("vaio-replication: %s: record %llu (offset %llu, %u bytes) "
                 "at %llu: payload checksum mismatch; that range will be "
@@ -517,6 +609,22 @@ recover_bad (void *opaque, const struct jrnl_rec *r, uint64_t pos,
   return push_entry_locked (&e);
 }
 
+/* A record written while an earlier one was still unwritten when the
+ * process died (see journal.h): its writer may have changed the source,
+ * so its range is resynchronised; it is not replayed (the journal ends
+ * at the hole).
+ */
+static int
+recover_orphan (void *opaque, const struct jrnl_rec *r, uint64_t pos,
+                const void *data)
+{
+  struct recover_ctx *c = opaque;
+
+  c->orphans++;
+  bmap_mark (repl.bmap, r->offset, r->length);
+  return 0;
+}
+
 int
 state_recover (char *err, size_t errlen)
 {
@@ -527,7 +635,8 @@ state_recover (char *err, size_t errlen)
   pthread_mutex_lock (&repl.lock);
   repl.base_seq = repl.ship_seq = repl.jrnl->tail_seq;
   repl.local_done_max = repl.jrnl->tail_seq - 1;
-  rc = jrnl_scan (repl.jrnl, recover_rec, recover_bad, &c, &lost, err, errlen);
+  rc = jrnl_scan (repl.jrnl, recover_rec, recover_bad, recover_orphan, &c,
+                  &lost, err, errlen);
   if (rc == 0 && c.replayed > 0
       && repl.shared->flush (repl.shared, 0, &c.err) == -1)
     {
@@ -549,11 +658,17 @@ state_recover (char *err, size_t errlen)
       repl.recovered_corrupt = c.corrupt;
       repl.recovered_replayed = c.replayed;
       nbdkit_debug ("vaio-replication: recovery replayed %llu records, "
-                    "%llu corrupt",
+                    "%llu corrupt, %llu written after an unwritten one "
+                    "(resynchronised)",
                     (unsigned long long)c.replayed,
-                    (unsigned long long)c.corrupt);
+                    (unsigned long long)c.corrupt,
+                    (unsigned long long)c.orphans);
       repl.track = TRACK_JOURNAL;
-      if (!bmap_is_clean (repl.bmap))
+      repl.done_prefix = repl.jrnl->head_seq - 1;
+      /* Orphans (even flush records, which dirty nothing) force a journal
+       * reset: new records must not reuse their sequence numbers.
+       */
+      if (!bmap_is_clean (repl.bmap) || c.orphans > 0)
         state_go_tracking_locked ("dirty regions to resynchronise");
       state_publish_locked ();
     }
@@ -570,9 +685,6 @@ state_init (void)
 void
 state_free (void)
 {
-  for (uint64_t i = 0; i < repl.ring_n; i++)
-    state_drop_data_locked (
-        &repl.ring[(repl.ring_start + i) & (repl.ring_cap - 1)]);
   repl.ring_n = 0;
   free (repl.ring);
   repl.ring = NULL;

@@ -40,6 +40,8 @@ struct seen
   unsigned n;
   unsigned bad;
   uint64_t bad_offset;
+  unsigned orphans;
+  uint64_t orphan_offset;
 };
 
 static int
@@ -61,6 +63,17 @@ on_bad (void *opaque, const struct jrnl_rec *r, uint64_t pos, const void *data)
 
   s->bad++;
   s->bad_offset = r->offset;
+  return 0;
+}
+
+static int
+on_orphan (void *opaque, const struct jrnl_rec *r, uint64_t pos,
+           const void *data)
+{
+  struct seen *s = opaque;
+
+  s->orphans++;
+  s->orphan_offset = r->offset;
   return 0;
 }
 
@@ -123,8 +136,8 @@ START_TEST (test_append_scan)
   j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
   ck_assert_msg (j != NULL, "%s", err);
   ck_assert (!created);
-  ck_assert_int_eq (jrnl_scan (j, on_rec, on_bad, &s, &lost, err, sizeof err),
-                    0);
+  ck_assert_int_eq (
+      jrnl_scan (j, on_rec, on_bad, NULL, &s, &lost, err, sizeof err), 0);
   ck_assert_uint_eq (s.n, 6);
   ck_assert (!lost);
   ck_assert_uint_eq (s.bad, 0);
@@ -184,8 +197,8 @@ START_TEST (test_full_and_wrap)
 
   j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
   ck_assert_ptr_nonnull (j);
-  ck_assert_int_eq (jrnl_scan (j, on_rec, on_bad, &s, &lost, err, sizeof err),
-                    0);
+  ck_assert_int_eq (
+      jrnl_scan (j, on_rec, on_bad, NULL, &s, &lost, err, sizeof err), 0);
   ck_assert (!lost);
   ck_assert_uint_eq (s.n, (unsigned)(n - 3 + 2));
   ck_assert_uint_eq (s.seqs[0], tail_seq);
@@ -245,8 +258,8 @@ START_TEST (test_corrupt_payload)
   corrupt_byte (JRNL_HEADER_SIZE + jrnl_rec_size (4096) + 64 + 100);
   j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
   ck_assert_ptr_nonnull (j);
-  ck_assert_int_eq (jrnl_scan (j, on_rec, on_bad, &s, &lost, err, sizeof err),
-                    0);
+  ck_assert_int_eq (
+      jrnl_scan (j, on_rec, on_bad, NULL, &s, &lost, err, sizeof err), 0);
   ck_assert_uint_eq (s.bad, 1);
   ck_assert_uint_eq (s.bad_offset, 2 << 20);
   ck_assert_uint_eq (s.n, 2);
@@ -269,8 +282,8 @@ START_TEST (test_corrupt_header)
   corrupt_byte (JRNL_HEADER_SIZE + jrnl_rec_size (4096) + 24);
   j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
   ck_assert_ptr_nonnull (j);
-  ck_assert_int_eq (jrnl_scan (j, on_rec, on_bad, &s, &lost, err, sizeof err),
-                    0);
+  ck_assert_int_eq (
+      jrnl_scan (j, on_rec, on_bad, NULL, &s, &lost, err, sizeof err), 0);
   ck_assert_uint_eq (s.n, 1);
   ck_assert (lost);
   jrnl_close (j);
@@ -288,8 +301,8 @@ START_TEST (test_end_is_not_loss)
   corrupt_byte (JRNL_HEADER_SIZE + 2 * jrnl_rec_size (4096) + 8);
   j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
   ck_assert_ptr_nonnull (j);
-  ck_assert_int_eq (jrnl_scan (j, on_rec, on_bad, &s, &lost, err, sizeof err),
-                    0);
+  ck_assert_int_eq (
+      jrnl_scan (j, on_rec, on_bad, NULL, &s, &lost, err, sizeof err), 0);
   ck_assert_uint_eq (s.n, 2);
   ck_assert (!lost);
   jrnl_close (j);
@@ -338,8 +351,8 @@ START_TEST (test_reset)
 
   write_three ();
   j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
-  ck_assert_int_eq (jrnl_scan (j, on_rec, on_bad, &s, &lost, err, sizeof err),
-                    0);
+  ck_assert_int_eq (
+      jrnl_scan (j, on_rec, on_bad, NULL, &s, &lost, err, sizeof err), 0);
   ck_assert_int_eq (jrnl_reset (j, err, sizeof err), 0);
   ck_assert_uint_eq (j->used, 0);
   struct jrnl_rec r = { .type = JRNL_WRITE, .length = 4096, .data_len = 4096 };
@@ -348,12 +361,124 @@ START_TEST (test_reset)
   jrnl_close (j);
   memset (&s, 0, sizeof s);
   j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
-  ck_assert_int_eq (jrnl_scan (j, on_rec, on_bad, &s, &lost, err, sizeof err),
-                    0);
+  ck_assert_int_eq (
+      jrnl_scan (j, on_rec, on_bad, NULL, &s, &lost, err, sizeof err), 0);
   ck_assert_uint_eq (s.n, 1);
   ck_assert_uint_eq (s.seqs[0], 4);
   ck_assert (!lost);
   jrnl_close (j);
+}
+END_TEST
+
+/* Three records reserved; the first and the third are written, the
+ * second never is (its writer died before its pwritev).  The third says
+ * how far the journal was complete when it was reserved.
+ */
+static void
+write_hole (uint64_t third_committed)
+{
+  unsigned char data[4096];
+  struct jrnl_rec r[3];
+  struct jrnl_slot slot[3];
+  struct jrnl *j;
+  bool created;
+
+  j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
+  ck_assert_ptr_nonnull (j);
+  memset (data, 7, sizeof data);
+  for (int i = 0; i < 3; i++)
+    {
+      r[i] = (struct jrnl_rec){ .type = JRNL_WRITE,
+                                .length = 4096,
+                                .data_len = 4096,
+                                .offset = (uint64_t)(i + 1) << 20 };
+      ck_assert_int_eq (jrnl_reserve (j, &r[i], &slot[i]), 0);
+      r[i].data_crc = jrnl_data_crc (data, sizeof data);
+    }
+  r[0].committed = 0;
+  r[2].committed = third_committed;
+  ck_assert_int_eq (jrnl_write (j, &r[2], data, &slot[2]), 0);
+  ck_assert_int_eq (jrnl_write (j, &r[0], data, &slot[0]), 0);
+  jrnl_close (j);
+}
+
+/* A hole nobody saw complete: the journal ends there, the record after
+ * it is an orphan (its range is reported), nothing is lost; a reset then
+ * moves the sequence numbers past the orphan.
+ */
+START_TEST (test_hole_orphan)
+{
+  unsigned char data[4096] = { 0 };
+  struct seen s = { 0 };
+  struct jrnl *j;
+  bool created, lost;
+  uint64_t pos;
+
+  write_hole (1);
+  j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
+  ck_assert_ptr_nonnull (j);
+  ck_assert_int_eq (
+      jrnl_scan (j, on_rec, on_bad, on_orphan, &s, &lost, err, sizeof err), 0);
+  ck_assert_uint_eq (s.n, 1);
+  ck_assert (!lost);
+  ck_assert_uint_eq (s.orphans, 1);
+  ck_assert_uint_eq (s.orphan_offset, 3 << 20);
+  ck_assert_int_eq (jrnl_reset (j, err, sizeof err), 0);
+  struct jrnl_rec r = { .type = JRNL_WRITE, .length = 4096, .data_len = 4096 };
+  ck_assert_int_eq (jrnl_append (j, &r, data, &pos, err, sizeof err), 0);
+  ck_assert_uint_eq (r.seq, 4);
+  jrnl_close (j);
+
+  memset (&s, 0, sizeof s);
+  j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
+  ck_assert_int_eq (
+      jrnl_scan (j, on_rec, on_bad, on_orphan, &s, &lost, err, sizeof err), 0);
+  ck_assert_uint_eq (s.n, 1);
+  ck_assert_uint_eq (s.seqs[0], 4);
+  ck_assert (!lost);
+  ck_assert_uint_eq (s.orphans, 0);
+  jrnl_close (j);
+}
+END_TEST
+
+/* A later record says the hole was once complete: it was corrupted, and
+ * its range is unknown.
+ */
+START_TEST (test_hole_proven_lost)
+{
+  struct seen s = { 0 };
+  struct jrnl *j;
+  bool created, lost;
+
+  write_hole (2);
+  j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
+  ck_assert_ptr_nonnull (j);
+  ck_assert_int_eq (
+      jrnl_scan (j, on_rec, on_bad, on_orphan, &s, &lost, err, sizeof err), 0);
+  ck_assert_uint_eq (s.n, 1);
+  ck_assert (lost);
+  jrnl_close (j);
+}
+END_TEST
+
+/* A journal of the previous format is refused with a clear message. */
+START_TEST (test_old_version)
+{
+  struct jrnl *j;
+  bool created;
+  int fd;
+  unsigned char v = 1;
+
+  write_three ();
+  fd = open (path, O_RDWR);
+  ck_assert_int_ge (fd, 0);
+  ck_assert_int_eq (pwrite (fd, &v, 1, 8), 1);
+  close (fd);
+  j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
+  ck_assert_ptr_null (j);
+  ck_assert_msg (strstr (err, "format version 1") && strstr (err, path)
+                     && strstr (err, "move the state directory aside"),
+                 "unclear error: %s", err);
 }
 END_TEST
 
@@ -385,6 +510,9 @@ main (void)
   tcase_add_test (tc, test_corrupt_file_header);
   tcase_add_test (tc, test_wrong_disk);
   tcase_add_test (tc, test_reset);
+  tcase_add_test (tc, test_hole_orphan);
+  tcase_add_test (tc, test_hole_proven_lost);
+  tcase_add_test (tc, test_old_version);
   tcase_add_test (tc, test_owner_only);
   suite_add_tcase (s, tc);
   sr = srunner_create (s);
