@@ -1,7 +1,7 @@
 #!/bin/bash
 # Crash safety: KILL_TRIALS times (default 20), kill -9 the source server at
-# a random moment of a logged QD1 write workload (the replica is slowed so
-# that the journal holds unshipped records), restart it, shut it down
+# a random moment of a logged write workload, QD1 or QD8 (the replica is
+# slowed so that the journal holds unshipped records), restart it, shut it down
 # cleanly: the replica must equal the source, and every block must hold
 # its last acknowledged write (or the one write that was in flight).
 . "$(dirname "$0")/lib.sh"
@@ -23,8 +23,10 @@ for trial in $(seq "$trials"); do
     repl-journal-size=8M delay-write=3ms
   log=$T/writes.$trial
   logs+=("$log")
+  # Odd trials at QD1, even ones with 8 writes in flight: journal
+  # records are then written in parallel, and a kill can leave holes.
   "$PY" "$REPLTEST" writer "$(unix_uri "$T/src.sock")" "$log" 100000 \
-    "$trial" 2>/dev/null &
+    "$trial" $(( trial % 2 ? 1 : 8 )) 2>/dev/null &
   writer=$!
   # Let writes flow (the server may still be replaying), then kill at a
   # random moment.

@@ -9,16 +9,20 @@ a disk image tells which write last touched each block.
                                          equal the source after some write
   repltest.py sync URI REPLICA_IMG N     QD1 writes: once a write is acked
                                          the replica already holds it
-  repltest.py writer URI LOG N SEED      random writes/zeros of 4-64 KiB,
-                                         logged before ("B") and after ("A")
-                                         each ack; runs until done or killed
+  repltest.py writer URI LOG N SEED [QD] random writes/zeros of 4-64 KiB,
+                                         QD (default 1) in flight, never
+                                         overlapping, logged before ("B")
+                                         and after ("A") each ack; runs
+                                         until done or killed
   repltest.py verify IMG LOG...          every block holds its last acked
-                                         write, or the one write in flight
+                                         write, or one that was in flight
 """
 import os
 import random
 import struct
 import sys
+
+import nbd
 
 BS = 4096
 
@@ -38,7 +42,6 @@ def decode(data, block):
 
 
 def connect(uri):
-    import nbd
     h = nbd.NBD()
     h.connect_uri(uri)
     return h
@@ -99,23 +102,37 @@ def cmd_sync(uri, replica, n):
     print(f"sync: {n} writes, each on the replica when acked")
 
 
-def cmd_writer(uri, log, n, seed):
+def cmd_writer(uri, log, n, seed, qd=1):
+    """QD ops in flight at once (libnbd's asynchronous calls), never two
+    overlapping, so each block's outcome is that of one op."""
     rng = random.Random(seed)
     first = seed * 1000000 + 1
     with open(log, "a", buffering=1) as f:
         h = connect(uri)
         nblocks = h.get_size() // BS
-        for i in range(first, first + n):
-            count = rng.randint(1, 16)
-            b = rng.randrange(nblocks - count)
-            kind = "Z" if rng.random() < 0.1 else "W"
-            f.write(f"B {i} {kind} {b} {count}\n")
-            if kind == "Z":
-                h.zero(count * BS, b * BS)
-            else:
-                h.pwrite(b"".join(pattern(i, b + k) for k in range(count)),
-                         b * BS)
-            f.write(f"A {i}\n")
+        inflight = {}  # cookie -> (index, first block, count)
+        i = first
+        while i < first + n or inflight:
+            if i < first + n and len(inflight) < qd:
+                count = rng.randint(1, 16)
+                b = rng.randrange(nblocks - count)
+                if any(b < ob + oc and ob < b + count
+                       for _, ob, oc in inflight.values()):
+                    continue
+                kind = "Z" if rng.random() < 0.1 else "W"
+                f.write(f"B {i} {kind} {b} {count}\n")
+                if kind == "Z":
+                    c = h.aio_zero(count * BS, b * BS)
+                else:
+                    buf = nbd.Buffer.from_bytearray(bytearray(
+                        b"".join(pattern(i, b + k) for k in range(count))))
+                    c = h.aio_pwrite(buf, b * BS)
+                inflight[c] = (i, b, count)
+                i += 1
+                continue
+            h.poll(-1)
+            for c in [c for c in inflight if h.aio_command_completed(c)]:
+                f.write(f"A {inflight.pop(c)[0]}\n")
     h.shutdown()
 
 
@@ -124,22 +141,20 @@ def cmd_verify(img, logs):
     acked = [0] * nblocks       # value of the last acked op per block
     maybe = [set() for _ in range(nblocks)]  # unacked ops per block
     for log in logs:
-        pending = None
+        pending = {}  # index -> (value, first block, count), not yet acked
         with open(log) as f:
             for line in f:
                 p = line.split()
                 if len(p) == 5 and p[0] == "B":
                     i, kind, b, count = int(p[1]), p[2], int(p[3]), int(p[4])
-                    pending = (i, 0 if kind == "Z" else i, b, count)
-                elif len(p) == 2 and p[0] == "A" and pending \
-                        and int(p[1]) == pending[0]:
-                    _, val, b, count = pending
+                    pending[i] = (0 if kind == "Z" else i, b, count)
+                elif len(p) == 2 and p[0] == "A" and int(p[1]) in pending:
+                    val, b, count = pending.pop(int(p[1]))
                     for k in range(b, b + count):
                         acked[k] = val
                         maybe[k].clear()
-                    pending = None
-        if pending:  # killed in flight: it may or may not have landed
-            _, val, b, count = pending
+        # Killed in flight: each may or may not have landed.
+        for val, b, count in pending.values():
             for k in range(b, b + count):
                 maybe[k].add(val)
     state = read_image(img, nblocks)
@@ -158,7 +173,8 @@ def main():
     elif c == "sync":
         cmd_sync(a[0], a[1], int(a[2]))
     elif c == "writer":
-        cmd_writer(a[0], a[1], int(a[2]), int(a[3]))
+        cmd_writer(a[0], a[1], int(a[2]), int(a[3]),
+                   int(a[4]) if len(a) > 4 else 1)
     elif c == "verify":
         cmd_verify(a[0], a[1:])
     else:
