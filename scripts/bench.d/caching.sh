@@ -4,7 +4,8 @@
 #
 # 1. Cache-hit 4k random reads, QD16, working set warm in the cache:
 #    vaio-cache (O_DIRECT and buffered cache) against bare nbdkit serving
-#    vaio-cache's own cache file, and nbdkit's cache filter, same run.
+#    vaio-cache's own cache file, nbdkit's cache filter, and
+#    qemu-storage-daemon reading the cache file O_DIRECT, same run.
 # 2. Slow backing (nbdkit delay filter, 2 ms per read): hit ratio and
 #    speedup of vaio-cache over the uncached slow backing.
 # 3. 4k random writes, write-back, against bare nbdkit file.
@@ -61,6 +62,25 @@ srv_start () {
   echo "bench: $name did not start" >&2
   return 1
 }
+# qsd_start NAME FILE: qemu-storage-daemon exporting FILE read-only with
+# O_DIRECT and io_uring, an O_DIRECT NBD server with no cache logic.
+qsd_start () {
+  local name=$1 file=$2
+  local sock=$BENCH_DIR/cache-$name.sock
+  rm -f "$sock"
+  qemu-storage-daemon \
+    --blockdev "{\"driver\":\"file\",\"node-name\":\"f0\",\"filename\":\"$file\",\"read-only\":true,\"aio\":\"io_uring\",\"cache\":{\"direct\":true}}" \
+    --nbd-server "addr.type=unix,addr.path=$sock" \
+    --export type=nbd,id=e0,node-name=f0,name=disk &
+  srv_pid[$name]=$!
+  srv_uri[$name]="nbd+unix:///disk?socket=$sock"
+  for _ in $(seq 200); do
+    [ -S "$sock" ] && nbdinfo --size "${srv_uri[$name]}" >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "bench: $name did not start" >&2
+  return 1
+}
 srv_stop_all () {
   for p in "${srv_pid[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${srv_pid[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -75,10 +95,13 @@ srv_start nbdcache --filter=cache file "$img" cache=writethrough
 for t in direct buffered nbdcache; do warm "${srv_uri[$t]}"; done
 # Bare nbdkit serving vaio-cache's own (now warm) cache file: the ceiling.
 srv_start bare file "$D/st-buf/cache.img"
+# The same reads O_DIRECT through an NBD server with no cache logic: what
+# any O_DIRECT cache can reach here (each hit is a device round trip).
+qsd_start qsd_direct "$D/st-direct/cache.img"
 mark "$D/st-direct"; mark_direct=("$mark_h" "$mark_m")
 mark "$D/st-buf"; mark_buf=("$mark_h" "$mark_m")
 for round in 1 2; do
-  for t in bare buffered direct nbdcache; do
+  for t in bare buffered direct nbdcache qsd_direct; do
     read -r i m l <<<"$(fio_nbd "${srv_uri[$t]}" randread 4k)"
     if [ "${i:-0}" -gt "${best_iops[$t]:-0}" ]; then
       best_iops[$t]=$i best_mib[$t]=$m best_lat[$t]=$l
@@ -103,6 +126,8 @@ bench_row "vaio-cache, buffered cache" "${best_iops[buffered]}" "${best_mib[buff
   "hits $b_hr, lat ${best_lat[buffered]}us, vs nbdkit cache $(vs "${best_iops[buffered]}" "${best_iops[nbdcache]}")"
 bench_row "vaio-cache, O_DIRECT cache (default)" "${best_iops[direct]}" "${best_mib[direct]}" "$f_iops" \
   "hits $d_hr, lat ${best_lat[direct]}us, vs nbdkit cache $(vs "${best_iops[direct]}" "${best_iops[nbdcache]}")"
+bench_row "qemu-storage-daemon, O_DIRECT cache file" "${best_iops[qsd_direct]}" "${best_mib[qsd_direct]}" "$f_iops" \
+  "O_DIRECT NBD server, no cache logic, lat ${best_lat[qsd_direct]}us"
 bench_row "cache device O_DIRECT, fio io_uring, no NBD" "$x_iops" "$x_mib" "$f_iops" "the device's own limit"
 
 # --- 2. slow backing ---
