@@ -64,35 +64,7 @@ count_hit (struct vcache *c, bool hit)
   count (c, hit ? ST_HITS : ST_MISSES, 1);
 }
 
-/* --- cache device I/O --- */
-
-/* Every cache device op goes through the thread's io_uring, O_DIRECT or
- * not.  A buffered cache (cache-direct=false, or O_DIRECT refused) needs
- * no 4K alignment, so its ops use the caller's buffer directly.  Known
- * cost: io_uring cannot do a buffered ext4 write without blocking and
- * hands each one to an io-wq worker thread (perf showed 16 iou-wrk
- * threads); plain pwrite measured 1.6x faster for 4k write-back writes on
- * a buffered cache, but the design keeps the cache's I/O on liburing.
- */
-int
-dev_pread (struct vcache *c, void *buf, size_t len, uint64_t off)
-{
-  return uring_pread (c->fd, buf, len, off);
-}
-
-int
-dev_pwrite (struct vcache *c, const void *buf, size_t len, uint64_t off)
-{
-  return uring_pwrite (c->fd, buf, len, off);
-}
-
-int
-dev_fdatasync (struct vcache *c)
-{
-  return uring_fdatasync (c->fd);
-}
-
-/* --- cache I/O on part of a slot, 4K-aligned for O_DIRECT --- */
+/* --- cache device I/O on part of a slot, 4K-aligned for O_DIRECT --- */
 
 int
 io_cache_read (struct vcache *c, uint32_t s, uint32_t off, uint32_t len,
@@ -103,8 +75,11 @@ io_cache_read (struct vcache *c, uint32_t s, uint32_t off, uint32_t len,
   char *bounce;
   int r;
 
+  /* A buffered cache (cache-direct=false, or O_DIRECT refused) needs no
+   * alignment: the ring reads into the caller's buffer directly.
+   */
   if (!c->direct)
-    return dev_pread (c, dst, len, slot_offset (c, s) + off);
+    return uring_pread (c->fd, dst, len, slot_offset (c, s) + off);
   bounce = uring_bounce ();
   if (bounce == NULL)
     return errno;
@@ -123,9 +98,13 @@ cache_write (struct vcache *c, uint32_t s, uint32_t off, uint32_t len,
   char *bounce;
   int r;
 
+  /* Buffered: straight from the caller's buffer.  io_uring hands a
+   * buffered ext4 write to an io-wq worker thread (it cannot do it without
+   * blocking); the cache keeps its I/O on the ring all the same.
+   */
   if (!c->direct)
-    return dev_pwrite (c, src ? src : c->zero_block, len,
-                       slot_offset (c, s) + off);
+    return uring_pwrite (c->fd, src ? src : c->zero_block, len,
+                         slot_offset (c, s) + off);
   bounce = uring_bounce ();
   if (bounce == NULL)
     return errno;
@@ -333,7 +312,7 @@ fill (struct vcache *c, nbdkit_next *next, uint64_t b, uint32_t off,
     }
   memset (buf + blen, 0, c->geom.block_size - blen);
   memcpy (dst, buf + off, len);
-  r = dev_pwrite (c, buf, c->geom.block_size, slot_offset (c, s));
+  r = uring_pwrite (c->fd, buf, c->geom.block_size, slot_offset (c, s));
   if (r)
     {
       /* The data read is good; only caching it failed. */
@@ -434,7 +413,7 @@ write_back_miss (struct vcache *c, nbdkit_next *next, uint64_t b, uint32_t off,
     memcpy (buf + off, src, len);
   else
     memset (buf + off, 0, len);
-  r = dev_pwrite (c, buf, c->geom.block_size, slot_offset (c, s));
+  r = uring_pwrite (c->fd, buf, c->geom.block_size, slot_offset (c, s));
   if (r)
     {
       unalloc_slot (c, s);
@@ -461,7 +440,7 @@ write_through_alloc (struct vcache *c, uint64_t b, const char *src)
   else
     memset (buf, 0, blen);
   memset (buf + blen, 0, c->geom.block_size - blen);
-  if (dev_pwrite (c, buf, c->geom.block_size, slot_offset (c, s)))
+  if (uring_pwrite (c->fd, buf, c->geom.block_size, slot_offset (c, s)))
     unalloc_slot (c, s);
   else
     publish (c, s, b, false);

@@ -124,7 +124,7 @@ device_size (struct vcache *c, uint64_t *size)
 static int
 write_rec (struct vcache *c, const void *rec, uint64_t off)
 {
-  int r = dev_pwrite (c, rec, VCACHE_REC_SIZE, off);
+  int r = uring_pwrite (c->fd, rec, VCACHE_REC_SIZE, off);
 
   if (r)
     {
@@ -139,7 +139,7 @@ write_rec (struct vcache *c, const void *rec, uint64_t off)
 static int
 sync_cache (struct vcache *c)
 {
-  int r = dev_fdatasync (c);
+  int r = uring_fdatasync (c->fd);
 
   if (r)
     {
@@ -278,10 +278,10 @@ struct load_error
 static int
 read_pair (struct vcache *c, uint64_t off0, uint64_t off1, void *a, void *b)
 {
-  int r = dev_pread (c, a, VCACHE_REC_SIZE, off0);
+  int r = uring_pread (c->fd, a, VCACHE_REC_SIZE, off0);
 
   if (r == 0)
-    r = dev_pread (c, b, VCACHE_REC_SIZE, off1);
+    r = uring_pread (c->fd, b, VCACHE_REC_SIZE, off1);
   if (r)
     {
       errno = r;

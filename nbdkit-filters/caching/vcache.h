@@ -143,10 +143,6 @@ void slot_release (struct vcache *c, uint32_t slot);
 
 /* io.c */
 uint32_t block_len (const struct vcache *c, uint64_t block);
-/* Full-length I/O on the cache fd.  Return 0 or a positive errno. */
-int dev_pread (struct vcache *c, void *buf, size_t len, uint64_t off);
-int dev_pwrite (struct vcache *c, const void *buf, size_t len, uint64_t off);
-int dev_fdatasync (struct vcache *c);
 int io_read_block (struct vcache *c, nbdkit_next *next, uint64_t block,
                    uint32_t off, uint32_t len, char *dst, bool bypass,
                    int *err);
