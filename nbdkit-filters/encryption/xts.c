@@ -103,13 +103,13 @@ xts_crypt_oneshot (const uint8_t *key, size_t key_len, bool enc, uint8_t *out,
  * Why the provider's own functions: LUKS1 sectors are 512 bytes, so the
  * tweak (IV) changes every 512 bytes.  OpenSSL 3.0's EVP_CipherInit_ex
  * asks the provider for the IV length through an OSSL_PARAM query on every
- * call (3.1 and later cache it), which here costs about a third of the
- * time of a 1 MiB request.  The fetched cipher's provider hands out its
- * dispatch table through public API (OSSL_PROVIDER_query_operation); its
- * init and update functions are what EVP calls underneath, so the same
- * AES-NI XTS code runs, without the per-sector query.  Anything
- * unexpected (no provider, no unique match, a self-check mismatch) keeps
- * the EVP path.
+ * call (3.1 and later cache it), a large part of the cost of a sector
+ * (test/encryption/xts-speed measures both paths).  The fetched cipher's
+ * provider hands out its dispatch table through public API
+ * (OSSL_PROVIDER_query_operation); its init and update functions are what EVP
+ * calls underneath, so the same AES-NI XTS code runs, without the per-sector
+ * query.  Anything unexpected (no provider, no unique match, a self-check
+ * mismatch) keeps the EVP path.
  */
 
 struct xts_thread_ctx
@@ -203,12 +203,6 @@ provider_lookup (const EVP_CIPHER *cipher, struct xts_provider_fns *out)
   return true;
 }
 
-static EVP_CIPHER_CTX *
-evp_keyed (const struct xts_engine *e, bool enc)
-{
-  return keyed_ctx (e->cipher, e->key, enc);
-}
-
 static void *
 prov_keyed (const struct xts_engine *e, bool enc)
 {
@@ -267,7 +261,7 @@ direct_self_check (const struct xts_engine *e)
   for (int enc = 1; enc >= 0; enc--)
     {
       c = prov_keyed (e, enc);
-      ctx = evp_keyed (e, enc);
+      ctx = keyed_ctx (e->cipher, e->key, enc);
       ok = c && ctx && prov_crypt_sectors (e, c, enc, a, in, sizeof in, 77) == 0
            && xts_crypt_sectors (ctx, b, in, sizeof in, 77) == 0
            && memcmp (a, b, sizeof a) == 0 && memcmp (a, in, sizeof a) != 0;
@@ -377,7 +371,8 @@ xts_engine_crypt (struct xts_engine *e, bool enc, uint8_t *out,
       return prov_crypt_sectors (e, t->prov[enc], enc, out, in, len,
                                  first_sector);
     }
-  if (t->evp[enc] == NULL && (t->evp[enc] = evp_keyed (e, enc)) == NULL)
+  if (t->evp[enc] == NULL
+      && (t->evp[enc] = keyed_ctx (e->cipher, e->key, enc)) == NULL)
     {
       errno = EIO;
       return -1;
