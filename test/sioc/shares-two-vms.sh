@@ -15,11 +15,11 @@ fio_start b "$T/b.json" randread 4k 16 3 6; fb=$FIO_PID
 wait $fa $fb
 a=$(fio_iops "$T/a.json"); b=$(fio_iops "$T/b.json")
 r=$(ratio "$b" "$a")
-echo "shares 1000:2000 -> $a : $b IOPS, ratio $r"
+thr=$(counter latency-threshold-us a)
+echo "shares 1000:2000 -> $a : $b IOPS, ratio $r (auto threshold learned: $thr us," \
+  "congested now: $(counter congested a), throttled $(counter throttled-ns a) ns)"
 [ "$(counter congested a)" = 1 ] || [ "$(counter throttled-ns a)" -gt 0 ] ||
   fail "datastore never judged congested"
 within "$r" 2 10 || fail "ratio $r, want 2.0 +- 10%"
-thr=$(counter latency-threshold-us a)
-echo "auto threshold learned: $thr us"
 [ "$thr" != 30000 ] && [ "$thr" -ge 100 ] && [ "$thr" -le 10000000 ] ||
   fail "auto threshold not learned: $thr us"
