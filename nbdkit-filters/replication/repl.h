@@ -194,6 +194,12 @@ struct nbd_handle *target_connect (int timeout_ms, bool *fatal, char *err,
                                    size_t errlen);
 int target_is_self (const char *uri, char *err, size_t errlen);
 
+/* jsync.c: fdatasync of the journal off the shipper thread. */
+int jsync_start (void);
+void jsync_request (void);
+bool jsync_take_done (void);
+void jsync_stop (void);
+
 /* shipper.c */
 int shipper_start (void);
 void shipper_stop (void);

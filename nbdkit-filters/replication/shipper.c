@@ -7,7 +7,8 @@
  * when it arrived) has been acknowledged by the replica, so the replica
  * always shows a state the source went through, and overlapping writes
  * are never in flight together.  Every CHECKPOINT_NS it flushes the
- * replica and moves the journal tail, freeing journal space.
+ * replica and moves the journal tail, freeing journal space; the journal
+ * sync thread (jsync.c) makes the new tail durable meanwhile.
  */
 #include <errno.h>
 #include <poll.h>
@@ -34,6 +35,7 @@
 static struct ship_conn sc;
 static struct resync *rs;
 static bool ckpt_inflight;
+static bool tail_syncing; /* jsync has the last checkpoint's fdatasync */
 static uint64_t last_ckpt_ns;
 /* Replica acknowledgements not yet applied to the queue (the libnbd
  * callbacks only collect them; apply_acks takes the lock once).
@@ -289,11 +291,14 @@ commit_tail (uint64_t pos, uint64_t seq)
   if (seq > repl.jrnl->tail_seq)
     r = jrnl_set_tail (repl.jrnl, pos, seq, false, err, sizeof err);
   pthread_mutex_unlock (&repl.lock);
-  if (r == -1)
-    nbdkit_error ("vaio-replication: %s", err);
-  else if (jrnl_sync (repl.jrnl) == -1)
-    nbdkit_error ("vaio-replication: %s: fdatasync: %m", repl.jrnl->path);
   last_ckpt_ns = vaio_stats_now_ns ();
+  if (r == -1)
+    {
+      nbdkit_error ("vaio-replication: %s", err);
+      return;
+    }
+  tail_syncing = true;
+  jsync_request ();
 }
 
 static int
@@ -321,7 +326,7 @@ maybe_checkpoint (bool force)
   struct cmd *c;
   bool due;
 
-  if (ckpt_inflight || sc.broken)
+  if (ckpt_inflight || tail_syncing || sc.broken)
     return;
   pthread_mutex_lock (&repl.lock);
   if (repl.ring_n > 0)
@@ -495,7 +500,7 @@ drained (void)
   done = repl.track == TRACK_JOURNAL && repl.ring_n == 0
          && repl.jrnl->tail_seq == repl.jrnl->head_seq;
   pthread_mutex_unlock (&repl.lock);
-  return done && sc.inflight == 0;
+  return done && sc.inflight == 0 && !tail_syncing;
 }
 
 static void *
@@ -535,6 +540,8 @@ shipper_main (void *arg)
         }
       wait_events ();
       apply_acks ();
+      if (tail_syncing && jsync_take_done ())
+        tail_syncing = false;
       if (sc.broken)
         {
           disconnect ();
@@ -573,6 +580,8 @@ shipper_start (void)
       nbdkit_error ("vaio-replication: out of memory");
       return -1;
     }
+  if (jsync_start () == -1)
+    return -1;
   r = pthread_create (&repl.shipper, NULL, shipper_main, NULL);
   if (r != 0)
     {
@@ -588,7 +597,10 @@ void
 shipper_stop (void)
 {
   if (!repl.shipper_started)
-    return;
+    {
+      jsync_stop ();
+      return;
+    }
   pthread_mutex_lock (&repl.lock);
   repl.stopping = true;
   pthread_cond_broadcast (&repl.cond);
@@ -596,6 +608,7 @@ shipper_stop (void)
   state_wake_shipper ();
   pthread_join (repl.shipper, NULL);
   repl.shipper_started = false;
+  jsync_stop ();
   resync_free (rs);
   rs = NULL;
   close (repl.wake_fd);
