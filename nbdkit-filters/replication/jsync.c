@@ -35,8 +35,7 @@ jsync_main (void *arg)
       requested = false;
       pthread_mutex_unlock (&jsync_lock);
       if (jrnl_sync (repl.jrnl) == -1)
-        nbdkit_error ("vaio-replication: %s: fdatasync: %m",
-                      repl.jrnl->path);
+        nbdkit_error ("vaio-replication: %s: fdatasync: %m", repl.jrnl->path);
       pthread_mutex_lock (&jsync_lock);
       done = true;
       state_wake_shipper ();
