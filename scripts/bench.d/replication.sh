@@ -42,13 +42,14 @@ stat_of () {
   "$STATS" "$dir/state-$1/stats" | awk -v n="$2" '$1 == n { print $2 }'
 }
 
-# serve_repl MODE: the filter in front of src.img, replica rep.img;
-# returns once the initial sync is over.
+# serve_repl MODE [JOURNAL-SIZE]: the filter in front of src.img, replica
+# rep.img; returns once the initial sync is over.
 serve_repl () {
   local i
   serve "repl-$1" --filter="$FILTER" file "$dir/src.img" \
     repl-target="nbd+unix:///?socket=$dir/rep.sock" \
-    repl-state-dir="$dir/state-$1" repl-mode="$1" repl-journal-size=512M
+    repl-state-dir="$dir/state-$1" repl-mode="$1" \
+    repl-journal-size="${2:-512M}"
   # The stats file appears once the state is recovered; wait for the
   # initial sync to finish before measuring.
   for i in $(seq 1200); do
@@ -76,6 +77,24 @@ bench_row "vaio-replication async" "$a_iops" "$a_mib" "$b_iops" \
   "target >= 0.85x; link shipped $shipped/s meanwhile"
 
 unserve "$server_pid"
+
+# Where the async cost goes: the same workload with the replica paused
+# (SIGSTOP), so the filter journals every write and ships none (a 2G
+# journal absorbs the whole run).
+rm -rf "$dir/state-async"
+serve_repl async 2G
+kill -STOP "$rep_pid"
+read -r j_iops j_mib _ <<<"$(fio_nbd "$uri" randwrite 4k 16)"
+kill -CONT "$rep_pid"
+note="journal only: the replica paused, nothing shipped"
+[ "$(stat_of async journal_overflows)" = 0 ] || note="$note (the journal overflowed)"
+bench_row "vaio-replication async, replica paused" "$j_iops" "$j_mib" "$b_iops" "$note"
+# Its journal is not needed: no drain, and its writeback done before the
+# next run.
+kill -9 "$server_pid"
+wait "$server_pid" 2>/dev/null || true
+rm -rf "$dir/state-async"
+sync
 
 # A sustained rate the link carries: half of what it shipped at full
 # speed, on a fresh server (its lag histogram holds only this run).
