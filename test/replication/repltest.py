@@ -53,6 +53,22 @@ def read_image(path, nblocks):
     return [decode(data[i * BS:(i + 1) * BS], i) for i in range(nblocks)]
 
 
+def read_snapshot(path, nblocks):
+    """The image as it was at one instant, although the replica server
+    writes to it while we read: one read of the file is not atomic (a
+    reader preempted halfway sees early blocks before a write and late
+    ones after a later write).  Two reads that agree block for block are:
+    writes only move a block forward, so no block changed between the end
+    of the first read and the start of the second."""
+    last = read_image(path, nblocks)
+    for _ in range(1000):
+        state = read_image(path, nblocks)
+        if state == last:
+            return state
+        last = state
+    raise SystemExit(f"{path}: no two reads agreed; cannot sample it")
+
+
 def cmd_prefix(uri, replica, n):
     h = connect(uri)
     nblocks = h.get_size() // BS
@@ -67,7 +83,7 @@ def cmd_prefix(uri, replica, n):
         if i < next_sample:
             continue
         next_sample = i + rng.randint(1, 20)
-        state = read_image(replica, nblocks)
+        state = read_snapshot(replica, nblocks)
         m = max(state)
         for blk in range(nblocks):
             want = max([w for w in history.get(blk, []) if w <= m], default=0)
