@@ -13,11 +13,17 @@
 
 #include "repl.h"
 
-/* Guards every field below; cond signals a request or stop. */
+/* jsync_lock guards requested, done and stopping; jsync_cond signals a
+ * request or the stop.
+ */
 static pthread_mutex_t jsync_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t jsync_cond = PTHREAD_COND_INITIALIZER;
-static bool requested, done, stopping, started;
+static bool requested, done, stopping;
+/* Only jsync_start and jsync_stop touch these (the shipper's start and
+ * stop, one thread at a time).
+ */
 static pthread_t thread;
+static bool started;
 
 static void *
 jsync_main (void *arg)
