@@ -103,16 +103,22 @@ sioc_auto_threshold_observe (struct sioc_auto_threshold *a,
 
   if (delivered_iops <= 0 || latency_ns <= 0)
     return;
+  /* A new peak: what was 90% of the old one may not be of this one. */
   if (delivered_iops > a->peak_iops)
-    a->peak_iops = delivered_iops;
+    {
+      a->peak_iops = delivered_iops;
+      a->latency_at_90_ns = latency_ns;
+      return;
+    }
   ratio = delivered_iops / a->peak_iops;
-  /* Samples near 90% of the peak: the knee of the latency curve.  A slow
-   * moving average keeps one noisy sample from moving the threshold.
+  /* The knee of the latency curve is the lowest latency that still gets
+   * 90% of the peak: a longer queue adds latency, not throughput.  (An
+   * average over samples near 90% instead followed whatever queue depth
+   * the moment had: on a datastore that serves one request at a time
+   * it swung between 5 and 80 ms from run to run.)
    */
-  if (ratio >= 0.85 && ratio <= 0.95)
-    a->latency_at_90_ns = a->latency_at_90_ns == 0
-                              ? latency_ns
-                              : 0.9 * a->latency_at_90_ns + 0.1 * latency_ns;
+  if (ratio >= 0.9 && latency_ns < a->latency_at_90_ns)
+    a->latency_at_90_ns = latency_ns;
 }
 
 double

@@ -43,8 +43,8 @@ void sioc_congestion_step (struct sioc_congestion *c,
                            const struct sioc_datastore_sample *s,
                            double threshold_ns);
 
-/* Threshold `auto`: track the peak throughput and the latency seen near
- * 90% of it.
+/* Threshold `auto`: track the peak throughput and the lowest latency at
+ * which the datastore delivered at least 90% of it.
  */
 struct sioc_auto_threshold
 {

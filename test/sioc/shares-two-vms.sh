@@ -3,7 +3,7 @@
 # congested datastore get their throughput in that ratio +- 10%.  Without
 # vaio-sioc this datastore splits about 1:1 (see the bench), so the ratio
 # is the filter's doing.  Both use sioc-latency-threshold=auto: the leader
-# must learn a threshold (the latency seen at 90% of peak throughput) and
+# must learn a threshold (the lowest latency at 90% of peak throughput) and
 # still find the datastore congested; the other tests use the 30ms default.
 source "$(dirname "$0")/lib.sh"
 

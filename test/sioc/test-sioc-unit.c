@@ -454,10 +454,17 @@ START_TEST (auto_threshold)
   sioc_auto_threshold_init (&a);
   ck_assert_double_eq (sioc_auto_threshold_get (&a, 30 * MS), 30 * MS);
   sioc_auto_threshold_observe (&a, 1000, 60 * MS); /* peak */
-  ck_assert_double_eq (sioc_auto_threshold_get (&a, 30 * MS), 30 * MS);
+  ck_assert_double_eq (sioc_auto_threshold_get (&a, 30 * MS), 60 * MS);
   sioc_auto_threshold_observe (&a, 500, 2 * MS); /* far below: ignored */
-  sioc_auto_threshold_observe (&a, 900, 12 * MS);
-  ck_assert_double_eq_tol (sioc_auto_threshold_get (&a, 30 * MS), 12 * MS, 1);
+  ck_assert_double_eq (sioc_auto_threshold_get (&a, 30 * MS), 60 * MS);
+  sioc_auto_threshold_observe (&a, 900, 12 * MS); /* 90%, sooner */
+  ck_assert_double_eq (sioc_auto_threshold_get (&a, 30 * MS), 12 * MS);
+  sioc_auto_threshold_observe (&a, 950, 40 * MS); /* a longer queue */
+  ck_assert_double_eq (sioc_auto_threshold_get (&a, 30 * MS), 12 * MS);
+  sioc_auto_threshold_observe (&a, 2000, 80 * MS); /* new peak: start over */
+  ck_assert_double_eq (sioc_auto_threshold_get (&a, 30 * MS), 80 * MS);
+  sioc_auto_threshold_observe (&a, 1700, 9 * MS); /* 85%: not enough */
+  ck_assert_double_eq (sioc_auto_threshold_get (&a, 30 * MS), 80 * MS);
 }
 END_TEST
 
