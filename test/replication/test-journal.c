@@ -77,6 +77,21 @@ on_orphan (void *opaque, const struct jrnl_rec *r, uint64_t pos,
   return 0;
 }
 
+/* Open the journal at path again and scan it into *s (cleared first). */
+static struct jrnl *
+reopen_and_scan (struct seen *s, jrnl_rec_fn orphan_fn, bool *lost)
+{
+  bool created;
+  struct jrnl *j;
+
+  memset (s, 0, sizeof *s);
+  j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
+  ck_assert_msg (j != NULL, "%s", err);
+  ck_assert_int_eq (
+      jrnl_scan (j, on_rec, on_bad, orphan_fn, s, lost, err, sizeof err), 0);
+  return j;
+}
+
 START_TEST (test_record_roundtrip)
 {
   unsigned char data[100], buf[64];
@@ -195,10 +210,7 @@ START_TEST (test_full_and_wrap)
     }
   jrnl_close (j);
 
-  j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
-  ck_assert_ptr_nonnull (j);
-  ck_assert_int_eq (
-      jrnl_scan (j, on_rec, on_bad, NULL, &s, &lost, err, sizeof err), 0);
+  j = reopen_and_scan (&s, NULL, &lost);
   ck_assert (!lost);
   ck_assert_uint_eq (s.n, (unsigned)(n - 3 + 2));
   ck_assert_uint_eq (s.seqs[0], tail_seq);
@@ -252,14 +264,11 @@ START_TEST (test_corrupt_payload)
 {
   struct seen s = { 0 };
   struct jrnl *j;
-  bool created, lost;
+  bool lost;
 
   write_three ();
   corrupt_byte (JRNL_HEADER_SIZE + jrnl_rec_size (4096) + 64 + 100);
-  j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
-  ck_assert_ptr_nonnull (j);
-  ck_assert_int_eq (
-      jrnl_scan (j, on_rec, on_bad, NULL, &s, &lost, err, sizeof err), 0);
+  j = reopen_and_scan (&s, NULL, &lost);
   ck_assert_uint_eq (s.bad, 1);
   ck_assert_uint_eq (s.bad_offset, 2 << 20);
   ck_assert_uint_eq (s.n, 2);
@@ -276,14 +285,11 @@ START_TEST (test_corrupt_header)
 {
   struct seen s = { 0 };
   struct jrnl *j;
-  bool created, lost;
+  bool lost;
 
   write_three ();
   corrupt_byte (JRNL_HEADER_SIZE + jrnl_rec_size (4096) + 24);
-  j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
-  ck_assert_ptr_nonnull (j);
-  ck_assert_int_eq (
-      jrnl_scan (j, on_rec, on_bad, NULL, &s, &lost, err, sizeof err), 0);
+  j = reopen_and_scan (&s, NULL, &lost);
   ck_assert_uint_eq (s.n, 1);
   ck_assert (lost);
   jrnl_close (j);
@@ -295,14 +301,11 @@ START_TEST (test_end_is_not_loss)
 {
   struct seen s = { 0 };
   struct jrnl *j;
-  bool created, lost;
+  bool lost;
 
   write_three ();
   corrupt_byte (JRNL_HEADER_SIZE + 2 * jrnl_rec_size (4096) + 8);
-  j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
-  ck_assert_ptr_nonnull (j);
-  ck_assert_int_eq (
-      jrnl_scan (j, on_rec, on_bad, NULL, &s, &lost, err, sizeof err), 0);
+  j = reopen_and_scan (&s, NULL, &lost);
   ck_assert_uint_eq (s.n, 2);
   ck_assert (!lost);
   jrnl_close (j);
@@ -345,24 +348,19 @@ START_TEST (test_reset)
 {
   struct seen s = { 0 };
   struct jrnl *j;
-  bool created, lost;
+  bool lost;
   unsigned char data[4096] = { 0 };
   uint64_t pos;
 
   write_three ();
-  j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
-  ck_assert_int_eq (
-      jrnl_scan (j, on_rec, on_bad, NULL, &s, &lost, err, sizeof err), 0);
+  j = reopen_and_scan (&s, NULL, &lost);
   ck_assert_int_eq (jrnl_reset (j, err, sizeof err), 0);
   ck_assert_uint_eq (j->used, 0);
   struct jrnl_rec r = { .type = JRNL_WRITE, .length = 4096, .data_len = 4096 };
   ck_assert_int_eq (jrnl_append (j, &r, data, &pos, err, sizeof err), 0);
   ck_assert_uint_eq (r.seq, 4); /* sequence numbers survive a reset */
   jrnl_close (j);
-  memset (&s, 0, sizeof s);
-  j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
-  ck_assert_int_eq (
-      jrnl_scan (j, on_rec, on_bad, NULL, &s, &lost, err, sizeof err), 0);
+  j = reopen_and_scan (&s, NULL, &lost);
   ck_assert_uint_eq (s.n, 1);
   ck_assert_uint_eq (s.seqs[0], 4);
   ck_assert (!lost);
@@ -411,14 +409,11 @@ START_TEST (test_hole_orphan)
   unsigned char data[4096] = { 0 };
   struct seen s = { 0 };
   struct jrnl *j;
-  bool created, lost;
+  bool lost;
   uint64_t pos;
 
   write_hole (1);
-  j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
-  ck_assert_ptr_nonnull (j);
-  ck_assert_int_eq (
-      jrnl_scan (j, on_rec, on_bad, on_orphan, &s, &lost, err, sizeof err), 0);
+  j = reopen_and_scan (&s, on_orphan, &lost);
   ck_assert_uint_eq (s.n, 1);
   ck_assert (!lost);
   ck_assert_uint_eq (s.orphans, 1);
@@ -429,10 +424,7 @@ START_TEST (test_hole_orphan)
   ck_assert_uint_eq (r.seq, 4);
   jrnl_close (j);
 
-  memset (&s, 0, sizeof s);
-  j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
-  ck_assert_int_eq (
-      jrnl_scan (j, on_rec, on_bad, on_orphan, &s, &lost, err, sizeof err), 0);
+  j = reopen_and_scan (&s, on_orphan, &lost);
   ck_assert_uint_eq (s.n, 1);
   ck_assert_uint_eq (s.seqs[0], 4);
   ck_assert (!lost);
@@ -448,13 +440,10 @@ START_TEST (test_hole_proven_lost)
 {
   struct seen s = { 0 };
   struct jrnl *j;
-  bool created, lost;
+  bool lost;
 
   write_hole (2);
-  j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
-  ck_assert_ptr_nonnull (j);
-  ck_assert_int_eq (
-      jrnl_scan (j, on_rec, on_bad, on_orphan, &s, &lost, err, sizeof err), 0);
+  j = reopen_and_scan (&s, on_orphan, &lost);
   ck_assert_uint_eq (s.n, 1);
   ck_assert (lost);
   jrnl_close (j);
