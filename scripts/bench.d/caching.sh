@@ -48,6 +48,16 @@ vc_args=(file "$img" cache-size=768M cache-seq-cutoff=0)
 # rounds: the machine is shared, and a run-to-run swing would otherwise
 # decide the ratios.
 declare -A srv_pid srv_uri best_iops best_mib best_lat
+# srv_wait NAME SOCK: until the server started as NAME answers on SOCK.
+srv_wait () {
+  local name=$1 sock=$2
+  for _ in $(seq 200); do
+    [ -S "$sock" ] && nbdinfo --size "${srv_uri[$name]}" >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "bench: $name did not start" >&2
+  return 1
+}
 srv_start () {
   local name=$1; shift
   local sock=$BENCH_DIR/cache-$name.sock
@@ -55,12 +65,7 @@ srv_start () {
   nbdkit -f -U "$sock" "$@" &
   srv_pid[$name]=$!
   srv_uri[$name]="nbd+unix:///?socket=$sock"
-  for _ in $(seq 200); do
-    [ -S "$sock" ] && nbdinfo --size "${srv_uri[$name]}" >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  echo "bench: $name did not start" >&2
-  return 1
+  srv_wait "$name" "$sock"
 }
 # qsd_start NAME FILE: qemu-storage-daemon exporting FILE read-only with
 # O_DIRECT and io_uring, an O_DIRECT NBD server with no cache logic.
@@ -74,12 +79,7 @@ qsd_start () {
     --export type=nbd,id=e0,node-name=f0,name=disk &
   srv_pid[$name]=$!
   srv_uri[$name]="nbd+unix:///disk?socket=$sock"
-  for _ in $(seq 200); do
-    [ -S "$sock" ] && nbdinfo --size "${srv_uri[$name]}" >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  echo "bench: $name did not start" >&2
-  return 1
+  srv_wait "$name" "$sock"
 }
 srv_stop_all () {
   for p in "${srv_pid[@]}"; do kill "$p" 2>/dev/null || true; done
