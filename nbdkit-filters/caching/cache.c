@@ -30,7 +30,7 @@ struct vcache vcache = {
     .dirty_high = 50,
     .dirty_low = 10,
     .destage_on_close = true,
-    .direct = true,
+    .direct = DIRECT_AUTO,
   },
 };
 
@@ -142,15 +142,21 @@ cache_config (nbdkit_next_config *next, nbdkit_backend *nxdata, const char *key,
     return parse_percent (key, value, &cfg->dirty_high);
   if (strcmp (key, "cache-dirty-low") == 0)
     return parse_percent (key, value, &cfg->dirty_low);
-  if (strcmp (key, "cache-destage-on-close") == 0
-      || strcmp (key, "cache-direct") == 0)
+  if (strcmp (key, "cache-destage-on-close") == 0)
     {
       if (vaio_parse_bool (value, &b) == -1)
         return bad_param (key, value, "expected true or false");
-      if (strcmp (key, "cache-destage-on-close") == 0)
-        cfg->destage_on_close = b;
+      cfg->destage_on_close = b;
+      return 0;
+    }
+  if (strcmp (key, "cache-direct") == 0)
+    {
+      if (strcmp (value, "auto") == 0)
+        cfg->direct = DIRECT_AUTO;
+      else if (vaio_parse_bool (value, &b) == 0)
+        cfg->direct = b ? DIRECT_ON : DIRECT_OFF;
       else
-        cfg->direct = b;
+        return bad_param (key, value, "expected auto, true or false");
       return 0;
     }
   if (strcmp (key, "cache-disk-id") == 0)
@@ -233,7 +239,7 @@ cache_config_complete (nbdkit_next_config_complete *next,
   "cache-dirty-low=PCT         Stop destaging at (default 10).\n"              \
   "cache-destage-on-close=BOOL Destage all at clean shutdown (default "        \
   "true).\n"                                                                   \
-  "cache-direct=BOOL           O_DIRECT where allowed (default true).\n"       \
+  "cache-direct=auto|BOOL      O_DIRECT: auto = on a block device only.\n"    \
   "cache-disk-id=ID            Identity of the cached disk."
 
 /* --- lifecycle --- */

@@ -76,6 +76,14 @@ enum
   ST_COUNT
 };
 
+/* cache-direct=: O_DIRECT always, never, or only on a block device. */
+enum vcache_direct
+{
+  DIRECT_AUTO,
+  DIRECT_ON,
+  DIRECT_OFF,
+};
+
 struct vcache_config
 {
   char *cache_path;
@@ -86,7 +94,7 @@ struct vcache_config
   uint64_t seq_cutoff;            /* 0: never bypass */
   unsigned dirty_high, dirty_low; /* percent of slots */
   bool destage_on_close;
-  bool direct;
+  enum vcache_direct direct;
   char *state_dir;
   char disk_id[VCACHE_DISK_ID_LEN];
 };

@@ -3,7 +3,8 @@
 #   VAIO_BUILD=build VAIO_SRC=. bash scripts/bench.d/caching.sh).
 #
 # 1. Cache-hit 4k random reads, QD16, working set warm in the cache:
-#    vaio-cache (O_DIRECT and buffered cache) against bare nbdkit serving
+#    vaio-cache (default: page cache on a cache file; and cache-direct=true)
+#    against bare nbdkit serving
 #    vaio-cache's own cache file, nbdkit's cache filter, and
 #    qemu-storage-daemon reading the cache file O_DIRECT, same run.
 # 2. Slow backing (nbdkit delay filter, 2 ms per read): hit ratio and
@@ -90,7 +91,7 @@ trap 'srv_stop_all; serve_stop 2>/dev/null || true' EXIT
 
 bench_title "caching: cache-hit 4k randread QD16 (working set $WS, warm, best of 2)"
 srv_start direct --filter="$FILTER" "${vc_args[@]}" cache-state-dir="$D/st-direct" cache-direct=true
-srv_start buffered --filter="$FILTER" "${vc_args[@]}" cache-state-dir="$D/st-buf" cache-direct=false
+srv_start buffered --filter="$FILTER" "${vc_args[@]}" cache-state-dir="$D/st-buf" # cache-direct=auto
 srv_start nbdcache --filter=cache file "$img" cache=writethrough
 for t in direct buffered nbdcache; do warm "${srv_uri[$t]}"; done
 # Bare nbdkit serving vaio-cache's own (now warm) cache file: the ceiling.
@@ -122,9 +123,9 @@ f_iops=${best_iops[bare]}
 vs () { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }'; }
 bench_row "bare nbdkit file on the cache file" "$f_iops" "${best_mib[bare]}" "$f_iops" "baseline, lat ${best_lat[bare]}us"
 bench_row "nbdkit cache filter (warm)" "${best_iops[nbdcache]}" "${best_mib[nbdcache]}" "$f_iops" "lat ${best_lat[nbdcache]}us"
-bench_row "vaio-cache, buffered cache" "${best_iops[buffered]}" "${best_mib[buffered]}" "$f_iops" \
+bench_row "vaio-cache, cache file (default)" "${best_iops[buffered]}" "${best_mib[buffered]}" "$f_iops" \
   "hits $b_hr, lat ${best_lat[buffered]}us, vs nbdkit cache $(vs "${best_iops[buffered]}" "${best_iops[nbdcache]}")"
-bench_row "vaio-cache, O_DIRECT cache (default)" "${best_iops[direct]}" "${best_mib[direct]}" "$f_iops" \
+bench_row "vaio-cache, cache-direct=true (O_DIRECT)" "${best_iops[direct]}" "${best_mib[direct]}" "$f_iops" \
   "hits $d_hr, lat ${best_lat[direct]}us, vs nbdkit cache $(vs "${best_iops[direct]}" "${best_iops[nbdcache]}")"
 bench_row "qemu-storage-daemon, O_DIRECT cache file" "${best_iops[qsd_direct]}" "${best_mib[qsd_direct]}" "$f_iops" \
   "O_DIRECT NBD server, no cache logic, lat ${best_lat[qsd_direct]}us"
@@ -137,7 +138,7 @@ serve_start --filter=delay file "$img" rdelay=2ms
 read -r s_iops s_mib s_lat <<<"$(fio_nbd "$uri" randread 4k)"
 serve_stop
 serve_start --filter="$FILTER" --filter=delay file "$img" rdelay=2ms \
-  cache-size=256M cache-state-dir="$D/st-slow" cache-direct=false
+  cache-size=256M cache-state-dir="$D/st-slow"
 mark "$D/st-slow"
 read -r c_iops c_mib c_lat <<<"$(fio_nbd "$uri" randread 4k)"
 c_hr=$(hit_ratio "$D/st-slow")
@@ -157,9 +158,9 @@ bench_title "caching: 4k randwrite QD16 over $WS (best of 2, after a cold run)"
 best_iops=() best_mib=() best_lat=()
 srv_start bare file "$img"
 srv_start wb_direct --filter="$FILTER" "${vc_args[@]}" cache-state-dir="$D/st-wb" \
-  cache-mode=write-back cache-destage-on-close=false
+  cache-mode=write-back cache-destage-on-close=false cache-direct=true
 srv_start wb_buffered --filter="$FILTER" "${vc_args[@]}" cache-state-dir="$D/st-wbb" \
-  cache-mode=write-back cache-destage-on-close=false cache-direct=false
+  cache-mode=write-back cache-destage-on-close=false # cache-direct=auto
 srv_start wt --filter="$FILTER" "${vc_args[@]}" cache-state-dir="$D/st-wt" \
   cache-mode=write-through
 declare -A cold_iops
@@ -178,7 +179,7 @@ done
 srv_stop_all
 p_iops=${best_iops[bare]}
 bench_row "bare nbdkit file" "$p_iops" "${best_mib[bare]}" "$p_iops" "baseline, lat ${best_lat[bare]}us"
-bench_row "vaio-cache write-back, buffered cache" "${best_iops[wb_buffered]}" "${best_mib[wb_buffered]}" "$p_iops" \
+bench_row "vaio-cache write-back, cache file (default)" "${best_iops[wb_buffered]}" "${best_mib[wb_buffered]}" "$p_iops" \
   "lat ${best_lat[wb_buffered]}us, cold run ${cold_iops[wb_buffered]} IOPS"
 bench_row "vaio-cache write-back, O_DIRECT cache" "${best_iops[wb_direct]}" "${best_mib[wb_direct]}" "$p_iops" \
   "lat ${best_lat[wb_direct]}us, cold run ${cold_iops[wb_direct]} IOPS"

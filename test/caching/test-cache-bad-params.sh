@@ -26,6 +26,7 @@ refuse "cache-size=0" "$st" cache-size=0
 refuse "cache-dirty-high=101" "$st" cache-dirty-high=101
 refuse "cache-dirty-low=60" "$st" cache-dirty-low=60 cache-dirty-high=50
 refuse "cache-destage-on-close=maybe" "$st" cache-destage-on-close=maybe
+refuse "cache-direct=sometimes" "$st" cache-direct=sometimes
 refuse "cache-seq-cutoff=-1" "$st" cache-seq-cutoff=-1
 refuse "cache-state-dir=" # no cache file and no state dir
 refuse "$TMP/nodev" cache-device="$TMP/nodev"

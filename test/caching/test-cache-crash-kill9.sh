@@ -6,6 +6,9 @@
 # trial the checking server is itself killed, so the next trial starts
 # from a crashed cache again.  At the end a clean shutdown destages
 # everything and the backing image alone must hold exactly what was read.
+# Trials alternate the cache's I/O mode (O_DIRECT and page cache), and the
+# checking server uses the other one: a cache written in one mode opens
+# in the other.
 . "$VAIO_SRC/test/caching/lib.sh"
 
 TRIALS=${CRASH_TRIALS:-20}
@@ -17,7 +20,8 @@ args=(file "$TMP/disk.img" cache-state-dir="$TMP/state" cache-size=4M
 recovered=0
 for trial in $(seq "$TRIALS"); do
   : > "$TMP/journal"
-  start_server "$sock" "${args[@]}"
+  if [ $((trial % 2)) = 1 ]; then direct=true undirect=false; else direct=false undirect=true; fi
+  start_server "$sock" "${args[@]}" cache-direct=$direct
   $PY "$HERE/crash-ops.py" write "$(uri_of "$sock")" "$TMP/journal" "$trial" &
   writer=$!
   # Let the load get going (bounded), then kill at a random moment.
@@ -30,7 +34,7 @@ for trial in $(seq "$TRIALS"); do
   wait "$SERVER_PID" 2>/dev/null || true
   wait "$writer" || { echo "writer failed" >&2; exit 1; }
 
-  start_server "$sock" "${args[@]}"
+  start_server "$sock" "${args[@]}" cache-direct=$undirect
   dirty=$("$STATS_GET" "$TMP/state/stats" dirty_bytes)
   [ "$dirty" -gt 0 ] && recovered=$((recovered + 1))
   echo -n "trial $trial: recovered $dirty dirty bytes; "
