@@ -239,7 +239,7 @@ cache_config_complete (nbdkit_next_config_complete *next,
   "cache-dirty-low=PCT         Stop destaging at (default 10).\n"              \
   "cache-destage-on-close=BOOL Destage all at clean shutdown (default "        \
   "true).\n"                                                                   \
-  "cache-direct=auto|BOOL      O_DIRECT: auto = on a block device only.\n"    \
+  "cache-direct=auto|BOOL      O_DIRECT: auto = on a block device only.\n"     \
   "cache-disk-id=ID            Identity of the cached disk."
 
 /* --- lifecycle --- */
