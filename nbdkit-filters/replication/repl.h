@@ -187,6 +187,7 @@ int state_begin (uint32_t type, const void *buf, uint32_t count,
 void state_end (struct repl_op *op, bool ok);
 int state_flush_begin (struct repl_op *op, int *err);
 void state_wait_replicated (const struct repl_op *op);
+bool state_replicated_locked (uint64_t seq);
 
 /* target.c */
 struct nbd_handle;
@@ -203,10 +204,13 @@ void jsync_stop (void);
 /* shipper.c */
 int shipper_start (void);
 void shipper_stop (void);
+bool shipper_send_now (void);
+bool shipper_wait_acked (uint64_t seq, uint64_t deadline_ns);
 void lag_record_locked (uint64_t lag_ns);
 
-/* The shipper's connection.  Only the shipper thread touches it (the
- * libnbd completion callbacks run in that thread too), so no lock.
+/* The shipper's connection.  shipper.c's ship_lock guards it: the
+ * shipper thread or a sync writer driving it (the libnbd completion
+ * callbacks run in whichever thread holds the lock).
  */
 struct ship_conn
 {

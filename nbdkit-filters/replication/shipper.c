@@ -1,6 +1,6 @@
 /* vaio-replication: the shipping thread.
  *
- * One thread owns one libnbd connection to the replica and keeps up to
+ * One thread runs one libnbd connection to the replica and keeps up to
  * repl-max-inflight commands in flight with the asynchronous API.  It
  * sends journal entries in sequence order; an entry goes out only when
  * every entry up to its barrier (all that had completed on the source
@@ -9,6 +9,12 @@
  * are never in flight together.  Every CHECKPOINT_NS it flushes the
  * replica and moves the journal tail, freeing journal space; the journal
  * sync thread (jsync.c) makes the new tail durable meanwhile.
+ *
+ * In sync mode a writer may drive the connection itself (shipper_send_now,
+ * shipper_wait_acked): it sends its record and polls for the replica's
+ * answer in its own thread, sparing the two thread wake-ups of a hand-off
+ * to the shipper and back, which cost more than the replica's own round
+ * trip on a small VM.  ship_lock makes it one driver at a time.
  */
 #include <errno.h>
 #include <poll.h>
@@ -31,8 +37,14 @@
 /* Entries taken, and acknowledgements applied, per lock round trip. */
 #define BATCH 64
 
-/* Only the shipper thread touches these. */
+/* Guards everything below and every libnbd call on sc.nbd.  The shipper
+ * thread holds it except while it sleeps in poll; a sync writer holds it
+ * while it drives the connection.  Taken before repl.lock, never after.
+ */
+static pthread_mutex_t ship_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ship_conn sc;
+/* Counts the times libnbd was told of socket events (see wait_events). */
+static uint64_t conn_epoch;
 static struct resync *rs;
 static bool ckpt_inflight;
 static bool tail_syncing; /* jsync has the last checkpoint's fdatasync */
@@ -449,24 +461,72 @@ try_connect (bool *logged)
   return true;
 }
 
+/* Let libnbd act on what poll saw on its socket. */
+static void
+conn_notify (short revents)
+{
+  unsigned dir = nbd_aio_get_direction (sc.nbd);
+
+  conn_epoch++;
+  if ((revents & (POLLIN | POLLHUP | POLLERR | POLLRDHUP))
+      && (dir & LIBNBD_AIO_DIRECTION_READ))
+    {
+      if (nbd_aio_notify_read (sc.nbd) == -1)
+        sc.broken = true;
+      apply_acks ();
+    }
+  dir = nbd_aio_get_direction (sc.nbd);
+  if ((revents & POLLOUT) && (dir & LIBNBD_AIO_DIRECTION_WRITE))
+    {
+      if (nbd_aio_notify_write (sc.nbd) == -1)
+        sc.broken = true;
+    }
+  if (nbd_aio_is_dead (sc.nbd))
+    sc.broken = true;
+}
+
+static short
+conn_poll_events (void)
+{
+  unsigned dir = nbd_aio_get_direction (sc.nbd);
+
+  return (short)(((dir & LIBNBD_AIO_DIRECTION_READ) ? POLLIN : 0)
+                 | ((dir & LIBNBD_AIO_DIRECTION_WRITE) ? POLLOUT : 0));
+}
+
+/* The shipper thread's sleep: its eventfd, and the replica's socket
+ * while something is in flight.  With nothing in flight only a hang-up
+ * matters: a sync writer may be driving the connection, and the
+ * replies it waits for are not the shipper's to wake up for.
+ */
 static void
 wait_events (void)
 {
   struct pollfd fds[2] = { { .fd = repl.wake_fd, .events = POLLIN } };
   nfds_t n = 1;
-  uint64_t junk;
+  uint64_t junk, epoch;
+  int r;
 
   if (sc.nbd != NULL)
     {
-      unsigned dir = nbd_aio_get_direction (sc.nbd);
       fds[1].fd = nbd_aio_get_fd (sc.nbd);
-      fds[1].events
-          = (short)(((dir & LIBNBD_AIO_DIRECTION_READ) ? POLLIN : 0)
-                    | ((dir & LIBNBD_AIO_DIRECTION_WRITE) ? POLLOUT : 0));
+      fds[1].events = sc.inflight > 0 ? conn_poll_events () : POLLRDHUP;
       n = fds[1].fd >= 0 ? 2 : 1;
     }
-  if (poll (fds, n, POLL_MS) == -1)
+  epoch = conn_epoch;
+  pthread_mutex_unlock (&ship_lock);
+  r = poll (fds, n, POLL_MS);
+  pthread_mutex_lock (&ship_lock);
+  if (r == -1)
     return;
+  /* A writer drove the connection while we slept: what poll saw may be
+   * gone.  A read notification with nothing to read leaves libnbd
+   * waiting for a reply mid-state, and a command issued then is never
+   * sent, so look again.
+   */
+  if (n == 2 && fds[1].revents != 0 && conn_epoch != epoch
+      && poll (&fds[1], 1, 0) <= 0)
+    fds[1].revents = 0;
   if (fds[0].revents & POLLIN)
     {
       state_wake_consumed ();
@@ -475,19 +535,90 @@ wait_events (void)
           /* EAGAIN: another reader; nothing to do */
         }
     }
-  if (n == 2 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
+  /* sc.nbd cannot change while we slept: only this thread connects. */
+  if (n == 2 && fds[1].revents != 0)
+    conn_notify (fds[1].revents);
+}
+
+/* ---- A sync writer driving the connection ---- */
+
+/* Give the connection back; the shipper thread takes over what is left
+ * (replies still due, entries not sent yet, a broken connection).
+ */
+static void
+release_conn (void)
+{
+  bool more;
+
+  pthread_mutex_lock (&repl.lock);
+  more = sc.broken || sc.inflight > 0
+         || repl.ship_seq < repl.base_seq + repl.ring_n;
+  pthread_mutex_unlock (&repl.lock);
+  pthread_mutex_unlock (&ship_lock);
+  if (more)
+    state_wake_shipper ();
+}
+
+/* A sync writer's record is ready: send it now from this thread if the
+ * connection is free.  Returns false if the shipper thread must do it.
+ * The writer comes back in shipper_wait_acked for the answer.
+ */
+bool
+shipper_send_now (void)
+{
+  if (pthread_mutex_trylock (&ship_lock) != 0)
+    return false;
+  if (sc.nbd == NULL || sc.broken)
     {
-      if (nbd_aio_notify_read (sc.nbd) == -1)
-        sc.broken = true;
+      pthread_mutex_unlock (&ship_lock);
+      return false;
+    }
+  send_entries ();
+  pthread_mutex_unlock (&ship_lock);
+  return true;
+}
+
+/* Drive the connection until the replica acknowledged entry seq (or the
+ * writer may return anyway: see state_replicated_locked).  Returns false
+ * when it could not (the connection is busy or broke, or the deadline
+ * passed): the caller then waits for the shipper thread.
+ */
+bool
+shipper_wait_acked (uint64_t seq, uint64_t deadline_ns)
+{
+  struct pollfd fd;
+  bool done = false;
+
+  if (pthread_mutex_trylock (&ship_lock) != 0)
+    {
+      /* The holder may be a driver that leaves before our answer. */
+      state_wake_shipper ();
+      return false;
+    }
+  while (sc.nbd != NULL && !sc.broken)
+    {
+      uint64_t now = vaio_stats_now_ns ();
+
       apply_acks ();
+      pthread_mutex_lock (&repl.lock);
+      done = state_replicated_locked (seq);
+      pthread_mutex_unlock (&repl.lock);
+      if (done || now >= deadline_ns)
+        break;
+      send_entries ();
+      /* Nothing in flight: ours waits for an earlier record that is not
+       * written yet.  Its writer wakes the shipper thread, which sends
+       * both once we let go.
+       */
+      if (sc.inflight == 0)
+        break;
+      fd = (struct pollfd){ .fd = nbd_aio_get_fd (sc.nbd),
+                            .events = conn_poll_events () };
+      if (poll (&fd, 1, POLL_MS) > 0)
+        conn_notify (fd.revents);
     }
-  if (n == 2 && (fds[1].revents & POLLOUT))
-    {
-      if (nbd_aio_notify_write (sc.nbd) == -1)
-        sc.broken = true;
-    }
-  if (sc.nbd != NULL && nbd_aio_is_dead (sc.nbd))
-    sc.broken = true;
+  release_conn ();
+  return done;
 }
 
 /* Is everything on the replica and the tail persisted? */
@@ -509,6 +640,7 @@ shipper_main (void *arg)
   uint64_t next_connect = 0, drain_deadline = 0, last_publish = 0;
   bool logged = false, stopping, stop_tried_connect = false;
 
+  pthread_mutex_lock (&ship_lock);
   for (;;)
     {
       uint64_t now = vaio_stats_now_ns ();
@@ -560,6 +692,7 @@ shipper_main (void *arg)
       nbd_shutdown (sc.nbd, 0);
       disconnect ();
     }
+  pthread_mutex_unlock (&ship_lock);
   return arg;
 }
 

@@ -318,9 +318,11 @@ write_record (struct repl_op *op, const struct jrnl_rec *r, const void *buf,
 /* Sync mode: the record is written, so the replica may get it now,
  * while the source write runs (a crash replays the journal onto the
  * source, so the replica is never ahead of what the source will hold).
+ * The writer sends it itself when the connection is free; else the
+ * shipper thread does.
  */
 static void
-ready_early (const struct repl_op *op)
+ready_early (struct repl_op *op)
 {
   struct repl_entry *e;
 
@@ -329,7 +331,8 @@ ready_early (const struct repl_op *op)
   if (e != NULL && e->state == E_LOCAL)
     e->state = E_READY;
   pthread_mutex_unlock (&repl.lock);
-  state_wake_shipper ();
+  if (!shipper_send_now ())
+    state_wake_shipper ();
 }
 
 static void
@@ -514,25 +517,37 @@ state_flush_begin (struct repl_op *op, int *err)
   return 0;
 }
 
+/* May a sync writer of entry seq return?  Like DRBD protocol C while
+ * connected; a disconnected replica does not block the VM (the journal
+ * or the bitmap keeps the write).
+ */
+bool
+state_replicated_locked (uint64_t seq)
+{
+  struct repl_entry *e;
+
+  if (!repl.connected || repl.stopping || repl.track != TRACK_JOURNAL)
+    return true;
+  e = state_entry_locked (seq);
+  return e == NULL || e->state == E_ACKED;
+}
+
 void
 state_wait_replicated (const struct repl_op *op)
 {
   uint64_t deadline = vaio_stats_now_ns () + SYNC_WAIT_MAX_NS;
   struct timespec ts;
-  struct repl_entry *e;
 
   if (op->seq == 0)
+    return;
+  /* The fast way: drive the connection until the replica answers. */
+  if (shipper_wait_acked (op->seq, deadline))
     return;
   clock_gettime (CLOCK_REALTIME, &ts);
   ts.tv_sec += (time_t)(SYNC_WAIT_MAX_NS / 1000000000ull);
   pthread_mutex_lock (&repl.lock);
-  /* Like DRBD protocol C while connected; a disconnected replica does not
-   * block the VM (the journal or the bitmap keeps the write).
-   */
   repl.cond_waiters++;
-  while (repl.connected && !repl.stopping && repl.track == TRACK_JOURNAL
-         && (e = state_entry_locked (op->seq)) != NULL && e->state != E_ACKED
-         && vaio_stats_now_ns () < deadline)
+  while (!state_replicated_locked (op->seq) && vaio_stats_now_ns () < deadline)
     pthread_cond_timedwait (&repl.cond, &repl.lock, &ts);
   repl.cond_waiters--;
   pthread_mutex_unlock (&repl.lock);
