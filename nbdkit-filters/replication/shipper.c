@@ -45,6 +45,11 @@ static pthread_mutex_t ship_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ship_conn sc;
 /* Counts the times libnbd was told of socket events (see wait_events). */
 static uint64_t conn_epoch;
+/* Set while the shipper thread waits for ship_lock: writers then leave
+ * the connection to it, so that checkpoints (which free journal space)
+ * are not starved by a stream of writers.  Atomic, no lock.
+ */
+static bool shipper_waiting;
 static struct resync *rs;
 static bool ckpt_inflight;
 static bool tail_syncing; /* jsync has the last checkpoint's fdatasync */
@@ -504,7 +509,7 @@ wait_events (void)
 {
   struct pollfd fds[2] = { { .fd = repl.wake_fd, .events = POLLIN } };
   nfds_t n = 1;
-  uint64_t junk, epoch;
+  uint64_t epoch;
   int r;
 
   if (sc.nbd != NULL)
@@ -516,7 +521,9 @@ wait_events (void)
   epoch = conn_epoch;
   pthread_mutex_unlock (&ship_lock);
   r = poll (fds, n, POLL_MS);
+  __atomic_store_n (&shipper_waiting, true, __ATOMIC_RELEASE);
   pthread_mutex_lock (&ship_lock);
+  __atomic_store_n (&shipper_waiting, false, __ATOMIC_RELEASE);
   if (r == -1)
     return;
   /* A writer drove the connection while we slept: what poll saw may be
@@ -528,13 +535,7 @@ wait_events (void)
       && poll (&fds[1], 1, 0) <= 0)
     fds[1].revents = 0;
   if (fds[0].revents & POLLIN)
-    {
-      state_wake_consumed ();
-      if (read (repl.wake_fd, &junk, sizeof junk) == -1)
-        {
-          /* EAGAIN: another reader; nothing to do */
-        }
-    }
+    state_wake_consumed ();
   /* sc.nbd cannot change while we slept: only this thread connects. */
   if (n == 2 && fds[1].revents != 0)
     conn_notify (fds[1].revents);
@@ -548,15 +549,27 @@ wait_events (void)
 static void
 release_conn (void)
 {
+  struct repl_entry *e;
   bool more;
 
   pthread_mutex_lock (&repl.lock);
-  more = sc.broken || sc.inflight > 0
-         || repl.ship_seq < repl.base_seq + repl.ring_n;
+  e = state_entry_locked (repl.ship_seq);
+  more = sc.broken || sc.inflight > 0 || (e != NULL && e->state == E_READY);
   pthread_mutex_unlock (&repl.lock);
   pthread_mutex_unlock (&ship_lock);
   if (more)
     state_wake_shipper ();
+}
+
+/* A writer takes the connection only when it is free and the shipper
+ * thread is not waiting for it.
+ */
+static bool
+driver_trylock (void)
+{
+  if (__atomic_load_n (&shipper_waiting, __ATOMIC_ACQUIRE))
+    return false;
+  return pthread_mutex_trylock (&ship_lock) == 0;
 }
 
 /* A sync writer's record is ready: send it now from this thread if the
@@ -566,7 +579,9 @@ release_conn (void)
 bool
 shipper_send_now (void)
 {
-  if (pthread_mutex_trylock (&ship_lock) != 0)
+  bool others_wait;
+
+  if (!driver_trylock ())
     return false;
   if (sc.nbd == NULL || sc.broken)
     {
@@ -574,7 +589,16 @@ shipper_send_now (void)
       return false;
     }
   send_entries ();
+  /* We may have sent other writers' records too, and they wait on the
+   * condition variable: someone must read the replies before we are
+   * back in shipper_wait_acked.
+   */
+  pthread_mutex_lock (&repl.lock);
+  others_wait = sc.inflight > 0 && repl.cond_waiters > 0;
+  pthread_mutex_unlock (&repl.lock);
   pthread_mutex_unlock (&ship_lock);
+  if (others_wait)
+    state_wake_shipper ();
   return true;
 }
 
@@ -586,10 +610,10 @@ shipper_send_now (void)
 bool
 shipper_wait_acked (uint64_t seq, uint64_t deadline_ns)
 {
-  struct pollfd fd;
+  struct pollfd fds[2] = { { .fd = repl.wake_fd, .events = POLLIN } };
   bool done = false;
 
-  if (pthread_mutex_trylock (&ship_lock) != 0)
+  if (!driver_trylock ())
     {
       /* The holder may be a driver that leaves before our answer. */
       state_wake_shipper ();
@@ -603,19 +627,30 @@ shipper_wait_acked (uint64_t seq, uint64_t deadline_ns)
       pthread_mutex_lock (&repl.lock);
       done = state_replicated_locked (seq);
       pthread_mutex_unlock (&repl.lock);
-      if (done || now >= deadline_ns)
-        break;
+      /* Send what became ready meanwhile before leaving, saving the
+       * shipper thread a wake-up.
+       */
       send_entries ();
+      if (done || now >= deadline_ns
+          || __atomic_load_n (&shipper_waiting, __ATOMIC_ACQUIRE))
+        break;
       /* Nothing in flight: ours waits for an earlier record that is not
        * written yet.  Its writer wakes the shipper thread, which sends
        * both once we let go.
        */
       if (sc.inflight == 0)
         break;
-      fd = (struct pollfd){ .fd = nbd_aio_get_fd (sc.nbd),
-                            .events = conn_poll_events () };
-      if (poll (&fd, 1, POLL_MS) > 0)
-        conn_notify (fd.revents);
+      /* The eventfd too: a writer whose record became ready while we
+       * hold the connection wakes us to send it.
+       */
+      fds[1] = (struct pollfd){ .fd = nbd_aio_get_fd (sc.nbd),
+                                .events = conn_poll_events () };
+      if (poll (fds, 2, POLL_MS) <= 0)
+        continue;
+      if (fds[0].revents & POLLIN)
+        state_wake_consumed ();
+      if (fds[1].revents != 0)
+        conn_notify (fds[1].revents);
     }
   release_conn ();
   return done;

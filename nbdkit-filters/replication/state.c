@@ -23,7 +23,8 @@ realtime_ns (void)
 }
 
 /* Set while a wake-up is pending in the eventfd: writers skip the
- * syscall then (the shipper clears it before it looks at the queue).
+ * syscall then.  The shipper reads the eventfd, then clears it, then
+ * looks at the queue (see state_wake_consumed).
  */
 static bool wake_pending;
 
@@ -40,9 +41,21 @@ state_wake_shipper (void)
     }
 }
 
+/* Drain the eventfd, then clear the flag.  The other order loses
+ * wake-ups for good: a writer that sets the flag and writes between the
+ * clear and the read has its write read away with the flag left set, so
+ * every later writer skips the syscall.  In this order a writer that
+ * finds the flag still set has queued its work before the caller looks.
+ */
 void
 state_wake_consumed (void)
 {
+  uint64_t junk;
+
+  if (read (repl.wake_fd, &junk, sizeof junk) == -1)
+    {
+      /* EAGAIN: nothing pending */
+    }
   __atomic_store_n (&wake_pending, false, __ATOMIC_RELEASE);
 }
 
