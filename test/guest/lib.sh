@@ -11,7 +11,8 @@
 #   two_vm_config FILE               vaioctl config: host1 with nbdkit cache
 #                                    and rate; vm1 (gold: cache writethrough,
 #                                    rate), vm2 (silver: cache, default
-#                                    writeback); 32 MiB images in $T
+#                                    writeback); 32 MiB images in $T.  Only
+#                                    VAIO_GUEST_FAULT=unsafe-cache uses it
 #   vaio_two_vm_config FILE [GOLD [SILVER]]
 #                                    the same on vaio-cache (cache modes
 #                                    GOLD, SILVER: write-through) + vaio-sioc
@@ -19,8 +20,6 @@
 #   vaio_uri VM [DISK]               NBD URI of that socket (verify-image
 #                                    reads through the running chain)
 #   vaio_gauge CONFIG VM CLASS NAME  a filter's stats gauge (vaioctl status)
-#   serve_nbdkit NAME IMG            plain `nbdkit --filter=cache file IMG
-#                                    cache=writethrough` on $T/NAME.sock
 #   guest_start NAME SECONDS BLOCKS SEED SOCK [SOCK...]
 #                                    boot a guest in the background, one
 #                                    virtio-blk disk per socket (vda, vdb...),
@@ -106,19 +105,6 @@ vaio_two_vm_config () {
          -e "s|    caching: {}|    caching: { cache-size: 8M, cache-mode: $silver }|" "$f"
 }
 
-# one_vm_two_disks_config FILE: vm1 with disk0 (gold: cache writethrough
-# + rate) and disk1 (silver: cache in its default writeback mode).
-one_vm_two_disks_config () {
-  two_vm_config "$1"
-  truncate -s 32M "$T/vm1-disk1.img"
-  sed -i '/^  - name: vm2/,$d' "$1"
-  cat >> "$1" <<YAML
-      - name: disk1
-        image: vm1-disk1.img
-        policy: silver
-YAML
-}
-
 # vaio_sock VM [DISK] / vaio_pid VM [DISK]: under vaioctl (host1's state dir).
 vaio_sock () { echo "$T/state/host1/vms/$1/${2:-disk0}.sock"; }
 vaio_pid () { cat "$T/state/host1/vms/$1/${2:-disk0}/nbdkit.pid"; }
@@ -152,15 +138,6 @@ wait_sock () {
     sleep 0.1
   done
   fail "no socket $1 after $2 s"
-}
-
-serve_nbdkit () {
-  local name=$1 img=$2
-  rm -f "$T/$name.sock"
-  nbdkit -U "$T/$name.sock" -P "$T/$name.nbdkit.pid" --filter=cache \
-    file "$img" cache=writethrough
-  wait_sock "$T/$name.sock" 10
-  NBDKIT_PIDS+=("$(cat "$T/$name.nbdkit.pid")")
 }
 
 guest_start () {

@@ -31,6 +31,7 @@ B=$VAIO_BUILD/nbdkit-filters
 for img in vm1 vm1-disk1; do
   "$B/encryption/vaio-crypt" format "$T/$img.img" --size 32M \
     --passphrase-file "$T/pw" --iter-time 50 >/dev/null
+  # shellcheck disable=SC2016  # $uri is set by nbdkit --run
   nbdkit -U - --filter="$B/encryption/nbdkit-vaio-crypt-filter.so" file "$T/$img.img" \
     crypt-passphrase-file="$T/pw" --run 'qemu-io -f raw "$uri" -c "write -P 0 0 1M"' \
     >/dev/null || fail "zeroing $img.img's plaintext through vaio-crypt"
