@@ -22,6 +22,9 @@
 # Console protocol (what test/guest/lib.sh and verify-image parse):
 #   VAIO-GUEST START disk=D seed=S blocks=M seconds=N
 #   VAIO-GUEST ERROR disk=D op=write|read|verify|setup block=B ...
+#   VAIO-GUEST PROGRESS disk=D writes=W   after every 5th write attempt
+#                   (W: acknowledged writes so far; the host reads these
+#                   to tell that a disk's I/O went on during a window)
 #   VAIO-GUEST FINAL D B Q [A]   one line per block 0..M-1: Q is the last
 #                   acknowledged seq (0: never written, must read as zeros);
 #                   A, when present, is a later seq whose write failed, so
@@ -158,6 +161,7 @@ worker () {
       rnd
       eval "verify \$l_$((r % n))"
     fi
+    [ $((q % 5)) -ne 0 ] || say "PROGRESS disk=$d writes=$w"
   done
 
   b=0

@@ -11,10 +11,15 @@
 #   two_vm_config FILE               vaioctl config: host1 with nbdkit cache
 #                                    and rate; vm1 (gold: cache writethrough,
 #                                    rate), vm2 (silver: cache, default
-#                                    writeback); 32 MiB images in $T
+#                                    writeback); 32 MiB images in $T.  Only
+#                                    VAIO_GUEST_FAULT=unsafe-cache uses it
+#   vaio_two_vm_config FILE [GOLD [SILVER]]
+#                                    the same on vaio-cache (cache modes
+#                                    GOLD, SILVER: write-through) + vaio-sioc
 #   vaio_sock VM / vaio_pid VM       disk0's socket / nbdkit pid under vaioctl
-#   serve_nbdkit NAME IMG            plain `nbdkit --filter=cache file IMG
-#                                    cache=writethrough` on $T/NAME.sock
+#   vaio_uri VM [DISK]               NBD URI of that socket (verify-image
+#                                    reads through the running chain)
+#   vaio_gauge CONFIG VM CLASS NAME  a filter's stats gauge (vaioctl status)
 #   guest_start NAME SECONDS BLOCKS SEED SOCK [SOCK...]
 #                                    boot a guest in the background, one
 #                                    virtio-blk disk per socket (vda, vdb...),
@@ -22,7 +27,11 @@
 #   guest_wait_for NAME REGEX SECS   wait until the console matches REGEX
 #   guest_wait NAME SECS             wait for the guest to power off
 #   guest_check NAME                 assert DONE with errors=0, no ERROR line
-#   guest_verify IMG NAME [DISK]     verify-image IMG against NAME's console
+#   guest_verify IMG NAME [DISK]     verify-image IMG (file or NBD URI)
+#                                    against NAME's console
+#   guest_verify_crypt IMG PW NAME [DISK]
+#                                    the same for a LUKS image, read as
+#                                    plaintext through nbdkit + vaio-crypt
 # The EXIT trap kills every QEMU and nbdkit started here (and brings down
 # vaioctl configs listed in GUEST_CONFIGS), then removes $T.
 set -euo pipefail
@@ -82,34 +91,32 @@ two_vm_config () {
   GUEST_CONFIGS+=("$1")
 }
 
-# vaio_two_vm_config FILE: as two_vm_config, on vaio-nbd's own filters:
-# gold = vaio-cache (write-through) + vaio-sioc, silver = vaio-cache.
+# vaio_two_vm_config FILE [GOLD [SILVER]]: as two_vm_config, on vaio-nbd's
+# own filters: gold = vaio-cache (mode GOLD) + vaio-sioc, silver =
+# vaio-cache (mode SILVER); both modes default to write-through.
 vaio_two_vm_config () {
-  local f=$1 b=$VAIO_BUILD/nbdkit-filters
+  local f=$1 gold=${2:-write-through} silver=${3:-write-through}
+  local b=$VAIO_BUILD/nbdkit-filters
   two_vm_config "$f"
   sed -i -e "s|      - $MAN/nbdkit-cache.yaml|      - $b/caching/vaio-cache.yaml|" \
          -e "s|      - $MAN/nbdkit-rate.yaml|      - $b/sioc/vaio-sioc.yaml|" \
-         -e "s|      cache: writethrough|      cache-size: 8M\n      cache-mode: write-through|" \
+         -e "s|      cache: writethrough|      cache-size: 8M\n      cache-mode: $gold|" \
          -e "s|      rate: 10G|      sioc-datastore: state/ds.seg|" \
-         -e "s|    caching: {}|    caching: { cache-size: 8M, cache-mode: write-through }|" "$f"
-}
-
-# one_vm_two_disks_config FILE: vm1 with disk0 (gold: cache writethrough
-# + rate) and disk1 (silver: cache in its default writeback mode).
-one_vm_two_disks_config () {
-  two_vm_config "$1"
-  truncate -s 32M "$T/vm1-disk1.img"
-  sed -i '/^  - name: vm2/,$d' "$1"
-  cat >> "$1" <<YAML
-      - name: disk1
-        image: vm1-disk1.img
-        policy: silver
-YAML
+         -e "s|    caching: {}|    caching: { cache-size: 8M, cache-mode: $silver }|" "$f"
 }
 
 # vaio_sock VM [DISK] / vaio_pid VM [DISK]: under vaioctl (host1's state dir).
 vaio_sock () { echo "$T/state/host1/vms/$1/${2:-disk0}.sock"; }
 vaio_pid () { cat "$T/state/host1/vms/$1/${2:-disk0}/nbdkit.pid"; }
+vaio_uri () { echo "nbd+unix:///?socket=$(vaio_sock "$@")"; }
+
+# vaio_gauge CONFIG VM CLASS NAME: the gauge NAME of VM disk0's CLASS filter.
+vaio_gauge () {
+  "$VAIOCTL" status "$1" --json |
+    jq -r --arg vm "$2" --arg c "$3" --arg n "$4" \
+      '.vms[] | select(.name == $vm) | .disks[0].chain[] |
+       select(.class == $c) | .stats.counters[$n] // "none"'
+}
 
 # kill9_wait PID: SIGKILL and wait until it is gone (not a zombie).
 kill9_wait () {
@@ -131,15 +138,6 @@ wait_sock () {
     sleep 0.1
   done
   fail "no socket $1 after $2 s"
-}
-
-serve_nbdkit () {
-  local name=$1 img=$2
-  rm -f "$T/$name.sock"
-  nbdkit -U "$T/$name.sock" -P "$T/$name.nbdkit.pid" --filter=cache \
-    file "$img" cache=writethrough
-  wait_sock "$T/$name.sock" 10
-  NBDKIT_PIDS+=("$(cat "$T/$name.nbdkit.pid")")
 }
 
 guest_start () {
@@ -222,4 +220,16 @@ guest_verify () {
   out=$("$VERIFY_IMAGE" -d "$disk" "$img" "$T/$name.log" 2>&1) ||
     fail "verify-image $disk of $name on $(basename "$img"):"$'\n'"$out"
   pass "$out"
+}
+
+# guest_verify_crypt IMG PW NAME [DISK]: IMG is a LUKS image; verify-image
+# reads its plaintext, block by block, through a read-only nbdkit with
+# vaio-crypt unlocked by the passphrase file PW.
+guest_verify_crypt () {
+  local img=$1 pw=$2 name=$3 disk=${4:-vda} out run
+  run="$(printf '%q ' "$VERIFY_IMAGE" -d "$disk")\"\$uri\" $(printf '%q' "$T/$name.log")"
+  out=$(nbdkit -r -U - --filter="$VAIO_BUILD/nbdkit-filters/encryption/nbdkit-vaio-crypt-filter.so" \
+          file "$img" crypt-passphrase-file="$pw" --run "$run" 2>&1) ||
+    fail "verify-image $disk of $name through vaio-crypt on $(basename "$img"):"$'\n'"$out"
+  pass "$(basename "$img") through vaio-crypt: $out"
 }

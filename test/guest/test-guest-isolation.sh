@@ -1,20 +1,31 @@
 #!/bin/bash
 # Per-VM failure domains with real guests.  `vaioctl up` serves two VMs'
-# disks; a guest on each writes and verifies 4 KiB blocks (O_DIRECT, fsync
-# after every write).  vm1's nbdkit is killed with SIGKILL mid-run.  The
-# other guest must finish with zero errors; `vaioctl up` brings the dead
-# disk back (and only it) well within the guest's reconnect-delay, QEMU
-# replays the held requests, and that guest must finish with zero errors
-# too.  Both backing images must hold every acknowledged write.
+# disks on vaio-nbd's filters: vm1 (gold) vaio-cache in write-back mode +
+# vaio-sioc, vm2 (silver) vaio-cache write-through.  A guest on each
+# writes and verifies 4 KiB blocks (O_DIRECT, fsync after every write).
+# vm1's nbdkit is killed with SIGKILL mid-run while its cache holds dirty
+# (acknowledged, not yet destaged) blocks.  The other guest must keep
+# making progress during the outage (its PROGRESS counter on the console
+# grows) and finish with zero errors; `vaioctl up` brings the dead disk
+# back (and only it) well within the guest's reconnect-delay, the cache
+# recovers its dirty blocks, QEMU replays the held requests, and that
+# guest must finish with zero errors too.  At the end both servers are
+# SIGKILLed again; vm1 is recovered with `vaioctl up` and verified block
+# by block through its chain, then after `vaioctl down` (destage) in its
+# backing image; vm2's image is verified directly.
 #
 # Fault injection, to show the test catches real failures (it must FAIL):
 #   VAIO_GUEST_FAULT=no-restart    leave vm1 dead: guest I/O errors once
 #                                  reconnect-delay expires
+#   VAIO_GUEST_FAULT=lose-cache    delete vm1's cache file before the
+#                                  restart: the acknowledged write-back
+#                                  data is gone (guest and host verify)
 #   VAIO_GUEST_FAULT=unsafe-cache  vm1's cache ignores flushes
 #                                  (cache: unsafe): acknowledged writes die
-#                                  with the process.  nbdkit's cache filter
-#                                  has that mode, so this fault runs on it;
-#                                  the normal run uses vaio-cache + vaio-sioc.
+#                                  with the process.  Only nbdkit's cache
+#                                  filter has that mode (vaio-cache has no
+#                                  way to ignore a flush), so this fault
+#                                  runs on it.
 . "$(dirname "$0")/lib.sh"
 seed=${VAIO_GUEST_SEED:-$((RANDOM + 1))}
 echo "seed $seed (VAIO_GUEST_SEED=$seed reproduces the block sequences)"
@@ -26,7 +37,7 @@ if [ "$fault" = unsafe-cache ]; then
   sed -i 's/      cache: writethrough/      cache: unsafe/' "$T/c.yaml"
   echo "VAIO_GUEST_FAULT=unsafe-cache: vm1's cache ignores flushes"
 else
-  vaio_two_vm_config "$T/c.yaml"
+  vaio_two_vm_config "$T/c.yaml" write-back write-through
 fi
 "$VAIOCTL" up "$T/c.yaml" > "$T/up1.out" || fail "vaioctl up: $(cat "$T/up1.out")"
 pid1=$(vaio_pid vm1)
@@ -40,14 +51,38 @@ guest_wait_for g2 'VAIO-GUEST START disk=vda' 90
 pass "both guests writing"
 sleep 4
 
+# progress NAME: the guest's last PROGRESS counter (acknowledged writes).
+progress () {
+  grep -a 'VAIO-GUEST PROGRESS' "$T/$1.log" | tr -d '\r' | tail -n 1 |
+    sed -n 's/.*writes=\([0-9]*\).*/\1/p'
+}
+if [ -z "$fault" ]; then
+  dirty=$(vaio_gauge "$T/c.yaml" vm1 caching dirty_bytes)
+  [ "$dirty" != none ] && [ "$dirty" -gt 0 ] ||
+    fail "vm1's write-back cache holds no dirty data (dirty_bytes=$dirty): the kill would prove nothing"
+fi
 kill9_wait "$pid1"
 killed_at=$SECONDS
+g2_before=$(progress g2)
 guest_running g1 || fail "guest g1 finished before the kill: the kill was not mid-run"
 grep -aq 'VAIO-GUEST DONE' "$T/g1.log" && fail "guest g1 already done at the kill"
-pass "killed vm1's nbdkit (pid $pid1) while guest g1 was writing"
+pass "killed vm1's nbdkit (pid $pid1) while guest g1 was writing${dirty:+ ($dirty dirty bytes in its cache)}"
 
+sleep 1
+g1_held=$(progress g1)
 sleep 2   # an outage: g1's requests are held by QEMU's NBD client
+g1_after=$(progress g1)
+g2_after=$(progress g2)
 kill -0 "$pid2" 2>/dev/null || fail "vm2's nbdkit died with vm1's"
+[ "${g2_after:-0}" -gt "${g2_before:-0}" ] ||
+  fail "guest g2 made no progress during vm1's outage (writes ${g2_before:-none} -> ${g2_after:-none})"
+[ "${g1_after:-0}" = "${g1_held:-0}" ] ||
+  fail "guest g1 progressed with vm1's nbdkit dead (writes $g1_held -> $g1_after): no outage"
+pass "during vm1's outage g2's acknowledged writes went ${g2_before:-0} -> $g2_after, g1's stayed at ${g1_held:-0}"
+if [ "$fault" = lose-cache ]; then
+  rm -f "$T/state/host1/vms/vm1/disk0/caching/cache.img"
+  echo "VAIO_GUEST_FAULT=lose-cache: deleted vm1's cache file"
+fi
 if [ "$fault" = no-restart ]; then
   echo "VAIO_GUEST_FAULT=no-restart: leaving vm1 dead"
 else
@@ -62,13 +97,19 @@ guest_wait g2 120
 guest_wait g1 $((GUEST_RECONNECT_DELAY + 120))
 
 # Kill both servers without a graceful flush: what the guests were told is
-# written must already be in the images.  Check everything, then fail.
+# written must be durable: in vm2's image (write-through), in vm1's cache
+# or image (write-back), so vm1 is recovered by `vaioctl up` and read
+# through its chain, then destaged by `vaioctl down` and read from its
+# image.  Check everything, then fail.
 kill9_wait "$pid2"
 kill9_wait "$(vaio_pid vm1)" 2>/dev/null || true
 bad=0
 ( guest_check g2 ) || bad=1
 ( guest_check g1 ) || bad=1
 ( guest_verify "$T/vm2.img" g2 vda ) || bad=1
+"$VAIOCTL" up "$T/c.yaml" > "$T/up3.out" || fail "vaioctl up (recovery): $(cat "$T/up3.out")"
+( guest_verify "$(vaio_uri vm1)" g1 vda ) || bad=1
+"$VAIOCTL" down "$T/c.yaml" > "$T/down.out" || fail "vaioctl down: $(cat "$T/down.out")"
 ( guest_verify "$T/vm1.img" g1 vda ) || bad=1
 [ "$bad" -eq 0 ] || fail "see above"
 # The kill hit g1's I/O: held by QEMU across the outage, not failed.

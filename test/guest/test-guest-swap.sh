@@ -1,12 +1,16 @@
 #!/bin/bash
-# Live chain swap under a real guest.  One guest writes and verifies on two
-# disks: vda = vm1/disk0 (policy gold), vdb = vm2/disk0 (policy silver).
-# Mid-run, `vaioctl apply` moves vm2 to gold (adds the sioc rate filter),
-# then a second apply moves it back to silver.  Each swap drops the NBD
-# connection of vdb's nbdkit and serves the new chain on the same socket;
-# QEMU replays the held requests.  The guest must finish with zero I/O
-# errors and zero mismatches, vm1's nbdkit must never be touched, and after
-# SIGKILL of both servers each image must hold every acknowledged write.
+# Live chain swap under a real guest, on vaio-nbd's own filters.  One guest
+# writes and verifies on two disks: vda = vm1/disk0 (policy gold: vaio-cache
+# write-back + vaio-sioc), vdb = vm2/disk0 (policy silver: vaio-cache
+# write-back).  Mid-run, while vm2's cache holds dirty blocks, `vaioctl
+# apply` moves vm2 to gold (adds vaio-sioc), then a second apply moves it
+# back to silver.  Each swap quiesces vdb's chain, drops its NBD connection
+# and serves the new chain on the same socket over the same cache; QEMU
+# replays the held requests.  The guest must finish with zero I/O errors
+# and zero mismatches and vm1's nbdkit must never be touched.  Then both
+# servers are SIGKILLed, `vaioctl up` recovers them (dirty cache blocks),
+# each disk is verified through its chain, and after `vaioctl down`
+# (destage) each image must hold every acknowledged write.
 #
 # VAIO_GUEST_FAULT=naive-swap replaces apply by SIGTERM + `vaioctl up` of
 # the new config (nbdkit answers in-flight and new requests with ESHUTDOWN,
@@ -17,7 +21,7 @@ echo "seed $seed (VAIO_GUEST_SEED=$seed reproduces the block sequences)"
 fault=${VAIO_GUEST_FAULT:-}
 guest_build
 
-two_vm_config "$T/c.yaml"
+vaio_two_vm_config "$T/c.yaml" write-back write-back
 sed 's/        policy: silver/        policy: gold/' "$T/c.yaml" > "$T/c2.yaml"
 "$VAIOCTL" up "$T/c.yaml" > "$T/up.out" || fail "vaioctl up: $(cat "$T/up.out")"
 pid1=$(vaio_pid vm1)
@@ -48,6 +52,10 @@ swap () {
   [ "$(vaio_pid vm2)" != "$old" ] || fail "vm2 pid unchanged after a swap"
   pass "$(grep vm2/disk0 <<<"$out") [$2]"
 }
+dirty=$(vaio_gauge "$T/c.yaml" vm2 caching dirty_bytes)
+[ "$dirty" != none ] && [ "$dirty" -gt 0 ] ||
+  fail "vm2's write-back cache holds no dirty data (dirty_bytes=$dirty) before the swap"
+pass "vm2's cache holds $dirty dirty bytes before the swap"
 swap "$T/c2.yaml" "silver -> gold"
 sleep 2
 swap "$T/c.yaml" "gold -> silver"
@@ -61,6 +69,10 @@ kill9_wait "$pid1"
 kill9_wait "$(vaio_pid vm2)"
 bad=0
 ( guest_check g1 ) || bad=1
+"$VAIOCTL" up "$T/c.yaml" > "$T/up2.out" || fail "vaioctl up (recovery): $(cat "$T/up2.out")"
+( guest_verify "$(vaio_uri vm1)" g1 vda ) || bad=1
+( guest_verify "$(vaio_uri vm2)" g1 vdb ) || bad=1
+"$VAIOCTL" down "$T/c.yaml" > "$T/down.out" || fail "vaioctl down: $(cat "$T/down.out")"
 ( guest_verify "$T/vm1.img" g1 vda ) || bad=1
 ( guest_verify "$T/vm2.img" g1 vdb ) || bad=1
 [ "$bad" -eq 0 ] || fail "see above"
