@@ -426,6 +426,8 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
   return r;
 }
 
+static void print_live_changes (const struct change *ch);
+
 static void
 describe (const struct change *ch)
 {
@@ -442,10 +444,7 @@ describe (const struct change *ch)
       return;
     case CHANGE_LIVE:
       printf ("change live parameters without a restart:");
-      for (size_t i = 0; i < p->argc; i++)
-        if (strcmp (ch->old.argv[i], p->argv[i]) != 0)
-          printf (" %s", p->argv[i]);
-      printf ("\n");
+      print_live_changes (ch);
       return;
     case CHANGE_SWAP:
       printf ("swap chain:");
@@ -486,33 +485,149 @@ live_param_owner (const struct vaio_plan_disk *p, const char *word)
   return -1;
 }
 
-/* Same words, in the same order, except values of live parameters. */
+/* The value of "key=value" among argv, or NULL when key is not set. */
+static const char *
+argv_value (char *const *argv, size_t argc, const char *key)
+{
+  size_t len = strlen (key);
+
+  for (size_t i = 0; i < argc; i++)
+    if (strncmp (argv[i], key, len) == 0 && argv[i][len] == '=')
+      return argv[i] + len + 1;
+  return NULL;
+}
+
+static bool
+same_value (const char *a, const char *b)
+{
+  return a == b || (a && b && strcmp (a, b) == 0);
+}
+
+/* Index of the next word at or after i that is not a live parameter. */
+static size_t
+skip_live (const struct vaio_plan_disk *p, char *const *argv, size_t argc,
+           size_t i)
+{
+  while (i < argc && live_param_owner (p, argv[i]) >= 0)
+    i++;
+  return i;
+}
+
+/* The words that are not live parameters (filters, their order, every
+ * other setting) are the same and in the same order.  Live parameters
+ * may be added, removed, changed or moved: a policy is a YAML map, so
+ * their order in argv means nothing.
+ */
+static bool
+same_fixed_words (const struct running *r, const struct vaio_plan_disk *p)
+{
+  size_t i = 0, j = 0;
+
+  for (;;)
+    {
+      i = skip_live (p, r->argv, r->argc, i);
+      j = skip_live (p, p->argv, p->argc, j);
+      if (i == r->argc || j == p->argc)
+        return i == r->argc && j == p->argc;
+      if (strcmp (r->argv[i], p->argv[j]) != 0)
+        return false;
+      i++;
+      j++;
+    }
+}
+
+/* Some live parameter of the filter at pos has another value (or is set
+ * in one argv only).
+ */
+static bool
+live_filter_changed (const struct running *r, const struct vaio_plan_disk *p,
+                     size_t pos)
+{
+  const struct vaio_manifest *m = p->filters[pos];
+
+  for (size_t k = 0; k < m->n_params; k++)
+    if (m->params[k].live
+        && !same_value (argv_value (r->argv, r->argc, m->params[k].name),
+                        argv_value (p->argv, p->argc, m->params[k].name)))
+      return true;
+  return false;
+}
+
+/* A live change is possible when only live parameters differ and every
+ * live parameter the new plan drops has a manifest default to go back
+ * to: the filter keeps a value the settings file does not mention, so
+ * without a default there is nothing to write and the disk is swapped.
+ */
 static bool
 only_live_changes (const struct running *r, const struct vaio_plan_disk *p)
 {
-  if (r->argc != p->argc)
+  if (!same_fixed_words (r, p))
     return false;
-  for (size_t i = 0; i < p->argc; i++)
-    {
-      const char *eq = strchr (p->argv[i], '=');
-      if (strcmp (r->argv[i], p->argv[i]) == 0)
-        continue;
-      if (eq == NULL || live_param_owner (p, p->argv[i]) < 0
-          || strncmp (r->argv[i], p->argv[i], (size_t)(eq - p->argv[i]) + 1)
-                 != 0)
-        return false;
-    }
+  for (size_t pos = 0; pos < p->n_chain; pos++)
+    for (size_t k = 0; k < p->filters[pos]->n_params; k++)
+      {
+        const struct vaio_param_spec *ps = &p->filters[pos]->params[k];
+        if (ps->live && ps->default_value == NULL
+            && argv_value (r->argv, r->argc, ps->name) != NULL
+            && argv_value (p->argv, p->argc, ps->name) == NULL)
+          return false;
+      }
   return true;
 }
 
+/* The live parameters that differ: set or changed ones as key=value in
+ * the new argv's order, then removed ones with the default they go back
+ * to.  Secret parameters are paths, so nothing printed here is secret.
+ */
+static void
+print_live_changes (const struct change *ch)
+{
+  const struct vaio_plan_disk *p = &ch->plan;
+  bool any = false;
+
+  for (size_t i = 0; i < p->argc; i++)
+    {
+      const char *eq = strchr (p->argv[i], '=');
+      char key[256];
+      if (eq == NULL || live_param_owner (p, p->argv[i]) < 0
+          || (size_t)(eq - p->argv[i]) >= sizeof key)
+        continue;
+      snprintf (key, sizeof key, "%.*s", (int)(eq - p->argv[i]), p->argv[i]);
+      if (!same_value (argv_value (ch->old.argv, ch->old.argc, key), eq + 1))
+        {
+          printf (" %s", p->argv[i]);
+          any = true;
+        }
+    }
+  for (size_t pos = 0; pos < p->n_chain; pos++)
+    for (size_t k = 0; k < p->filters[pos]->n_params; k++)
+      {
+        const struct vaio_param_spec *ps = &p->filters[pos]->params[k];
+        if (ps->live && argv_value (ch->old.argv, ch->old.argc, ps->name)
+            && argv_value (p->argv, p->argc, ps->name) == NULL)
+          {
+            printf (" %s removed (back to its default %s)", ps->name,
+                    ps->default_value);
+            any = true;
+          }
+      }
+  if (!any)
+    printf (" none (only their order differs)");
+  printf ("\n");
+}
+
 /* Write <state>/<class>/settings for the filter at position pos: every
- * live parameter among argv (the plan's, or the old record's to restore
- * it), as key=value lines, atomically.
+ * live parameter of the filter, with its value in argv (the plan's, or
+ * the old record's to restore it) or else its manifest default, as
+ * key=value lines, atomically.  Every one, because the filter keeps the
+ * value of a key the file leaves out: a removed limit must be written
+ * as its default to be lifted.
  */
 static int
 write_settings (const struct vaio_plan_disk *p, char *const *argv, size_t argc,
                 size_t pos)
 {
+  const struct vaio_manifest *m = p->filters[pos];
   char *path = NULL, *tmp = NULL;
   FILE *fp;
   int r = -1;
@@ -527,9 +642,13 @@ write_settings (const struct vaio_plan_disk *p, char *const *argv, size_t argc,
     goto out;
   fchmod (fileno (fp), 0600);
   fprintf (fp, "# written by vaioctl apply\n");
-  for (size_t i = 0; i < argc; i++)
-    if (live_param_owner (p, argv[i]) == (int)pos)
-      fprintf (fp, "%s\n", argv[i]);
+  for (size_t k = 0; k < m->n_params; k++)
+    {
+      const struct vaio_param_spec *ps = &m->params[k];
+      const char *v = argv_value (argv, argc, ps->name);
+      if (ps->live && (v || ps->default_value))
+        fprintf (fp, "%s=%s\n", ps->name, v ? v : ps->default_value);
+    }
   if (fclose (fp) == 0 && rename (tmp, path) == 0)
     r = 0;
 out:
@@ -637,9 +756,8 @@ apply_live (const struct change *ch)
   const struct vaio_plan_disk *p = &ch->plan;
   bool touched[VAIO_CLASS_COUNT] = { false };
 
-  for (size_t i = 0; i < p->argc; i++)
-    if (strcmp (ch->old.argv[i], p->argv[i]) != 0)
-      touched[live_param_owner (p, p->argv[i])] = true;
+  for (size_t pos = 0; pos < p->n_chain; pos++)
+    touched[pos] = live_filter_changed (&ch->old, p, pos);
   for (size_t pos = 0; pos < p->n_chain; pos++)
     if (touched[pos] && apply_live_filter (ch, pos) == -1)
       return -1;
@@ -647,10 +765,7 @@ apply_live (const struct change *ch)
     return -1;
   printf ("%s/%s: changed live (pid %ld unchanged):", p->vm->name,
           p->disk->name, (long)ch->pid);
-  for (size_t i = 0; i < p->argc; i++)
-    if (strcmp (ch->old.argv[i], p->argv[i]) != 0)
-      printf (" %s", p->argv[i]);
-  printf ("\n");
+  print_live_changes (ch);
   return 0;
 }
 

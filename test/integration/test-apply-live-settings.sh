@@ -104,3 +104,60 @@ qemu-io -f raw "$(sock_uri vm1)" -c "read -P 0x5a 0 64k" >/dev/null || fail "dis
 [ "$(jq -r '.vms[0].disks[0].compliance' "$T/s5.json")" = noncompliant ] ||
   fail "status after rollback: $(jq -c '.vms[0].disks[0]' "$T/s5.json")"
 pass "a chain that cannot start rolls back; the disk serves its data and status says noncompliant"
+
+# Live parameters added, reordered and removed (issue 6): the other words
+# are compared in order, live keys by value; the pid stays and the limit
+# the filter publishes follows.  A removed key goes back to the manifest
+# default (sioc-limit-iops: 0, no limit), written into the settings file.
+"$VAIOCTL" down "$T/c5.yaml" >/dev/null
+sioc_policy () {
+  sed "s|^    sioc: .*|    sioc: { $2 }|" "$T/c1.yaml" > "$1"
+}
+sioc_policy "$T/k1.yaml" "sioc-datastore: state/ds.seg, sioc-shares: normal"
+"$VAIOCTL" up "$T/k1.yaml" >/dev/null
+pid=$(cat "$T/state/host1/vms/vm1/disk0/nbdkit.pid")
+for _ in $(seq 100); do [ "$(sioc_counter limit-iops)" = 0 ] && break; sleep 0.05; done
+[ "$(sioc_counter limit-iops)" = 0 ] || fail "k1: a limit without sioc-limit-iops"
+
+sioc_policy "$T/k2.yaml" "sioc-datastore: state/ds.seg, sioc-shares: normal, sioc-limit-iops: 500"
+out=$("$VAIOCTL" apply "$T/k2.yaml")
+grep -qx "vm1/disk0: changed live (pid $pid unchanged): sioc-limit-iops=500" <<<"$out" ||
+  fail "adding a live key: $out"
+for _ in $(seq 40); do [ "$(sioc_counter limit-iops)" = 500 ] && break; sleep 0.05; done
+[ "$(sioc_counter limit-iops)" = 500 ] || fail "added limit not in force"
+[ "$(cat "$T/state/host1/vms/vm1/disk0/nbdkit.pid")" = "$pid" ] || fail "adding a live key restarted the disk"
+pass "a live key absent before is added without a restart (limit 500 in force, pid $pid)"
+
+sioc_policy "$T/k3.yaml" "sioc-limit-iops: 250, sioc-datastore: state/ds.seg, sioc-shares: high"
+out=$("$VAIOCTL" apply "$T/k3.yaml")
+grep -qx "vm1/disk0: changed live (pid $pid unchanged): sioc-limit-iops=250 sioc-shares=high" <<<"$out" ||
+  fail "reordering + changing live keys: $out"
+for _ in $(seq 40); do [ "$(sioc_counter limit-iops)" = 250 ] && break; sleep 0.05; done
+[ "$(sioc_counter limit-iops)" = 250 ] || fail "reordered limit not in force"
+[ "$(sioc_counter shares)" = 2000 ] || fail "reordered shares not in force"
+sioc_policy "$T/k3b.yaml" "sioc-shares: high, sioc-datastore: state/ds.seg, sioc-limit-iops: 250"
+out=$("$VAIOCTL" apply "$T/k3b.yaml")
+grep -qx "vm1/disk0: changed live (pid $pid unchanged): none (only their order differs)" <<<"$out" ||
+  fail "reordering only: $out"
+[ "$(cat "$T/state/host1/vms/vm1/disk0/nbdkit.pid")" = "$pid" ] || fail "reordering keys restarted the disk"
+"$VAIOCTL" status "$T/k3b.yaml" --json | jq -e '.vms[0].disks[0].compliance == "compliant"' >/dev/null ||
+  fail "not compliant after reordering"
+pass "reordered live keys change nothing but the record; pid $pid"
+
+sioc_policy "$T/k4.yaml" "sioc-datastore: state/ds.seg, sioc-shares: high"
+out=$("$VAIOCTL" apply "$T/k4.yaml" --dry-run)
+grep -qx "vm1/disk0: change live parameters without a restart: sioc-limit-iops removed (back to its default 0)" <<<"$out" ||
+  fail "dry-run of a removed key: $out"
+out=$("$VAIOCTL" apply "$T/k4.yaml")
+grep -qx "vm1/disk0: changed live (pid $pid unchanged): sioc-limit-iops removed (back to its default 0)" <<<"$out" ||
+  fail "removing a live key: $out"
+grep -qx "sioc-limit-iops=0" "$T/state/host1/vms/vm1/disk0/sioc/settings" ||
+  fail "removed key not written as its default: $(cat "$T/state/host1/vms/vm1/disk0/sioc/settings")"
+grep -qx "sioc-latency-threshold=30ms" "$T/state/host1/vms/vm1/disk0/sioc/settings" ||
+  fail "settings file lacks the filter's other live defaults"
+for _ in $(seq 40); do [ "$(sioc_counter limit-iops)" = 0 ] && break; sleep 0.05; done
+[ "$(sioc_counter limit-iops)" = 0 ] || fail "removed limit still in force: $(sioc_counter limit-iops)"
+[ "$(sioc_counter shares)" = 2000 ] || fail "shares lost when the limit was removed"
+[ "$(cat "$T/state/host1/vms/vm1/disk0/nbdkit.pid")" = "$pid" ] || fail "removing a live key restarted the disk"
+pass "a removed live key goes back to its manifest default without a restart (no limit, pid $pid)"
+TEST_CONFIGS+=("$T/k4.yaml")
