@@ -61,6 +61,8 @@ struct running
   size_t argc;
   bool has_class[VAIO_CLASS_COUNT];
   char *filter_name[VAIO_CLASS_COUNT];
+  size_t n_filters; /* "filter" lines, in chain order (guest → disk) */
+  int enc_pos;      /* index of encryption among them, or -1 */
 };
 
 struct change
@@ -97,6 +99,7 @@ running_parse (const char *state_dir, struct running *r)
   char *save = NULL, *line;
 
   memset (r, 0, sizeof *r);
+  r->enc_pos = -1;
   r->raw = vaio_disk_running_record (state_dir);
   if (r->raw == NULL || (r->text = strdup (r->raw)) == NULL)
     return -1;
@@ -117,7 +120,10 @@ running_parse (const char *state_dir, struct running *r)
             {
               r->has_class[c] = true;
               r->filter_name[c] = strdup (name);
+              if (c == VAIO_CLASS_ENCRYPTION)
+                r->enc_pos = (int)r->n_filters;
             }
+          r->n_filters++;
         }
     }
   return 0;
@@ -147,18 +153,89 @@ plan_has (const struct vaio_plan_disk *p, enum vaio_class c, int *pos)
   return false;
 }
 
-/* True when the image holds any data (a fully sparse image holds none). */
+/* Bytes of allocated zeros apply reads before it calls an image "holds
+ * data" without looking further (a preallocated image would otherwise be
+ * read whole before every swap).
+ */
+#define ZERO_SCAN_MAX (64 * 1024 * 1024)
+
+/* Every allocated byte of fd from off on is zero. */
 static bool
-image_holds_data (const char *image)
+zero_from (int fd, off_t off)
+{
+  static char buf[65536];
+  off_t data, hole, scanned = 0;
+
+  while ((data = lseek (fd, off, SEEK_DATA)) != -1)
+    {
+      if ((hole = lseek (fd, data, SEEK_HOLE)) == -1)
+        return false;
+      for (off = data; off < hole;)
+        {
+          size_t len
+              = (size_t)(hole - off < (off_t)sizeof buf ? hole - off
+                                                        : (off_t)sizeof buf);
+          ssize_t n = pread (fd, buf, len, off);
+          if (n <= 0 || (scanned += n) > ZERO_SCAN_MAX)
+            return false;
+          for (ssize_t i = 0; i < n; i++)
+            if (buf[i])
+              return false;
+          off += n;
+        }
+    }
+  return errno == ENXIO;
+}
+
+/* Where a LUKS1 image's payload starts (bytes), or 0 when the image does
+ * not start with a LUKS1 header.  The header is big-endian: magic (6),
+ * version (2), cipher name, mode and hash (3 x 32), payload offset in
+ * 512-byte sectors (4).
+ */
+static off_t
+luks_payload_offset (int fd)
+{
+  unsigned char h[108];
+
+  if (pread (fd, h, sizeof h, 0) != (ssize_t)sizeof h
+      || memcmp (h, "LUKS\xba\xbe", 6) != 0 || h[6] != 0 || h[7] != 1)
+    return 0;
+  return (off_t)(((uint32_t)h[104] << 24) | ((uint32_t)h[105] << 16)
+                 | ((uint32_t)h[106] << 8) | h[107])
+         * 512;
+}
+
+/* True when the image holds data: any allocated byte that is not zero.
+ * With luks_is_empty, a LUKS header with nothing but zeros or holes
+ * after it counts as empty: that is a freshly formatted disk waiting for
+ * its encryption filter (vaio-crypt format), not data to protect.
+ */
+static bool
+image_holds_data (const char *image, bool luks_is_empty)
 {
   int fd = open (image, O_RDONLY | O_CLOEXEC);
-  off_t data;
+  off_t start = 0;
+  bool empty;
 
   if (fd == -1)
     return true; /* cannot tell: assume it does */
-  data = lseek (fd, 0, SEEK_DATA);
+  if (luks_is_empty)
+    start = luks_payload_offset (fd);
+  empty = zero_from (fd, start);
   close (fd);
-  return data != -1 || errno != ENXIO;
+  return !empty;
+}
+
+/* Position of encryption among a chain of n filters: 1 first (before the
+ * others: they see ciphertext), 2 last (allow-cleartext-filters: they see
+ * cleartext), 0 absent or alone (no other filter sees its data).
+ */
+static int
+enc_position (int pos, size_t n)
+{
+  if (pos < 0 || n < 2)
+    return 0;
+  return pos == 0 ? 1 : 2;
 }
 
 /* A gauge of one filter's stats in a disk's state dir. */
@@ -201,12 +278,15 @@ check_swap_safe (const struct change *ch, const struct vaio_apply_options *o,
 {
   const struct vaio_plan_disk *p = &ch->plan;
   const struct running *r = &ch->old;
-  bool enc_new = plan_has (p, VAIO_CLASS_ENCRYPTION, NULL);
+  int new_pos = -1;
+  bool enc_new = plan_has (p, VAIO_CLASS_ENCRYPTION, &new_pos);
   bool enc_old = r->has_class[VAIO_CLASS_ENCRYPTION];
+  int where_old = enc_position (r->enc_pos, r->n_filters);
+  int where_new = enc_position (new_pos, p->n_chain);
   int rc = 0;
 
   if (enc_new != enc_old && !o->allow_encryption_change
-      && image_holds_data (p->disk->image))
+      && image_holds_data (p->disk->image, enc_new))
     {
       vaio_diag_add (diag, &p->disk->policy_loc,
                      "%s/%s: refusing to %s encryption on a disk that holds "
@@ -216,6 +296,28 @@ check_swap_safe (const struct change *ch, const struct vaio_apply_options *o,
                      p->disk->image,
                      enc_new ? "read as ciphertext"
                              : "read without decrypting");
+      rc = -1;
+    }
+  /* The image holds ciphertext either way, but a cache or replica in
+   * front of encryption holds ciphertext and one behind it cleartext:
+   * moving encryption makes them read one as the other.
+   */
+  if (enc_new && enc_old && where_old && where_new && where_old != where_new
+      && !o->allow_encryption_change
+      && image_holds_data (p->disk->image, true))
+    {
+      vaio_diag_add (diag, &p->disk->policy_loc,
+                     "%s/%s: refusing to move encryption from %s to %s of "
+                     "the chain on a disk that holds data (%s): the filters "
+                     "that %s it keep %s that would be read as %s; use "
+                     "--allow-encryption-change on a disk whose cache and "
+                     "replica start empty",
+                     p->vm->name, p->disk->name,
+                     where_old == 1 ? "first" : "last",
+                     where_new == 1 ? "first" : "last", p->disk->image,
+                     where_old == 1 ? "follow" : "precede",
+                     where_old == 1 ? "ciphertext" : "cleartext",
+                     where_old == 1 ? "cleartext" : "ciphertext");
       rc = -1;
     }
   if (r->has_class[VAIO_CLASS_REPLICATION]
