@@ -354,7 +354,8 @@ vaio_status (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
 struct top_disk
 {
   struct vaio_plan_disk plan;
-  bool have[VAIO_CLASS_COUNT];
+  pid_t pid_prev, pid_cur;
+  bool had[VAIO_CLASS_COUNT], have[VAIO_CLASS_COUNT];
   struct vaio_stats_snapshot prev[VAIO_CLASS_COUNT], cur[VAIO_CLASS_COUNT];
 };
 
@@ -372,18 +373,73 @@ static void
 top_sample (struct top_disk *t, size_t n)
 {
   for (size_t i = 0; i < n; i++)
-    for (size_t k = 0; k < t[i].plan.n_chain; k++)
-      {
-        t[i].prev[k] = t[i].cur[k];
-        t[i].have[k] = top_read (&t[i], k, &t[i].cur[k])
-                       && vaio_disk_pid (t[i].plan.pidfile) > 0;
-      }
+    {
+      t[i].pid_prev = t[i].pid_cur;
+      t[i].pid_cur = vaio_disk_pid (t[i].plan.pidfile);
+      for (size_t k = 0; k < t[i].plan.n_chain; k++)
+        {
+          t[i].prev[k] = t[i].cur[k];
+          t[i].had[k] = t[i].have[k];
+          t[i].have[k] = top_read (&t[i], k, &t[i].cur[k]) && t[i].pid_cur > 0;
+        }
+    }
+}
+
+/* The counters of filter k run on from the previous sample: both
+ * samples were read, from the same stats file (a swapped or restarted
+ * disk's new process creates a new one, counting from zero), and no
+ * counter went down.  Otherwise a rate would subtract new counters from
+ * old ones and wrap.
+ */
+static bool
+top_continuous (const struct top_disk *t, size_t k)
+{
+  const struct vaio_stats_snapshot *a = &t->prev[k], *b = &t->cur[k];
+
+  if (!t->had[k] || !t->have[k] || a->header.pid != b->header.pid
+      || a->header.created_unix_ns != b->header.created_unix_ns)
+    return false;
+  for (unsigned op = 0; op < VAIO_OP_COUNT; op++)
+    if (b->body.op[op].ops < a->body.op[op].ops
+        || b->body.op[op].bytes < a->body.op[op].bytes)
+      return false;
+  return true;
+}
+
+/* One filter's gauges, and its hit ratio over the interval where it
+ * counts hits, under the filter's class: cache and replication both
+ * publish dirty_bytes.
+ */
+static json_object *
+top_filter_json (const struct top_disk *t, size_t k)
+{
+  const struct vaio_stats_snapshot *s = &t->cur[k];
+  json_object *f = json_object_new_object ();
+  int hits = vaio_stats_counter_index (s, "hits");
+  int misses = vaio_stats_counter_index (s, "misses");
+
+  for (unsigned i = 0; i < s->header.n_counters; i++)
+    if (s->header.counter_kinds[i] == VAIO_GAUGE)
+      json_object_object_add (f, s->header.counter_names[i],
+                              json_object_new_uint64 (s->body.counters[i]));
+  if (hits >= 0 && misses >= 0 && !top_continuous (t, k))
+    json_object_object_add (f, "hit_ratio", NULL);
+  else if (hits >= 0 && misses >= 0)
+    {
+      uint64_t h = s->body.counters[hits] - t->prev[k].body.counters[hits];
+      uint64_t m = s->body.counters[misses] - t->prev[k].body.counters[misses];
+      json_object_object_add (
+          f, "hit_ratio",
+          json_object_new_double (h + m ? (double)h / (double)(h + m) : 0));
+    }
+  return f;
 }
 
 /* Figures for one disk from the outermost filter that publishes stats
  * (nearest the guest: what the guest sees), plus every filter's gauges
- * and a hit ratio where a filter counts hits.  A chain of filters that
- * publish nothing (nbdkit's own) has no figures: null, not zero.
+ * by class.  A chain of filters that publish nothing (nbdkit's own) has
+ * no figures: null, not zero.  Nor has an interval in which the disk
+ * restarted: "restarted" says so.
  */
 static json_object *
 top_disk_json (const struct top_disk *t, double secs)
@@ -392,14 +448,20 @@ top_disk_json (const struct top_disk *t, double secs)
               *extra = json_object_new_object ();
   uint64_t ops = 0, bytes = 0, hist[VAIO_STATS_LAT_BUCKETS] = { 0 };
   size_t src = t->plan.n_chain;
+  bool restarted = false;
 
   json_object_object_add (o, "disk", json_object_new_string (t->plan.vm->name));
   json_object_object_add (o, "name",
                           json_object_new_string (t->plan.disk->name));
+  /* A filter may create its stats file some time after the disk starts
+   * (replication, once connected): take the outermost one read twice.
+   */
   for (size_t k = 0; k < t->plan.n_chain && src == t->plan.n_chain; k++)
-    if (t->have[k])
+    if (t->had[k] && t->have[k])
       src = k;
-  if (src < t->plan.n_chain)
+  restarted = (t->pid_prev != 0 && t->pid_prev != t->pid_cur)
+              || (src < t->plan.n_chain && !top_continuous (t, src));
+  if (src < t->plan.n_chain && !restarted)
     {
       for (unsigned op = 0; op < VAIO_OP_COUNT; op++)
         {
@@ -410,7 +472,9 @@ top_disk_json (const struct top_disk *t, double secs)
           ops += b->ops - a->ops;
           bytes += b->bytes - a->bytes;
           for (unsigned h = 0; h < VAIO_STATS_LAT_BUCKETS; h++)
-            hist[h] += b->latency_hist[h] - a->latency_hist[h];
+            hist[h] += b->latency_hist[h] >= a->latency_hist[h]
+                           ? b->latency_hist[h] - a->latency_hist[h]
+                           : 0;
         }
       json_object_object_add (o, "iops", json_object_new_double (ops / secs));
       json_object_object_add (
@@ -425,28 +489,11 @@ top_disk_json (const struct top_disk *t, double secs)
       json_object_object_add (o, "mib_s", NULL);
       json_object_object_add (o, "latency_p99_us", NULL);
     }
+  json_object_object_add (o, "restarted", json_object_new_boolean (restarted));
   for (size_t k = 0; k < t->plan.n_chain; k++)
-    {
-      const struct vaio_stats_snapshot *s = &t->cur[k];
-      int hits, misses;
-      if (!t->have[k])
-        continue;
-      for (unsigned i = 0; i < s->header.n_counters; i++)
-        if (s->header.counter_kinds[i] == VAIO_GAUGE)
-          json_object_object_add (extra, s->header.counter_names[i],
-                                  json_object_new_uint64 (s->body.counters[i]));
-      hits = vaio_stats_counter_index (s, "hits");
-      misses = vaio_stats_counter_index (s, "misses");
-      if (hits >= 0 && misses >= 0)
-        {
-          uint64_t h = s->body.counters[hits] - t->prev[k].body.counters[hits];
-          uint64_t m
-              = s->body.counters[misses] - t->prev[k].body.counters[misses];
-          json_object_object_add (
-              extra, "hit_ratio",
-              json_object_new_double (h + m ? (double)h / (double)(h + m) : 0));
-        }
-    }
+    if (t->have[k])
+      json_object_object_add (extra, vaio_class_name (t->plan.chain[k]),
+                              top_filter_json (t, k));
   json_object_object_add (o, "filters", extra);
   return o;
 }
@@ -465,7 +512,14 @@ top_print_text (json_object *arr, FILE *fp)
       json_object *d = json_object_array_get_idx (arr, i);
       char name[256];
       snprintf (name, sizeof name, "%s/%s", jstr (d, "disk"), jstr (d, "name"));
-      if (jget (d, "iops") == NULL)
+      if (json_object_get_boolean (jget (d, "restarted")))
+        fprintf (fp, "%-24s %10s %10s %10s  (restarted in this interval)", name,
+                 "-", "-", "-");
+      else if (jget (d, "iops") == NULL
+               && json_object_object_length (jget (d, "filters")) > 0)
+        fprintf (fp, "%-24s %10s %10s %10s  (no rate yet)", name, "-", "-",
+                 "-");
+      else if (jget (d, "iops") == NULL)
         fprintf (fp,
                  "%-24s %10s %10s %10s  (no filter in this chain "
                  "publishes stats)",
@@ -475,9 +529,13 @@ top_print_text (json_object *arr, FILE *fp)
                  json_object_get_double (jget (d, "iops")),
                  json_object_get_double (jget (d, "mib_s")),
                  json_object_get_double (jget (d, "latency_p99_us")));
-      json_object_object_foreach (jget (d, "filters"), key, val)
+      json_object_object_foreach (jget (d, "filters"), cls, figs)
       {
-        fprintf (fp, " %s=%s", key, json_object_get_string (val));
+        json_object_object_foreach (figs, key, val)
+        {
+          fprintf (fp, " %s.%s=%s", cls, key,
+                   val ? json_object_get_string (val) : "-");
+        }
       }
       fputc ('\n', fp);
     }
