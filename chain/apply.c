@@ -271,6 +271,18 @@ repl_backlog (const char *state_dir, uint64_t *unshipped, uint64_t *connected)
   return true;
 }
 
+/* A cache with a stats file publishes its dirty bytes there; one without
+ * (nbdkit's own) writes dirty blocks back on flush.
+ */
+static bool
+cache_publishes_stats (const char *state_dir)
+{
+  char path[4096];
+
+  snprintf (path, sizeof path, "%s/caching/stats", state_dir);
+  return access (path, F_OK) == 0;
+}
+
 /* Reasons a swap cannot be made safely; each goes into diag. */
 static int
 check_swap_safe (const struct change *ch, const struct vaio_apply_options *o,
@@ -283,6 +295,7 @@ check_swap_safe (const struct change *ch, const struct vaio_apply_options *o,
   bool enc_old = r->has_class[VAIO_CLASS_ENCRYPTION];
   int where_old = enc_position (r->enc_pos, r->n_filters);
   int where_new = enc_position (new_pos, p->n_chain);
+  uint64_t dirty;
   int rc = 0;
 
   if (enc_new != enc_old && !o->allow_encryption_change
@@ -303,8 +316,7 @@ check_swap_safe (const struct change *ch, const struct vaio_apply_options *o,
    * moving encryption makes them read one as the other.
    */
   if (enc_new && enc_old && where_old && where_new && where_old != where_new
-      && !o->allow_encryption_change
-      && image_holds_data (p->disk->image, true))
+      && !o->allow_encryption_change && image_holds_data (p->disk->image, true))
     {
       vaio_diag_add (diag, &p->disk->policy_loc,
                      "%s/%s: refusing to move encryption from %s to %s of "
@@ -318,6 +330,18 @@ check_swap_safe (const struct change *ch, const struct vaio_apply_options *o,
                      where_old == 1 ? "follow" : "precede",
                      where_old == 1 ? "ciphertext" : "cleartext",
                      where_old == 1 ? "cleartext" : "ciphertext");
+      rc = -1;
+    }
+  if (r->has_class[VAIO_CLASS_CACHING]
+      && !plan_has (p, VAIO_CLASS_CACHING, NULL) && !o->force
+      && cache_publishes_stats (p->state_dir)
+      && !gauge (p->state_dir, VAIO_CLASS_CACHING, "dirty_bytes", &dirty))
+    {
+      vaio_diag_add (diag, &p->disk->policy_loc,
+                     "%s/%s: refusing to remove caching: cannot read its "
+                     "stats (%s/caching/stats) to tell whether it holds "
+                     "dirty data; use --force to remove it anyway",
+                     p->vm->name, p->disk->name, p->state_dir);
       rc = -1;
     }
   if (r->has_class[VAIO_CLASS_REPLICATION]
@@ -369,22 +393,137 @@ pause_command (const char *sock, char cmd, int timeout_ms)
   return r;
 }
 
+/* Run the handle's state machine until done (1), until it fails (-1),
+ * or until the deadline passes (-2).
+ */
 static int
-flush_disk (const struct vaio_plan_disk *p)
+nbd_wait (struct nbd_handle *nbd, uint64_t deadline, int (*done) (void *),
+          void *arg)
 {
+  int r;
+
+  while ((r = done (arg)) == 0)
+    {
+      uint64_t now = now_ms ();
+      if (now >= deadline)
+        return -2;
+      if (nbd_poll (nbd, (int)(deadline - now)) == -1)
+        return -1;
+    }
+  return r > 0 ? 1 : -1;
+}
+
+static int
+connected (void *arg)
+{
+  struct nbd_handle *nbd = arg;
+
+  if (nbd_aio_is_connecting (nbd) > 0)
+    return 0;
+  return nbd_aio_is_ready (nbd) > 0 ? 1 : -1;
+}
+
+struct flush_wait
+{
+  struct nbd_handle *nbd;
+  int64_t cookie;
+};
+
+static int
+flushed (void *arg)
+{
+  struct flush_wait *f = arg;
+
+  return nbd_aio_command_completed (f->nbd, f->cookie);
+}
+
+/* Flush over a side connection within timeout_ms: the guest's I/O is
+ * held meanwhile, so a filter whose flush (or connection open) hangs
+ * must not hold it for ever.  0, -1 error, -2 timed out.
+ */
+static int
+flush_disk (const struct vaio_plan_disk *p, int timeout_ms)
+{
+  uint64_t deadline = now_ms () + (uint64_t)timeout_ms;
   struct nbd_handle *nbd = nbd_create ();
   char *uri = vaio_plan_uri (p);
+  struct flush_wait f = { .nbd = nbd };
   int r = -1;
 
-  if (nbd && uri && nbd_connect_uri (nbd, uri) == 0)
+  if (nbd && uri && nbd_aio_connect_uri (nbd, uri) == 0
+      && (r = nbd_wait (nbd, deadline, connected, nbd)) == 1)
     {
-      r = nbd_can_flush (nbd) > 0 ? nbd_flush (nbd, 0) : 0;
-      nbd_shutdown (nbd, 0);
+      r = 0;
+      if (nbd_can_flush (nbd) > 0)
+        {
+          f.cookie = nbd_aio_flush (nbd, NBD_NULL_COMPLETION, 0);
+          r = f.cookie == -1 ? -1 : nbd_wait (nbd, deadline, flushed, &f);
+          if (r == 1)
+            r = 0;
+        }
+      if (r == 0)
+        nbd_shutdown (nbd, 0);
     }
   if (nbd)
     nbd_close (nbd);
   free (uri);
   return r;
+}
+
+/* The pause control socket of the disk apply holds paused, for the
+ * signal handler: an apply interrupted while the guest's I/O is held
+ * must not leave it held.
+ */
+static struct sockaddr_un paused_sun;
+static volatile sig_atomic_t paused;
+
+static void
+resume_and_die (int sig)
+{
+  if (paused)
+    {
+      int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      struct pollfd pfd = { .fd = fd, .events = POLLIN };
+      char c = 'r';
+      if (fd >= 0
+          && connect (fd, (struct sockaddr *)&paused_sun, sizeof paused_sun)
+                 == 0
+          && write (fd, &c, 1) == 1)
+        {
+          /* Wait for the acknowledgement, briefly. */
+          if (poll (&pfd, 1, 1000) == 1)
+            (void)!read (fd, &c, 1);
+        }
+      if (fd >= 0)
+        close (fd);
+      (void)!write (2, "vaioctl: interrupted: disk resumed\n", 35);
+    }
+  signal (sig, SIG_DFL);
+  raise (sig);
+}
+
+/* sock: the disk is paused now (NULL: not any more). */
+static void
+resume_on_signal (const char *sock)
+{
+  static bool installed;
+
+  if (!installed)
+    {
+      struct sigaction sa = { .sa_handler = resume_and_die };
+      sigemptyset (&sa.sa_mask);
+      sigaction (SIGINT, &sa, NULL);
+      sigaction (SIGTERM, &sa, NULL);
+      sigaction (SIGHUP, &sa, NULL);
+      installed = true;
+    }
+  paused = 0;
+  if (sock && strlen (sock) < sizeof paused_sun.sun_path)
+    {
+      paused_sun.sun_family = AF_UNIX;
+      strcpy (paused_sun.sun_path, sock);
+      paused = 1;
+    }
 }
 
 static char *
@@ -404,14 +543,15 @@ drain_file (const struct change *ch)
  * stats (nbdkit's own) writes dirty blocks back on flush.
  */
 static int
-wait_cache_clean (const struct change *ch, int timeout_ms)
+wait_cache_clean (const struct change *ch, const struct vaio_apply_options *o)
 {
-  uint64_t deadline = now_ms () + (uint64_t)timeout_ms, dirty;
+  uint64_t deadline = now_ms () + (uint64_t)o->timeout_ms, dirty;
   char *drain;
   int fd, r = 0;
 
   if (!ch->old.has_class[VAIO_CLASS_CACHING]
-      || plan_has (&ch->plan, VAIO_CLASS_CACHING, NULL))
+      || plan_has (&ch->plan, VAIO_CLASS_CACHING, NULL)
+      || !cache_publishes_stats (ch->plan.state_dir))
     return 0;
   drain = drain_file (ch);
   if (drain == NULL)
@@ -419,9 +559,19 @@ wait_cache_clean (const struct change *ch, int timeout_ms)
   fd = open (drain, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   if (fd >= 0)
     close (fd);
-  while (gauge (ch->plan.state_dir, VAIO_CLASS_CACHING, "dirty_bytes", &dirty)
-         && dirty != 0)
+  for (;;)
     {
+      /* Stats that stop being readable say nothing about dirty data:
+       * unknown is not clean.
+       */
+      if (!gauge (ch->plan.state_dir, VAIO_CLASS_CACHING, "dirty_bytes",
+                  &dirty))
+        {
+          r = o->force ? 0 : -1;
+          break;
+        }
+      if (dirty == 0)
+        break;
       if (now_ms () > deadline)
         {
           r = -1;
@@ -492,20 +642,25 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
   const struct vaio_plan_disk *p = &ch->plan;
   uint64_t t0 = now_ms ();
   const char *step = NULL;
-  int r = -1;
+  int r = -1, fr;
 
   if (pause_command (p->pause_socket, 'p', o->timeout_ms) == -1)
     step = "pause (drain in-flight requests)";
-  else if (flush_disk (p) == -1)
-    step = "flush";
-  else if (wait_cache_clean (ch, o->timeout_ms) == -1)
-    step = "destage the cache being removed";
-  else if (wait_replica_caught_up (ch, o) == -1)
-    step = "ship the journal of the replication filter being removed";
+  else
+    {
+      resume_on_signal (p->pause_socket);
+      if ((fr = flush_disk (p, o->timeout_ms)) != 0)
+        step = fr == -2 ? "flush (timed out)" : "flush";
+      else if (wait_cache_clean (ch, o) == -1)
+        step = "destage the cache being removed";
+      else if (wait_replica_caught_up (ch, o) == -1)
+        step = "ship the journal of the replication filter being removed";
+    }
   if (step)
     {
       /* Nothing was dropped yet: resume and leave the old chain serving. */
       pause_command (p->pause_socket, 'r', 1000);
+      resume_on_signal (NULL);
       fprintf (stderr,
                "vaioctl: %s/%s: swap aborted at %s; old chain "
                "still serving\n",
@@ -513,6 +668,7 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
       return -1;
     }
   kill_and_wait (ch->pid);
+  resume_on_signal (NULL);
   if (vaio_disk_start (p, o->timeout_ms, &diag) > 0)
     {
       printf ("%s/%s: swapped chain (pid %ld -> %ld); I/O held %llu ms\n",
