@@ -32,6 +32,48 @@ manifest_json (const struct vaio_manifest *m)
   return o;
 }
 
+/* The host view: each host's installed filters as vSphere lists them
+ * (Name, Vendor, Version, Type), plus where each comes from.
+ */
+static json_object *
+hosts_json (const struct vaio_config *cfg, const struct vaio_host_filters *hf)
+{
+  json_object *hosts = json_object_new_array ();
+
+  for (size_t i = 0; i < cfg->n_hosts; i++)
+    {
+      json_object *h = json_object_new_object (),
+                  *fl = json_object_new_array ();
+      json_object_object_add (h, "name",
+                              json_object_new_string (hf[i].host->name));
+      json_object_object_add (h, "state_dir",
+                              json_object_new_string (hf[i].host->state_dir));
+      for (unsigned k = 0; k < VAIO_CLASS_COUNT; k++)
+        if (hf[i].by_class[k])
+          {
+            const struct vaio_manifest *m = hf[i].by_class[k];
+            json_object *f = json_object_new_object ();
+            json_object_object_add (f, "Name",
+                                    json_object_new_string (m->name));
+            json_object_object_add (f, "Vendor",
+                                    json_object_new_string (m->vendor));
+            json_object_object_add (f, "Version",
+                                    json_object_new_string (m->version));
+            json_object_object_add (
+                f, "Type",
+                json_object_new_string (vaio_class_name (m->class_)));
+            json_object_object_add (f, "path",
+                                    json_object_new_string (m->path));
+            json_object_object_add (f, "sha256",
+                                    json_object_new_string (m->sha256));
+            json_object_array_add (fl, f);
+          }
+      json_object_object_add (h, "filters", fl);
+      json_object_array_add (hosts, h);
+    }
+  return hosts;
+}
+
 static json_object *
 cluster_json (const struct vaio_config *cfg, const struct vaio_host_filters *hf)
 {
@@ -104,6 +146,118 @@ stats_json (const char *state_dir, enum vaio_class c)
   return o;
 }
 
+/* The "argv " words of a running record, in order.  Caller frees the
+ * array (the words point into *text, which the caller frees too).
+ */
+static char **
+record_argv (const char *rec, char **text, size_t *n)
+{
+  char **v, *save = NULL, *line;
+
+  *n = 0;
+  *text = strdup (rec);
+  v = calloc (strlen (rec) / 5 + 2, sizeof *v);
+  if (*text == NULL || v == NULL)
+    {
+      free (v);
+      return NULL;
+    }
+  for (line = strtok_r (*text, "\n", &save); line;
+       line = strtok_r (NULL, "\n", &save))
+    if (strncmp (line, "argv ", 5) == 0)
+      v[(*n)++] = line + 5;
+  return v;
+}
+
+/* A filter parameter word: key=value, not an nbdkit option (--x=y). */
+static bool
+param_word (const char *w)
+{
+  return w[0] != '-' && strchr (w, '=') != NULL;
+}
+
+static const char *
+word_value (char *const *v, size_t n, const char *word)
+{
+  size_t klen = (size_t)(strchr (word, '=') - word);
+
+  for (size_t i = 0; i < n; i++)
+    if (param_word (v[i]) && strncmp (v[i], word, klen + 1) == 0)
+      return v[i] + klen + 1;
+  return NULL;
+}
+
+/* The running command line against the planned one: the filters in the
+ * same order (the other words, in order), and each filter parameter with
+ * the same value (a policy is a YAML map: their order means nothing).
+ * A live change that was refused or rolled back shows here.
+ */
+static bool
+settings_differ (const struct vaio_plan_disk *p, const char *rec, char *why,
+                 size_t len)
+{
+  char *text = NULL, **rv;
+  size_t rn, i = 0, j = 0;
+  bool differ = false;
+
+  rv = record_argv (rec, &text, &rn);
+  if (rv == NULL)
+    {
+      free (text);
+      return false;
+    }
+  for (;;)
+    {
+      while (i < rn && param_word (rv[i]))
+        i++;
+      while (j < p->argc && param_word (p->argv[j]))
+        j++;
+      if (i == rn || j == p->argc)
+        {
+          differ = i != rn || j != p->argc;
+          break;
+        }
+      if (strcmp (rv[i], p->argv[j]) != 0)
+        {
+          differ = true;
+          break;
+        }
+      i++;
+      j++;
+    }
+  if (differ)
+    snprintf (why, len,
+              "running chain's filters or their order differ from the "
+              "policy's; run vaioctl apply");
+  for (i = 0; !differ && i < p->argc; i++)
+    if (param_word (p->argv[i]))
+      {
+        const char *have = word_value (rv, rn, p->argv[i]);
+        const char *eq = strchr (p->argv[i], '=');
+        if (have == NULL || strcmp (have, eq + 1) != 0)
+          {
+            snprintf (why, len,
+                      "running %.*s is %s, the policy wants %s; run "
+                      "vaioctl apply",
+                      (int)(eq - p->argv[i]), p->argv[i], have ? have : "unset",
+                      eq + 1);
+            differ = true;
+          }
+      }
+  for (i = 0; !differ && i < rn; i++)
+    if (param_word (rv[i]) && word_value (p->argv, p->argc, rv[i]) == NULL)
+      {
+        snprintf (why, len,
+                  "running chain sets %s, the policy leaves it unset; run "
+                  "vaioctl apply",
+                  rv[i]);
+        differ = true;
+      }
+  free (rv);
+  free (text);
+  return differ;
+}
+
 /* Does the running record match what the policy asks for now? */
 static const char *
 compliance (const struct vaio_plan_disk *p, const char *rec, char *why,
@@ -141,6 +295,8 @@ compliance (const struct vaio_plan_disk *p, const char *rec, char *why,
                 p->n_chain);
       return "noncompliant";
     }
+  if (settings_differ (p, rec, why, len))
+    return "noncompliant";
   why[0] = '\0';
   return "compliant";
 }
@@ -168,6 +324,8 @@ disk_json (const struct vaio_plan_disk *p, int *problems)
                           json_object_new_string (p->policy->name));
   json_object_object_add (d, "image", json_object_new_string (p->disk->image));
   json_object_object_add (d, "uri", json_object_new_string (uri ? uri : ""));
+  json_object_object_add (
+      d, "socket", p->disk->port ? NULL : json_object_new_string (p->socket));
   json_object_object_add (d, "state_dir",
                           json_object_new_string (p->state_dir));
   json_object_object_add (d, "state", json_object_new_string (state));
@@ -271,10 +429,8 @@ print_cluster (json_object *c, FILE *fp)
 }
 
 static void
-print_hosts (json_object *c, FILE *fp)
+print_hosts (json_object *hosts, FILE *fp)
 {
-  json_object *hosts = jget (c, "hosts");
-
   for (size_t i = 0; i < json_object_array_length (hosts); i++)
     {
       json_object *h = json_object_array_get_idx (hosts, i);
@@ -286,8 +442,8 @@ print_hosts (json_object *c, FILE *fp)
       for (size_t k = 0; k < json_object_array_length (fl); k++)
         {
           json_object *f = json_object_array_get_idx (fl, k);
-          fprintf (fp, "  %-20s %-12s %-10s %s\n", jstr (f, "name"),
-                   jstr (f, "vendor"), jstr (f, "version"), jstr (f, "class"));
+          fprintf (fp, "  %-20s %-12s %-10s %s\n", jstr (f, "Name"),
+                   jstr (f, "Vendor"), jstr (f, "Version"), jstr (f, "Type"));
         }
     }
 }
@@ -327,9 +483,10 @@ vaio_status (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
   json_object *root = json_object_new_object ();
   int problems = 0;
 
-  if (view == VAIO_VIEW_ALL || view == VAIO_VIEW_CLUSTER
-      || view == VAIO_VIEW_HOST)
+  if (view == VAIO_VIEW_ALL || view == VAIO_VIEW_CLUSTER)
     json_object_object_add (root, "cluster", cluster_json (cfg, hf));
+  if (view == VAIO_VIEW_ALL || view == VAIO_VIEW_HOST)
+    json_object_object_add (root, "hosts", hosts_json (cfg, hf));
   if (view == VAIO_VIEW_ALL || view == VAIO_VIEW_VM)
     json_object_object_add (root, "vms", vms_json (cfg, hf, &problems));
 
@@ -341,7 +498,7 @@ vaio_status (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
       if (view == VAIO_VIEW_ALL || view == VAIO_VIEW_CLUSTER)
         print_cluster (jget (root, "cluster"), fp);
       if (view == VAIO_VIEW_ALL || view == VAIO_VIEW_HOST)
-        print_hosts (jget (root, "cluster"), fp);
+        print_hosts (jget (root, "hosts"), fp);
       if (view == VAIO_VIEW_ALL || view == VAIO_VIEW_VM)
         print_vms (jget (root, "vms"), fp);
     }

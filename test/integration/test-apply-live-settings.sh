@@ -50,6 +50,18 @@ pass "limit 100 -> 300 and shares normal -> high applied live; pid $pid unchange
 "$VAIOCTL" apply "$T/c2.yaml" | grep -q "vm1/disk0: unchanged (pid $pid)" || fail "second apply not a no-op"
 pass "status compliant; applying again changes nothing"
 
+# The views' JSON: the VM view names the disk's socket; the host view
+# lists each host's filters as vSphere does, not the cluster view again.
+"$VAIOCTL" status "$T/c2.yaml" --view vm --json |
+  jq -e --arg s "$T/state/host1/vms/vm1/disk0.sock" '.vms[0].disks[0].socket == $s' >/dev/null ||
+  fail "vm view socket: $("$VAIOCTL" status "$T/c2.yaml" --view vm --json | jq -c '.vms[0].disks[0]')"
+hv=$("$VAIOCTL" status "$T/c2.yaml" --view host --json)
+[ "$(jq -c '[.hosts[0].name, [.hosts[0].filters[] | [.Name, .Vendor, .Version, .Type]]]' <<<"$hv")" = \
+  '["host1",[["vaio-cache","vaio-nbd","0.1.0","caching"],["vaio-sioc","vaio-nbd","0.1.0","sioc"]]]' ] ||
+  fail "host view JSON: $hv"
+[ "$hv" != "$("$VAIOCTL" status "$T/c2.yaml" --view cluster --json)" ] || fail "host view JSON = cluster view JSON"
+pass "status JSON: the VM view has the socket; the host view lists Name, Vendor, Version, Type per host"
+
 # A live value the filter refuses (vaioctl cannot type-check shares):
 # apply fails and says so, the filter keeps its settings, the settings
 # file and the running record are the old ones again.
@@ -71,7 +83,13 @@ sleep 0.3
 [ "$(cat "$T/state/host1/vms/vm1/disk0/nbdkit.pid")" = "$pid" ] || fail "disk restarted"
 "$VAIOCTL" status "$T/c2.yaml" --json | jq -e '.vms[0].disks[0].compliance == "compliant"' >/dev/null ||
   fail "the running record no longer matches the settings in force"
-pass "a refused live value fails apply; the filter, its settings file and the record keep the old ones"
+"$VAIOCTL" status "$T/c2bad.yaml" --json > "$T/sbad.json" || true
+[ "$(jq -r '.vms[0].disks[0].compliance' "$T/sbad.json")" = noncompliant ] ||
+  fail "a refused live change shows compliant: $(jq -c '.vms[0].disks[0]' "$T/sbad.json")"
+[ "$(jq -r '.vms[0].disks[0].compliance_detail' "$T/sbad.json")" = \
+  "running sioc-limit-iops is 300, the policy wants 400; run vaioctl apply" ] ||
+  fail "compliance reason: $(jq -r '.vms[0].disks[0].compliance_detail' "$T/sbad.json")"
+pass "a refused live value fails apply; the filter, its settings file and the record keep the old ones; status says which setting differs"
 
 # A restart starts from the config: the settings file of the old process
 # is removed, so a later config value is not overridden by it.
