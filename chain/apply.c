@@ -686,6 +686,89 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
 
 static void print_live_changes (const struct change *ch);
 
+/* A filter parameter word: key=value, not an nbdkit option (--x=y). */
+static bool
+param_word (const char *w)
+{
+  return w[0] != '-' && strchr (w, '=') != NULL;
+}
+
+/* The value of the parameter the word "key=value" sets, among argv. */
+static const char *
+word_value (char *const *argv, size_t argc, const char *word)
+{
+  size_t klen = (size_t)(strchr (word, '=') - word);
+
+  for (size_t i = 0; i < argc; i++)
+    if (param_word (argv[i]) && strncmp (argv[i], word, klen + 1) == 0)
+      return argv[i] + klen + 1;
+  return NULL;
+}
+
+/* What a swap changes besides the classes: each parameter set, changed
+ * or unset (values only: a secret parameter's value is a path), whether
+ * encryption moves, and whether the filters themselves (their binaries,
+ * their order) differ.
+ */
+static void
+print_swap_details (const struct change *ch)
+{
+  const struct vaio_plan_disk *p = &ch->plan;
+  const struct running *r = &ch->old;
+  int new_pos = -1;
+  bool any = false, filters_differ = false;
+
+  for (unsigned c = 0; c < VAIO_CLASS_COUNT; c++)
+    any |= r->has_class[c] != plan_has (p, c, NULL);
+
+  for (size_t i = 0; i < p->argc; i++)
+    if (param_word (p->argv[i]))
+      {
+        const char *was = word_value (r->argv, r->argc, p->argv[i]);
+        const char *eq = strchr (p->argv[i], '=');
+        if (was == NULL)
+          printf (" set %s;", p->argv[i]);
+        else if (strcmp (was, eq + 1) != 0)
+          printf (" change %.*s: %s -> %s;", (int)(eq - p->argv[i]), p->argv[i],
+                  was, eq + 1);
+        any |= was == NULL || strcmp (was, eq + 1) != 0;
+      }
+  for (size_t i = 0; i < r->argc; i++)
+    if (param_word (r->argv[i]) && !word_value (p->argv, p->argc, r->argv[i]))
+      {
+        printf (" unset %.*s;", (int)(strchr (r->argv[i], '=') - r->argv[i]),
+                r->argv[i]);
+        any = true;
+      }
+  plan_has (p, VAIO_CLASS_ENCRYPTION, &new_pos);
+  if (enc_position (r->enc_pos, r->n_filters)
+      && enc_position (new_pos, p->n_chain)
+      && enc_position (r->enc_pos, r->n_filters)
+             != enc_position (new_pos, p->n_chain))
+    {
+      printf (" move encryption %s -> %s;",
+              enc_position (r->enc_pos, r->n_filters) == 1 ? "first" : "last",
+              enc_position (new_pos, p->n_chain) == 1 ? "first" : "last");
+      any = true;
+    }
+  /* --filter= words: the binaries and their order. */
+  for (size_t i = 0, j = 0;; i++, j++)
+    {
+      while (i < r->argc && strncmp (r->argv[i], "--filter=", 9) != 0)
+        i++;
+      while (j < p->argc && strncmp (p->argv[j], "--filter=", 9) != 0)
+        j++;
+      if (i >= r->argc || j >= p->argc)
+        break;
+      if (strcmp (r->argv[i], p->argv[j]) != 0)
+        filters_differ = true;
+    }
+  if (filters_differ && !any)
+    printf (" filter binaries or their order differ;");
+  else if (!any && !filters_differ)
+    printf (" other nbdkit options differ;");
+}
+
 static void
 describe (const struct change *ch)
 {
@@ -717,7 +800,8 @@ describe (const struct change *ch)
           else if (was && now)
             printf (" keep %s;", vaio_class_name (c));
         }
-      printf (" settings or order may differ\n");
+      print_swap_details (ch);
+      printf ("\n");
       return;
     }
 }

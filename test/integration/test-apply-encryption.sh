@@ -50,6 +50,9 @@ expect_fail "removing encryption from a disk holding data" \
 qemu-io -f raw "$(sock_uri vm1)" -c "read -P 0x5a 0 64k" >/dev/null || fail "data unreadable after refusals"
 pass "refused applies left the disk running (pid $pid) with its data"
 
+out=$("$VAIOCTL" apply "$T/last.yaml" --allow-encryption-change --dry-run 2>&1)
+grep -qx "vm1/disk0: swap chain: keep caching; keep encryption; move encryption first -> last;" <<<"$out" ||
+  fail "dry-run does not say encryption moves: $out"
 out=$("$VAIOCTL" apply "$T/last.yaml" --allow-encryption-change 2>&1) || fail "override refused: $out"
 grep -Eq "vm1/disk0: swapped chain \(pid $pid -> [0-9]+\)" <<<"$out" || fail "override did not swap: $out"
 [ "$("$VAIOCTL" status "$T/last.yaml" --json | jq -r '.vms[0].disks[0].chain | map(.class) | join(",")')" = \

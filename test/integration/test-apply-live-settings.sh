@@ -104,7 +104,9 @@ pass "a restarted disk takes its limits from the config, not a stale settings fi
 # Adding a filter is not a live change: it swaps the chain.
 sed 's/    sioc: { sioc-datastore: state\/ds.seg, sioc-limit-iops: 50, sioc-shares: low }/&\n    caching: { cache-size: 4M }/' \
   "$T/c3.yaml" > "$T/c4.yaml"
-"$VAIOCTL" apply "$T/c4.yaml" --dry-run | grep -q "swap chain: add caching" || fail "adding caching is not a swap"
+out=$("$VAIOCTL" apply "$T/c4.yaml" --dry-run)
+grep -q "vm1/disk0: swap chain: add caching; keep sioc; set cache-size=4M; set cache-state-dir=$T/state/host1/vms/vm1/disk0/caching;$" <<<"$out" ||
+  fail "adding caching is not a swap, or dry-run lacks its settings: $out"
 pass "adding a filter is planned as a swap, not a live change"
 
 # A swap whose new chain cannot start rolls back: the old chain serves
@@ -122,6 +124,11 @@ qemu-io -f raw "$(sock_uri vm1)" -c "read -P 0x5a 0 64k" >/dev/null || fail "dis
 [ "$(jq -r '.vms[0].disks[0].compliance' "$T/s5.json")" = noncompliant ] ||
   fail "status after rollback: $(jq -c '.vms[0].disks[0]' "$T/s5.json")"
 pass "a chain that cannot start rolls back; the disk serves its data and status says noncompliant"
+"$VAIOCTL" apply "$T/c4.yaml" | grep -q "swapped chain" || fail "c4 not applied"
+out=$("$VAIOCTL" apply "$T/c3.yaml" --dry-run)
+grep -q "vm1/disk0: swap chain: remove caching (vaio-cache); keep sioc; unset cache-size; unset cache-state-dir;$" <<<"$out" ||
+  fail "dry-run of a removal: $out"
+pass "--dry-run names each setting set or unset"
 
 # Live parameters added, reordered and removed (issue 6): the other words
 # are compared in order, live keys by value; the pid stays and the limit
@@ -179,3 +186,8 @@ for _ in $(seq 40); do [ "$(sioc_counter limit-iops)" = 0 ] && break; sleep 0.05
 [ "$(cat "$T/state/host1/vms/vm1/disk0/nbdkit.pid")" = "$pid" ] || fail "removing a live key restarted the disk"
 pass "a removed live key goes back to its manifest default without a restart (no limit, pid $pid)"
 TEST_CONFIGS+=("$T/k4.yaml")
+sioc_policy "$T/k5.yaml" "sioc-datastore: state/ds2.seg, sioc-shares: high"
+out=$("$VAIOCTL" apply "$T/k5.yaml" --dry-run)
+grep -qx "vm1/disk0: swap chain: keep sioc; change sioc-datastore: $T/state/ds.seg -> $T/state/ds2.seg;" <<<"$out" ||
+  fail "dry-run of a changed setting: $out"
+pass "--dry-run names a changed setting with both values"
