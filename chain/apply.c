@@ -61,6 +61,8 @@ struct running
   size_t argc;
   bool has_class[VAIO_CLASS_COUNT];
   char *filter_name[VAIO_CLASS_COUNT];
+  size_t n_filters; /* "filter" lines, in chain order (guest → disk) */
+  int enc_pos;      /* index of encryption among them, or -1 */
 };
 
 struct change
@@ -97,6 +99,7 @@ running_parse (const char *state_dir, struct running *r)
   char *save = NULL, *line;
 
   memset (r, 0, sizeof *r);
+  r->enc_pos = -1;
   r->raw = vaio_disk_running_record (state_dir);
   if (r->raw == NULL || (r->text = strdup (r->raw)) == NULL)
     return -1;
@@ -117,7 +120,10 @@ running_parse (const char *state_dir, struct running *r)
             {
               r->has_class[c] = true;
               r->filter_name[c] = strdup (name);
+              if (c == VAIO_CLASS_ENCRYPTION)
+                r->enc_pos = (int)r->n_filters;
             }
+          r->n_filters++;
         }
     }
   return 0;
@@ -147,18 +153,89 @@ plan_has (const struct vaio_plan_disk *p, enum vaio_class c, int *pos)
   return false;
 }
 
-/* True when the image holds any data (a fully sparse image holds none). */
+/* Bytes of allocated zeros apply reads before it calls an image "holds
+ * data" without looking further (a preallocated image would otherwise be
+ * read whole before every swap).
+ */
+#define ZERO_SCAN_MAX (64 * 1024 * 1024)
+
+/* Every allocated byte of fd from off on is zero. */
 static bool
-image_holds_data (const char *image)
+zero_from (int fd, off_t off)
+{
+  static char buf[65536];
+  off_t data, hole, scanned = 0;
+
+  while ((data = lseek (fd, off, SEEK_DATA)) != -1)
+    {
+      if ((hole = lseek (fd, data, SEEK_HOLE)) == -1)
+        return false;
+      for (off = data; off < hole;)
+        {
+          size_t len
+              = (size_t)(hole - off < (off_t)sizeof buf ? hole - off
+                                                        : (off_t)sizeof buf);
+          ssize_t n = pread (fd, buf, len, off);
+          if (n <= 0 || (scanned += n) > ZERO_SCAN_MAX)
+            return false;
+          for (ssize_t i = 0; i < n; i++)
+            if (buf[i])
+              return false;
+          off += n;
+        }
+    }
+  return errno == ENXIO;
+}
+
+/* Where a LUKS1 image's payload starts (bytes), or 0 when the image does
+ * not start with a LUKS1 header.  The header is big-endian: magic (6),
+ * version (2), cipher name, mode and hash (3 x 32), payload offset in
+ * 512-byte sectors (4).
+ */
+static off_t
+luks_payload_offset (int fd)
+{
+  unsigned char h[108];
+
+  if (pread (fd, h, sizeof h, 0) != (ssize_t)sizeof h
+      || memcmp (h, "LUKS\xba\xbe", 6) != 0 || h[6] != 0 || h[7] != 1)
+    return 0;
+  return (off_t)(((uint32_t)h[104] << 24) | ((uint32_t)h[105] << 16)
+                 | ((uint32_t)h[106] << 8) | h[107])
+         * 512;
+}
+
+/* True when the image holds data: any allocated byte that is not zero.
+ * With luks_is_empty, a LUKS header with nothing but zeros or holes
+ * after it counts as empty: that is a freshly formatted disk waiting for
+ * its encryption filter (vaio-crypt format), not data to protect.
+ */
+static bool
+image_holds_data (const char *image, bool luks_is_empty)
 {
   int fd = open (image, O_RDONLY | O_CLOEXEC);
-  off_t data;
+  off_t start = 0;
+  bool empty;
 
   if (fd == -1)
     return true; /* cannot tell: assume it does */
-  data = lseek (fd, 0, SEEK_DATA);
+  if (luks_is_empty)
+    start = luks_payload_offset (fd);
+  empty = zero_from (fd, start);
   close (fd);
-  return data != -1 || errno != ENXIO;
+  return !empty;
+}
+
+/* Position of encryption among a chain of n filters: 1 first (before the
+ * others: they see ciphertext), 2 last (allow-cleartext-filters: they see
+ * cleartext), 0 absent or alone (no other filter sees its data).
+ */
+static int
+enc_position (int pos, size_t n)
+{
+  if (pos < 0 || n < 2)
+    return 0;
+  return pos == 0 ? 1 : 2;
 }
 
 /* A gauge of one filter's stats in a disk's state dir. */
@@ -194,6 +271,18 @@ repl_backlog (const char *state_dir, uint64_t *unshipped, uint64_t *connected)
   return true;
 }
 
+/* A cache with a stats file publishes its dirty bytes there; one without
+ * (nbdkit's own) writes dirty blocks back on flush.
+ */
+static bool
+cache_publishes_stats (const char *state_dir)
+{
+  char path[4096];
+
+  snprintf (path, sizeof path, "%s/caching/stats", state_dir);
+  return access (path, F_OK) == 0;
+}
+
 /* Reasons a swap cannot be made safely; each goes into diag. */
 static int
 check_swap_safe (const struct change *ch, const struct vaio_apply_options *o,
@@ -201,12 +290,16 @@ check_swap_safe (const struct change *ch, const struct vaio_apply_options *o,
 {
   const struct vaio_plan_disk *p = &ch->plan;
   const struct running *r = &ch->old;
-  bool enc_new = plan_has (p, VAIO_CLASS_ENCRYPTION, NULL);
+  int new_pos = -1;
+  bool enc_new = plan_has (p, VAIO_CLASS_ENCRYPTION, &new_pos);
   bool enc_old = r->has_class[VAIO_CLASS_ENCRYPTION];
+  int where_old = enc_position (r->enc_pos, r->n_filters);
+  int where_new = enc_position (new_pos, p->n_chain);
+  uint64_t dirty;
   int rc = 0;
 
   if (enc_new != enc_old && !o->allow_encryption_change
-      && image_holds_data (p->disk->image))
+      && image_holds_data (p->disk->image, enc_new))
     {
       vaio_diag_add (diag, &p->disk->policy_loc,
                      "%s/%s: refusing to %s encryption on a disk that holds "
@@ -216,6 +309,39 @@ check_swap_safe (const struct change *ch, const struct vaio_apply_options *o,
                      p->disk->image,
                      enc_new ? "read as ciphertext"
                              : "read without decrypting");
+      rc = -1;
+    }
+  /* The image holds ciphertext either way, but a cache or replica in
+   * front of encryption holds ciphertext and one behind it cleartext:
+   * moving encryption makes them read one as the other.
+   */
+  if (enc_new && enc_old && where_old && where_new && where_old != where_new
+      && !o->allow_encryption_change && image_holds_data (p->disk->image, true))
+    {
+      vaio_diag_add (diag, &p->disk->policy_loc,
+                     "%s/%s: refusing to move encryption from %s to %s of "
+                     "the chain on a disk that holds data (%s): the filters "
+                     "that %s it keep %s that would be read as %s; use "
+                     "--allow-encryption-change on a disk whose cache and "
+                     "replica start empty",
+                     p->vm->name, p->disk->name,
+                     where_old == 1 ? "first" : "last",
+                     where_new == 1 ? "first" : "last", p->disk->image,
+                     where_old == 1 ? "follow" : "precede",
+                     where_old == 1 ? "ciphertext" : "cleartext",
+                     where_old == 1 ? "cleartext" : "ciphertext");
+      rc = -1;
+    }
+  if (r->has_class[VAIO_CLASS_CACHING]
+      && !plan_has (p, VAIO_CLASS_CACHING, NULL) && !o->force
+      && cache_publishes_stats (p->state_dir)
+      && !gauge (p->state_dir, VAIO_CLASS_CACHING, "dirty_bytes", &dirty))
+    {
+      vaio_diag_add (diag, &p->disk->policy_loc,
+                     "%s/%s: refusing to remove caching: cannot read its "
+                     "stats (%s/caching/stats) to tell whether it holds "
+                     "dirty data; use --force to remove it anyway",
+                     p->vm->name, p->disk->name, p->state_dir);
       rc = -1;
     }
   if (r->has_class[VAIO_CLASS_REPLICATION]
@@ -267,22 +393,137 @@ pause_command (const char *sock, char cmd, int timeout_ms)
   return r;
 }
 
+/* Run the handle's state machine until done (1), until it fails (-1),
+ * or until the deadline passes (-2).
+ */
 static int
-flush_disk (const struct vaio_plan_disk *p)
+nbd_wait (struct nbd_handle *nbd, uint64_t deadline, int (*done) (void *),
+          void *arg)
 {
+  int r;
+
+  while ((r = done (arg)) == 0)
+    {
+      uint64_t now = now_ms ();
+      if (now >= deadline)
+        return -2;
+      if (nbd_poll (nbd, (int)(deadline - now)) == -1)
+        return -1;
+    }
+  return r > 0 ? 1 : -1;
+}
+
+static int
+connected (void *arg)
+{
+  struct nbd_handle *nbd = arg;
+
+  if (nbd_aio_is_connecting (nbd) > 0)
+    return 0;
+  return nbd_aio_is_ready (nbd) > 0 ? 1 : -1;
+}
+
+struct flush_wait
+{
+  struct nbd_handle *nbd;
+  int64_t cookie;
+};
+
+static int
+flushed (void *arg)
+{
+  struct flush_wait *f = arg;
+
+  return nbd_aio_command_completed (f->nbd, f->cookie);
+}
+
+/* Flush over a side connection within timeout_ms: the guest's I/O is
+ * held meanwhile, so a filter whose flush (or connection open) hangs
+ * must not hold it for ever.  0, -1 error, -2 timed out.
+ */
+static int
+flush_disk (const struct vaio_plan_disk *p, int timeout_ms)
+{
+  uint64_t deadline = now_ms () + (uint64_t)timeout_ms;
   struct nbd_handle *nbd = nbd_create ();
   char *uri = vaio_plan_uri (p);
+  struct flush_wait f = { .nbd = nbd };
   int r = -1;
 
-  if (nbd && uri && nbd_connect_uri (nbd, uri) == 0)
+  if (nbd && uri && nbd_aio_connect_uri (nbd, uri) == 0
+      && (r = nbd_wait (nbd, deadline, connected, nbd)) == 1)
     {
-      r = nbd_can_flush (nbd) > 0 ? nbd_flush (nbd, 0) : 0;
-      nbd_shutdown (nbd, 0);
+      r = 0;
+      if (nbd_can_flush (nbd) > 0)
+        {
+          f.cookie = nbd_aio_flush (nbd, NBD_NULL_COMPLETION, 0);
+          r = f.cookie == -1 ? -1 : nbd_wait (nbd, deadline, flushed, &f);
+          if (r == 1)
+            r = 0;
+        }
+      if (r == 0)
+        nbd_shutdown (nbd, 0);
     }
   if (nbd)
     nbd_close (nbd);
   free (uri);
   return r;
+}
+
+/* The pause control socket of the disk apply holds paused, for the
+ * signal handler: an apply interrupted while the guest's I/O is held
+ * must not leave it held.
+ */
+static struct sockaddr_un paused_sun;
+static volatile sig_atomic_t paused;
+
+static void
+resume_and_die (int sig)
+{
+  if (paused)
+    {
+      int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      struct pollfd pfd = { .fd = fd, .events = POLLIN };
+      char c = 'r';
+      if (fd >= 0
+          && connect (fd, (struct sockaddr *)&paused_sun, sizeof paused_sun)
+                 == 0
+          && write (fd, &c, 1) == 1)
+        {
+          /* Wait for the acknowledgement, briefly. */
+          if (poll (&pfd, 1, 1000) == 1)
+            (void)!read (fd, &c, 1);
+        }
+      if (fd >= 0)
+        close (fd);
+      (void)!write (2, "vaioctl: interrupted: disk resumed\n", 35);
+    }
+  signal (sig, SIG_DFL);
+  raise (sig);
+}
+
+/* sock: the disk is paused now (NULL: not any more). */
+static void
+resume_on_signal (const char *sock)
+{
+  static bool installed;
+
+  if (!installed)
+    {
+      struct sigaction sa = { .sa_handler = resume_and_die };
+      sigemptyset (&sa.sa_mask);
+      sigaction (SIGINT, &sa, NULL);
+      sigaction (SIGTERM, &sa, NULL);
+      sigaction (SIGHUP, &sa, NULL);
+      installed = true;
+    }
+  paused = 0;
+  if (sock && strlen (sock) < sizeof paused_sun.sun_path)
+    {
+      paused_sun.sun_family = AF_UNIX;
+      strcpy (paused_sun.sun_path, sock);
+      paused = 1;
+    }
 }
 
 static char *
@@ -302,14 +543,15 @@ drain_file (const struct change *ch)
  * stats (nbdkit's own) writes dirty blocks back on flush.
  */
 static int
-wait_cache_clean (const struct change *ch, int timeout_ms)
+wait_cache_clean (const struct change *ch, const struct vaio_apply_options *o)
 {
-  uint64_t deadline = now_ms () + (uint64_t)timeout_ms, dirty;
+  uint64_t deadline = now_ms () + (uint64_t)o->timeout_ms, dirty;
   char *drain;
   int fd, r = 0;
 
   if (!ch->old.has_class[VAIO_CLASS_CACHING]
-      || plan_has (&ch->plan, VAIO_CLASS_CACHING, NULL))
+      || plan_has (&ch->plan, VAIO_CLASS_CACHING, NULL)
+      || !cache_publishes_stats (ch->plan.state_dir))
     return 0;
   drain = drain_file (ch);
   if (drain == NULL)
@@ -317,9 +559,19 @@ wait_cache_clean (const struct change *ch, int timeout_ms)
   fd = open (drain, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   if (fd >= 0)
     close (fd);
-  while (gauge (ch->plan.state_dir, VAIO_CLASS_CACHING, "dirty_bytes", &dirty)
-         && dirty != 0)
+  for (;;)
     {
+      /* Stats that stop being readable say nothing about dirty data:
+       * unknown is not clean.
+       */
+      if (!gauge (ch->plan.state_dir, VAIO_CLASS_CACHING, "dirty_bytes",
+                  &dirty))
+        {
+          r = o->force ? 0 : -1;
+          break;
+        }
+      if (dirty == 0)
+        break;
       if (now_ms () > deadline)
         {
           r = -1;
@@ -390,20 +642,25 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
   const struct vaio_plan_disk *p = &ch->plan;
   uint64_t t0 = now_ms ();
   const char *step = NULL;
-  int r = -1;
+  int r = -1, fr;
 
   if (pause_command (p->pause_socket, 'p', o->timeout_ms) == -1)
     step = "pause (drain in-flight requests)";
-  else if (flush_disk (p) == -1)
-    step = "flush";
-  else if (wait_cache_clean (ch, o->timeout_ms) == -1)
-    step = "destage the cache being removed";
-  else if (wait_replica_caught_up (ch, o) == -1)
-    step = "ship the journal of the replication filter being removed";
+  else
+    {
+      resume_on_signal (p->pause_socket);
+      if ((fr = flush_disk (p, o->timeout_ms)) != 0)
+        step = fr == -2 ? "flush (timed out)" : "flush";
+      else if (wait_cache_clean (ch, o) == -1)
+        step = "destage the cache being removed";
+      else if (wait_replica_caught_up (ch, o) == -1)
+        step = "ship the journal of the replication filter being removed";
+    }
   if (step)
     {
       /* Nothing was dropped yet: resume and leave the old chain serving. */
       pause_command (p->pause_socket, 'r', 1000);
+      resume_on_signal (NULL);
       fprintf (stderr,
                "vaioctl: %s/%s: swap aborted at %s; old chain "
                "still serving\n",
@@ -411,6 +668,7 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
       return -1;
     }
   kill_and_wait (ch->pid);
+  resume_on_signal (NULL);
   if (vaio_disk_start (p, o->timeout_ms, &diag) > 0)
     {
       printf ("%s/%s: swapped chain (pid %ld -> %ld); I/O held %llu ms\n",
@@ -424,6 +682,91 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
   vaio_diag_print (&diag, stderr);
   vaio_diag_free (&diag);
   return r;
+}
+
+static void print_live_changes (const struct change *ch);
+
+/* A filter parameter word: key=value, not an nbdkit option (--x=y). */
+static bool
+param_word (const char *w)
+{
+  return w[0] != '-' && strchr (w, '=') != NULL;
+}
+
+/* The value of the parameter the word "key=value" sets, among argv. */
+static const char *
+word_value (char *const *argv, size_t argc, const char *word)
+{
+  size_t klen = (size_t)(strchr (word, '=') - word);
+
+  for (size_t i = 0; i < argc; i++)
+    if (param_word (argv[i]) && strncmp (argv[i], word, klen + 1) == 0)
+      return argv[i] + klen + 1;
+  return NULL;
+}
+
+/* What a swap changes besides the classes: each parameter set, changed
+ * or unset (values only: a secret parameter's value is a path), whether
+ * encryption moves, and whether the filters themselves (their binaries,
+ * their order) differ.
+ */
+static void
+print_swap_details (const struct change *ch)
+{
+  const struct vaio_plan_disk *p = &ch->plan;
+  const struct running *r = &ch->old;
+  int new_pos = -1;
+  bool any = false, filters_differ = false;
+
+  for (unsigned c = 0; c < VAIO_CLASS_COUNT; c++)
+    any |= r->has_class[c] != plan_has (p, c, NULL);
+
+  for (size_t i = 0; i < p->argc; i++)
+    if (param_word (p->argv[i]))
+      {
+        const char *was = word_value (r->argv, r->argc, p->argv[i]);
+        const char *eq = strchr (p->argv[i], '=');
+        if (was == NULL)
+          printf (" set %s;", p->argv[i]);
+        else if (strcmp (was, eq + 1) != 0)
+          printf (" change %.*s: %s -> %s;", (int)(eq - p->argv[i]), p->argv[i],
+                  was, eq + 1);
+        any |= was == NULL || strcmp (was, eq + 1) != 0;
+      }
+  for (size_t i = 0; i < r->argc; i++)
+    if (param_word (r->argv[i]) && !word_value (p->argv, p->argc, r->argv[i]))
+      {
+        printf (" unset %.*s;", (int)(strchr (r->argv[i], '=') - r->argv[i]),
+                r->argv[i]);
+        any = true;
+      }
+  plan_has (p, VAIO_CLASS_ENCRYPTION, &new_pos);
+  if (enc_position (r->enc_pos, r->n_filters)
+      && enc_position (new_pos, p->n_chain)
+      && enc_position (r->enc_pos, r->n_filters)
+             != enc_position (new_pos, p->n_chain))
+    {
+      printf (" move encryption %s -> %s;",
+              enc_position (r->enc_pos, r->n_filters) == 1 ? "first" : "last",
+              enc_position (new_pos, p->n_chain) == 1 ? "first" : "last");
+      any = true;
+    }
+  /* --filter= words: the binaries and their order. */
+  for (size_t i = 0, j = 0;; i++, j++)
+    {
+      while (i < r->argc && strncmp (r->argv[i], "--filter=", 9) != 0)
+        i++;
+      while (j < p->argc && strncmp (p->argv[j], "--filter=", 9) != 0)
+        j++;
+      if (i >= r->argc || j >= p->argc)
+        break;
+      if (strcmp (r->argv[i], p->argv[j]) != 0)
+        filters_differ = true;
+    }
+  if (filters_differ && !any)
+    printf (" filter binaries or their order differ;");
+  else if (!any && !filters_differ)
+    printf (" other nbdkit options differ;");
 }
 
 static void
@@ -442,10 +785,7 @@ describe (const struct change *ch)
       return;
     case CHANGE_LIVE:
       printf ("change live parameters without a restart:");
-      for (size_t i = 0; i < p->argc; i++)
-        if (strcmp (ch->old.argv[i], p->argv[i]) != 0)
-          printf (" %s", p->argv[i]);
-      printf ("\n");
+      print_live_changes (ch);
       return;
     case CHANGE_SWAP:
       printf ("swap chain:");
@@ -460,7 +800,8 @@ describe (const struct change *ch)
           else if (was && now)
             printf (" keep %s;", vaio_class_name (c));
         }
-      printf (" settings or order may differ\n");
+      print_swap_details (ch);
+      printf ("\n");
       return;
     }
 }
@@ -486,33 +827,149 @@ live_param_owner (const struct vaio_plan_disk *p, const char *word)
   return -1;
 }
 
-/* Same words, in the same order, except values of live parameters. */
+/* The value of "key=value" among argv, or NULL when key is not set. */
+static const char *
+argv_value (char *const *argv, size_t argc, const char *key)
+{
+  size_t len = strlen (key);
+
+  for (size_t i = 0; i < argc; i++)
+    if (strncmp (argv[i], key, len) == 0 && argv[i][len] == '=')
+      return argv[i] + len + 1;
+  return NULL;
+}
+
+static bool
+same_value (const char *a, const char *b)
+{
+  return a == b || (a && b && strcmp (a, b) == 0);
+}
+
+/* Index of the next word at or after i that is not a live parameter. */
+static size_t
+skip_live (const struct vaio_plan_disk *p, char *const *argv, size_t argc,
+           size_t i)
+{
+  while (i < argc && live_param_owner (p, argv[i]) >= 0)
+    i++;
+  return i;
+}
+
+/* The words that are not live parameters (filters, their order, every
+ * other setting) are the same and in the same order.  Live parameters
+ * may be added, removed, changed or moved: a policy is a YAML map, so
+ * their order in argv means nothing.
+ */
+static bool
+same_fixed_words (const struct running *r, const struct vaio_plan_disk *p)
+{
+  size_t i = 0, j = 0;
+
+  for (;;)
+    {
+      i = skip_live (p, r->argv, r->argc, i);
+      j = skip_live (p, p->argv, p->argc, j);
+      if (i == r->argc || j == p->argc)
+        return i == r->argc && j == p->argc;
+      if (strcmp (r->argv[i], p->argv[j]) != 0)
+        return false;
+      i++;
+      j++;
+    }
+}
+
+/* Some live parameter of the filter at pos has another value (or is set
+ * in one argv only).
+ */
+static bool
+live_filter_changed (const struct running *r, const struct vaio_plan_disk *p,
+                     size_t pos)
+{
+  const struct vaio_manifest *m = p->filters[pos];
+
+  for (size_t k = 0; k < m->n_params; k++)
+    if (m->params[k].live
+        && !same_value (argv_value (r->argv, r->argc, m->params[k].name),
+                        argv_value (p->argv, p->argc, m->params[k].name)))
+      return true;
+  return false;
+}
+
+/* A live change is possible when only live parameters differ and every
+ * live parameter the new plan drops has a manifest default to go back
+ * to: the filter keeps a value the settings file does not mention, so
+ * without a default there is nothing to write and the disk is swapped.
+ */
 static bool
 only_live_changes (const struct running *r, const struct vaio_plan_disk *p)
 {
-  if (r->argc != p->argc)
+  if (!same_fixed_words (r, p))
     return false;
-  for (size_t i = 0; i < p->argc; i++)
-    {
-      const char *eq = strchr (p->argv[i], '=');
-      if (strcmp (r->argv[i], p->argv[i]) == 0)
-        continue;
-      if (eq == NULL || live_param_owner (p, p->argv[i]) < 0
-          || strncmp (r->argv[i], p->argv[i], (size_t)(eq - p->argv[i]) + 1)
-                 != 0)
-        return false;
-    }
+  for (size_t pos = 0; pos < p->n_chain; pos++)
+    for (size_t k = 0; k < p->filters[pos]->n_params; k++)
+      {
+        const struct vaio_param_spec *ps = &p->filters[pos]->params[k];
+        if (ps->live && ps->default_value == NULL
+            && argv_value (r->argv, r->argc, ps->name) != NULL
+            && argv_value (p->argv, p->argc, ps->name) == NULL)
+          return false;
+      }
   return true;
 }
 
+/* The live parameters that differ: set or changed ones as key=value in
+ * the new argv's order, then removed ones with the default they go back
+ * to.  Secret parameters are paths, so nothing printed here is secret.
+ */
+static void
+print_live_changes (const struct change *ch)
+{
+  const struct vaio_plan_disk *p = &ch->plan;
+  bool any = false;
+
+  for (size_t i = 0; i < p->argc; i++)
+    {
+      const char *eq = strchr (p->argv[i], '=');
+      char key[256];
+      if (eq == NULL || live_param_owner (p, p->argv[i]) < 0
+          || (size_t)(eq - p->argv[i]) >= sizeof key)
+        continue;
+      snprintf (key, sizeof key, "%.*s", (int)(eq - p->argv[i]), p->argv[i]);
+      if (!same_value (argv_value (ch->old.argv, ch->old.argc, key), eq + 1))
+        {
+          printf (" %s", p->argv[i]);
+          any = true;
+        }
+    }
+  for (size_t pos = 0; pos < p->n_chain; pos++)
+    for (size_t k = 0; k < p->filters[pos]->n_params; k++)
+      {
+        const struct vaio_param_spec *ps = &p->filters[pos]->params[k];
+        if (ps->live && argv_value (ch->old.argv, ch->old.argc, ps->name)
+            && argv_value (p->argv, p->argc, ps->name) == NULL)
+          {
+            printf (" %s removed (back to its default %s)", ps->name,
+                    ps->default_value);
+            any = true;
+          }
+      }
+  if (!any)
+    printf (" none (only their order differs)");
+  printf ("\n");
+}
+
 /* Write <state>/<class>/settings for the filter at position pos: every
- * live parameter among argv (the plan's, or the old record's to restore
- * it), as key=value lines, atomically.
+ * live parameter of the filter, with its value in argv (the plan's, or
+ * the old record's to restore it) or else its manifest default, as
+ * key=value lines, atomically.  Every one, because the filter keeps the
+ * value of a key the file leaves out: a removed limit must be written
+ * as its default to be lifted.
  */
 static int
 write_settings (const struct vaio_plan_disk *p, char *const *argv, size_t argc,
                 size_t pos)
 {
+  const struct vaio_manifest *m = p->filters[pos];
   char *path = NULL, *tmp = NULL;
   FILE *fp;
   int r = -1;
@@ -527,9 +984,13 @@ write_settings (const struct vaio_plan_disk *p, char *const *argv, size_t argc,
     goto out;
   fchmod (fileno (fp), 0600);
   fprintf (fp, "# written by vaioctl apply\n");
-  for (size_t i = 0; i < argc; i++)
-    if (live_param_owner (p, argv[i]) == (int)pos)
-      fprintf (fp, "%s\n", argv[i]);
+  for (size_t k = 0; k < m->n_params; k++)
+    {
+      const struct vaio_param_spec *ps = &m->params[k];
+      const char *v = argv_value (argv, argc, ps->name);
+      if (ps->live && (v || ps->default_value))
+        fprintf (fp, "%s=%s\n", ps->name, v ? v : ps->default_value);
+    }
   if (fclose (fp) == 0 && rename (tmp, path) == 0)
     r = 0;
 out:
@@ -637,9 +1098,8 @@ apply_live (const struct change *ch)
   const struct vaio_plan_disk *p = &ch->plan;
   bool touched[VAIO_CLASS_COUNT] = { false };
 
-  for (size_t i = 0; i < p->argc; i++)
-    if (strcmp (ch->old.argv[i], p->argv[i]) != 0)
-      touched[live_param_owner (p, p->argv[i])] = true;
+  for (size_t pos = 0; pos < p->n_chain; pos++)
+    touched[pos] = live_filter_changed (&ch->old, p, pos);
   for (size_t pos = 0; pos < p->n_chain; pos++)
     if (touched[pos] && apply_live_filter (ch, pos) == -1)
       return -1;
@@ -647,10 +1107,7 @@ apply_live (const struct change *ch)
     return -1;
   printf ("%s/%s: changed live (pid %ld unchanged):", p->vm->name,
           p->disk->name, (long)ch->pid);
-  for (size_t i = 0; i < p->argc; i++)
-    if (strcmp (ch->old.argv[i], p->argv[i]) != 0)
-      printf (" %s", p->argv[i]);
-  printf ("\n");
+  print_live_changes (ch);
   return 0;
 }
 

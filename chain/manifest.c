@@ -20,7 +20,8 @@ static const char *const manifest_keys[]
     = { "name",   "class",       "vendor",     "version", "path",
         "sha256", "state-param", "parameters", NULL };
 static const char *const param_keys[]
-    = { "name", "type", "required", "values", "description", "live", NULL };
+    = { "name",        "type", "required", "values",
+        "description", "live", "default",  NULL };
 
 static const char *const type_names[] = {
   [VAIO_PARAM_STRING] = "string",     [VAIO_PARAM_SIZE] = "size",
@@ -201,6 +202,13 @@ parse_param (struct mparse *p, yaml_node_t *map, struct vaio_param_spec *ps)
                    s, what);
   s = yu_get_string (p->y, map, "description", what, false, NULL, p->diag);
   ps->description = dup_or_oom (p, s ? s : "");
+  /* The value the filter uses when a policy leaves the parameter out:
+   * `vaioctl apply` writes it into the settings file when a policy drops
+   * a live parameter, so the filter goes back to it without a restart.
+   */
+  s = yu_get_string (p->y, map, "default", what, false, NULL, p->diag);
+  if (s != NULL)
+    ps->default_value = dup_or_oom (p, s);
   parse_values (p, map, what, ps);
 }
 
@@ -339,6 +347,7 @@ vaio_manifest_free (struct vaio_manifest *m)
         free (ps->values[j]);
       free (ps->values);
       free (ps->description);
+      free (ps->default_value);
     }
   free (m->params);
   free (m->file);

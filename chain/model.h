@@ -56,6 +56,8 @@ void vaio_diag_free (struct vaio_diag *d);
  *       required: false
  *       values: [a, b]                # enum only
  *       live: false                   # true: changeable while running
+ *       default: 0                    # optional: the filter's value when
+ *                                     # a policy leaves it out
  *       description: text
  *
  * A live parameter can change without restarting the disk: `vaioctl
@@ -85,6 +87,7 @@ struct vaio_param_spec
   char **values; /* VAIO_PARAM_ENUM */
   size_t n_values;
   char *description;
+  char *default_value; /* NULL: none declared (manifest `default:`) */
 };
 
 struct vaio_manifest

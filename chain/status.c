@@ -32,6 +32,48 @@ manifest_json (const struct vaio_manifest *m)
   return o;
 }
 
+/* The host view: each host's installed filters as vSphere lists them
+ * (Name, Vendor, Version, Type), plus where each comes from.
+ */
+static json_object *
+hosts_json (const struct vaio_config *cfg, const struct vaio_host_filters *hf)
+{
+  json_object *hosts = json_object_new_array ();
+
+  for (size_t i = 0; i < cfg->n_hosts; i++)
+    {
+      json_object *h = json_object_new_object (),
+                  *fl = json_object_new_array ();
+      json_object_object_add (h, "name",
+                              json_object_new_string (hf[i].host->name));
+      json_object_object_add (h, "state_dir",
+                              json_object_new_string (hf[i].host->state_dir));
+      for (unsigned k = 0; k < VAIO_CLASS_COUNT; k++)
+        if (hf[i].by_class[k])
+          {
+            const struct vaio_manifest *m = hf[i].by_class[k];
+            json_object *f = json_object_new_object ();
+            json_object_object_add (f, "Name",
+                                    json_object_new_string (m->name));
+            json_object_object_add (f, "Vendor",
+                                    json_object_new_string (m->vendor));
+            json_object_object_add (f, "Version",
+                                    json_object_new_string (m->version));
+            json_object_object_add (
+                f, "Type",
+                json_object_new_string (vaio_class_name (m->class_)));
+            json_object_object_add (f, "path",
+                                    json_object_new_string (m->path));
+            json_object_object_add (f, "sha256",
+                                    json_object_new_string (m->sha256));
+            json_object_array_add (fl, f);
+          }
+      json_object_object_add (h, "filters", fl);
+      json_object_array_add (hosts, h);
+    }
+  return hosts;
+}
+
 static json_object *
 cluster_json (const struct vaio_config *cfg, const struct vaio_host_filters *hf)
 {
@@ -104,6 +146,118 @@ stats_json (const char *state_dir, enum vaio_class c)
   return o;
 }
 
+/* The "argv " words of a running record, in order.  Caller frees the
+ * array (the words point into *text, which the caller frees too).
+ */
+static char **
+record_argv (const char *rec, char **text, size_t *n)
+{
+  char **v, *save = NULL, *line;
+
+  *n = 0;
+  *text = strdup (rec);
+  v = calloc (strlen (rec) / 5 + 2, sizeof *v);
+  if (*text == NULL || v == NULL)
+    {
+      free (v);
+      return NULL;
+    }
+  for (line = strtok_r (*text, "\n", &save); line;
+       line = strtok_r (NULL, "\n", &save))
+    if (strncmp (line, "argv ", 5) == 0)
+      v[(*n)++] = line + 5;
+  return v;
+}
+
+/* A filter parameter word: key=value, not an nbdkit option (--x=y). */
+static bool
+param_word (const char *w)
+{
+  return w[0] != '-' && strchr (w, '=') != NULL;
+}
+
+static const char *
+word_value (char *const *v, size_t n, const char *word)
+{
+  size_t klen = (size_t)(strchr (word, '=') - word);
+
+  for (size_t i = 0; i < n; i++)
+    if (param_word (v[i]) && strncmp (v[i], word, klen + 1) == 0)
+      return v[i] + klen + 1;
+  return NULL;
+}
+
+/* The running command line against the planned one: the filters in the
+ * same order (the other words, in order), and each filter parameter with
+ * the same value (a policy is a YAML map: their order means nothing).
+ * A live change that was refused or rolled back shows here.
+ */
+static bool
+settings_differ (const struct vaio_plan_disk *p, const char *rec, char *why,
+                 size_t len)
+{
+  char *text = NULL, **rv;
+  size_t rn, i = 0, j = 0;
+  bool differ = false;
+
+  rv = record_argv (rec, &text, &rn);
+  if (rv == NULL)
+    {
+      free (text);
+      return false;
+    }
+  for (;;)
+    {
+      while (i < rn && param_word (rv[i]))
+        i++;
+      while (j < p->argc && param_word (p->argv[j]))
+        j++;
+      if (i == rn || j == p->argc)
+        {
+          differ = i != rn || j != p->argc;
+          break;
+        }
+      if (strcmp (rv[i], p->argv[j]) != 0)
+        {
+          differ = true;
+          break;
+        }
+      i++;
+      j++;
+    }
+  if (differ)
+    snprintf (why, len,
+              "running chain's filters or their order differ from the "
+              "policy's; run vaioctl apply");
+  for (i = 0; !differ && i < p->argc; i++)
+    if (param_word (p->argv[i]))
+      {
+        const char *have = word_value (rv, rn, p->argv[i]);
+        const char *eq = strchr (p->argv[i], '=');
+        if (have == NULL || strcmp (have, eq + 1) != 0)
+          {
+            snprintf (why, len,
+                      "running %.*s is %s, the policy wants %s; run "
+                      "vaioctl apply",
+                      (int)(eq - p->argv[i]), p->argv[i], have ? have : "unset",
+                      eq + 1);
+            differ = true;
+          }
+      }
+  for (i = 0; !differ && i < rn; i++)
+    if (param_word (rv[i]) && word_value (p->argv, p->argc, rv[i]) == NULL)
+      {
+        snprintf (why, len,
+                  "running chain sets %s, the policy leaves it unset; run "
+                  "vaioctl apply",
+                  rv[i]);
+        differ = true;
+      }
+  free (rv);
+  free (text);
+  return differ;
+}
+
 /* Does the running record match what the policy asks for now? */
 static const char *
 compliance (const struct vaio_plan_disk *p, const char *rec, char *why,
@@ -141,6 +295,8 @@ compliance (const struct vaio_plan_disk *p, const char *rec, char *why,
                 p->n_chain);
       return "noncompliant";
     }
+  if (settings_differ (p, rec, why, len))
+    return "noncompliant";
   why[0] = '\0';
   return "compliant";
 }
@@ -168,6 +324,8 @@ disk_json (const struct vaio_plan_disk *p, int *problems)
                           json_object_new_string (p->policy->name));
   json_object_object_add (d, "image", json_object_new_string (p->disk->image));
   json_object_object_add (d, "uri", json_object_new_string (uri ? uri : ""));
+  json_object_object_add (
+      d, "socket", p->disk->port ? NULL : json_object_new_string (p->socket));
   json_object_object_add (d, "state_dir",
                           json_object_new_string (p->state_dir));
   json_object_object_add (d, "state", json_object_new_string (state));
@@ -271,10 +429,8 @@ print_cluster (json_object *c, FILE *fp)
 }
 
 static void
-print_hosts (json_object *c, FILE *fp)
+print_hosts (json_object *hosts, FILE *fp)
 {
-  json_object *hosts = jget (c, "hosts");
-
   for (size_t i = 0; i < json_object_array_length (hosts); i++)
     {
       json_object *h = json_object_array_get_idx (hosts, i);
@@ -286,8 +442,8 @@ print_hosts (json_object *c, FILE *fp)
       for (size_t k = 0; k < json_object_array_length (fl); k++)
         {
           json_object *f = json_object_array_get_idx (fl, k);
-          fprintf (fp, "  %-20s %-12s %-10s %s\n", jstr (f, "name"),
-                   jstr (f, "vendor"), jstr (f, "version"), jstr (f, "class"));
+          fprintf (fp, "  %-20s %-12s %-10s %s\n", jstr (f, "Name"),
+                   jstr (f, "Vendor"), jstr (f, "Version"), jstr (f, "Type"));
         }
     }
 }
@@ -327,9 +483,10 @@ vaio_status (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
   json_object *root = json_object_new_object ();
   int problems = 0;
 
-  if (view == VAIO_VIEW_ALL || view == VAIO_VIEW_CLUSTER
-      || view == VAIO_VIEW_HOST)
+  if (view == VAIO_VIEW_ALL || view == VAIO_VIEW_CLUSTER)
     json_object_object_add (root, "cluster", cluster_json (cfg, hf));
+  if (view == VAIO_VIEW_ALL || view == VAIO_VIEW_HOST)
+    json_object_object_add (root, "hosts", hosts_json (cfg, hf));
   if (view == VAIO_VIEW_ALL || view == VAIO_VIEW_VM)
     json_object_object_add (root, "vms", vms_json (cfg, hf, &problems));
 
@@ -341,7 +498,7 @@ vaio_status (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
       if (view == VAIO_VIEW_ALL || view == VAIO_VIEW_CLUSTER)
         print_cluster (jget (root, "cluster"), fp);
       if (view == VAIO_VIEW_ALL || view == VAIO_VIEW_HOST)
-        print_hosts (jget (root, "cluster"), fp);
+        print_hosts (jget (root, "hosts"), fp);
       if (view == VAIO_VIEW_ALL || view == VAIO_VIEW_VM)
         print_vms (jget (root, "vms"), fp);
     }
@@ -354,7 +511,8 @@ vaio_status (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
 struct top_disk
 {
   struct vaio_plan_disk plan;
-  bool have[VAIO_CLASS_COUNT];
+  pid_t pid_prev, pid_cur;
+  bool had[VAIO_CLASS_COUNT], have[VAIO_CLASS_COUNT];
   struct vaio_stats_snapshot prev[VAIO_CLASS_COUNT], cur[VAIO_CLASS_COUNT];
 };
 
@@ -372,18 +530,73 @@ static void
 top_sample (struct top_disk *t, size_t n)
 {
   for (size_t i = 0; i < n; i++)
-    for (size_t k = 0; k < t[i].plan.n_chain; k++)
-      {
-        t[i].prev[k] = t[i].cur[k];
-        t[i].have[k] = top_read (&t[i], k, &t[i].cur[k])
-                       && vaio_disk_pid (t[i].plan.pidfile) > 0;
-      }
+    {
+      t[i].pid_prev = t[i].pid_cur;
+      t[i].pid_cur = vaio_disk_pid (t[i].plan.pidfile);
+      for (size_t k = 0; k < t[i].plan.n_chain; k++)
+        {
+          t[i].prev[k] = t[i].cur[k];
+          t[i].had[k] = t[i].have[k];
+          t[i].have[k] = top_read (&t[i], k, &t[i].cur[k]) && t[i].pid_cur > 0;
+        }
+    }
+}
+
+/* The counters of filter k run on from the previous sample: both
+ * samples were read, from the same stats file (a swapped or restarted
+ * disk's new process creates a new one, counting from zero), and no
+ * counter went down.  Otherwise a rate would subtract new counters from
+ * old ones and wrap.
+ */
+static bool
+top_continuous (const struct top_disk *t, size_t k)
+{
+  const struct vaio_stats_snapshot *a = &t->prev[k], *b = &t->cur[k];
+
+  if (!t->had[k] || !t->have[k] || a->header.pid != b->header.pid
+      || a->header.created_unix_ns != b->header.created_unix_ns)
+    return false;
+  for (unsigned op = 0; op < VAIO_OP_COUNT; op++)
+    if (b->body.op[op].ops < a->body.op[op].ops
+        || b->body.op[op].bytes < a->body.op[op].bytes)
+      return false;
+  return true;
+}
+
+/* One filter's gauges, and its hit ratio over the interval where it
+ * counts hits, under the filter's class: cache and replication both
+ * publish dirty_bytes.
+ */
+static json_object *
+top_filter_json (const struct top_disk *t, size_t k)
+{
+  const struct vaio_stats_snapshot *s = &t->cur[k];
+  json_object *f = json_object_new_object ();
+  int hits = vaio_stats_counter_index (s, "hits");
+  int misses = vaio_stats_counter_index (s, "misses");
+
+  for (unsigned i = 0; i < s->header.n_counters; i++)
+    if (s->header.counter_kinds[i] == VAIO_GAUGE)
+      json_object_object_add (f, s->header.counter_names[i],
+                              json_object_new_uint64 (s->body.counters[i]));
+  if (hits >= 0 && misses >= 0 && !top_continuous (t, k))
+    json_object_object_add (f, "hit_ratio", NULL);
+  else if (hits >= 0 && misses >= 0)
+    {
+      uint64_t h = s->body.counters[hits] - t->prev[k].body.counters[hits];
+      uint64_t m = s->body.counters[misses] - t->prev[k].body.counters[misses];
+      json_object_object_add (
+          f, "hit_ratio",
+          json_object_new_double (h + m ? (double)h / (double)(h + m) : 0));
+    }
+  return f;
 }
 
 /* Figures for one disk from the outermost filter that publishes stats
  * (nearest the guest: what the guest sees), plus every filter's gauges
- * and a hit ratio where a filter counts hits.  A chain of filters that
- * publish nothing (nbdkit's own) has no figures: null, not zero.
+ * by class.  A chain of filters that publish nothing (nbdkit's own) has
+ * no figures: null, not zero.  Nor has an interval in which the disk
+ * restarted: "restarted" says so.
  */
 static json_object *
 top_disk_json (const struct top_disk *t, double secs)
@@ -392,14 +605,20 @@ top_disk_json (const struct top_disk *t, double secs)
               *extra = json_object_new_object ();
   uint64_t ops = 0, bytes = 0, hist[VAIO_STATS_LAT_BUCKETS] = { 0 };
   size_t src = t->plan.n_chain;
+  bool restarted = false;
 
   json_object_object_add (o, "disk", json_object_new_string (t->plan.vm->name));
   json_object_object_add (o, "name",
                           json_object_new_string (t->plan.disk->name));
+  /* A filter may create its stats file some time after the disk starts
+   * (replication, once connected): take the outermost one read twice.
+   */
   for (size_t k = 0; k < t->plan.n_chain && src == t->plan.n_chain; k++)
-    if (t->have[k])
+    if (t->had[k] && t->have[k])
       src = k;
-  if (src < t->plan.n_chain)
+  restarted = (t->pid_prev != 0 && t->pid_prev != t->pid_cur)
+              || (src < t->plan.n_chain && !top_continuous (t, src));
+  if (src < t->plan.n_chain && !restarted)
     {
       for (unsigned op = 0; op < VAIO_OP_COUNT; op++)
         {
@@ -410,7 +629,9 @@ top_disk_json (const struct top_disk *t, double secs)
           ops += b->ops - a->ops;
           bytes += b->bytes - a->bytes;
           for (unsigned h = 0; h < VAIO_STATS_LAT_BUCKETS; h++)
-            hist[h] += b->latency_hist[h] - a->latency_hist[h];
+            hist[h] += b->latency_hist[h] >= a->latency_hist[h]
+                           ? b->latency_hist[h] - a->latency_hist[h]
+                           : 0;
         }
       json_object_object_add (o, "iops", json_object_new_double (ops / secs));
       json_object_object_add (
@@ -425,28 +646,11 @@ top_disk_json (const struct top_disk *t, double secs)
       json_object_object_add (o, "mib_s", NULL);
       json_object_object_add (o, "latency_p99_us", NULL);
     }
+  json_object_object_add (o, "restarted", json_object_new_boolean (restarted));
   for (size_t k = 0; k < t->plan.n_chain; k++)
-    {
-      const struct vaio_stats_snapshot *s = &t->cur[k];
-      int hits, misses;
-      if (!t->have[k])
-        continue;
-      for (unsigned i = 0; i < s->header.n_counters; i++)
-        if (s->header.counter_kinds[i] == VAIO_GAUGE)
-          json_object_object_add (extra, s->header.counter_names[i],
-                                  json_object_new_uint64 (s->body.counters[i]));
-      hits = vaio_stats_counter_index (s, "hits");
-      misses = vaio_stats_counter_index (s, "misses");
-      if (hits >= 0 && misses >= 0)
-        {
-          uint64_t h = s->body.counters[hits] - t->prev[k].body.counters[hits];
-          uint64_t m
-              = s->body.counters[misses] - t->prev[k].body.counters[misses];
-          json_object_object_add (
-              extra, "hit_ratio",
-              json_object_new_double (h + m ? (double)h / (double)(h + m) : 0));
-        }
-    }
+    if (t->have[k])
+      json_object_object_add (extra, vaio_class_name (t->plan.chain[k]),
+                              top_filter_json (t, k));
   json_object_object_add (o, "filters", extra);
   return o;
 }
@@ -465,7 +669,14 @@ top_print_text (json_object *arr, FILE *fp)
       json_object *d = json_object_array_get_idx (arr, i);
       char name[256];
       snprintf (name, sizeof name, "%s/%s", jstr (d, "disk"), jstr (d, "name"));
-      if (jget (d, "iops") == NULL)
+      if (json_object_get_boolean (jget (d, "restarted")))
+        fprintf (fp, "%-24s %10s %10s %10s  (restarted in this interval)", name,
+                 "-", "-", "-");
+      else if (jget (d, "iops") == NULL
+               && json_object_object_length (jget (d, "filters")) > 0)
+        fprintf (fp, "%-24s %10s %10s %10s  (no rate yet)", name, "-", "-",
+                 "-");
+      else if (jget (d, "iops") == NULL)
         fprintf (fp,
                  "%-24s %10s %10s %10s  (no filter in this chain "
                  "publishes stats)",
@@ -475,9 +686,13 @@ top_print_text (json_object *arr, FILE *fp)
                  json_object_get_double (jget (d, "iops")),
                  json_object_get_double (jget (d, "mib_s")),
                  json_object_get_double (jget (d, "latency_p99_us")));
-      json_object_object_foreach (jget (d, "filters"), key, val)
+      json_object_object_foreach (jget (d, "filters"), cls, figs)
       {
-        fprintf (fp, " %s=%s", key, json_object_get_string (val));
+        json_object_object_foreach (figs, key, val)
+        {
+          fprintf (fp, " %s.%s=%s", cls, key,
+                   val ? json_object_get_string (val) : "-");
+        }
       }
       fputc ('\n', fp);
     }

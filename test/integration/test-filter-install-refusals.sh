@@ -59,7 +59,7 @@ expect_fail "up on a host in maintenance" "is in maintenance mode" "$VAIOCTL" up
   fail "uninstall in maintenance"
 [ ! -e "$T/state/host1/installed/nbdkit-cache.yaml" ] || fail "manifest still installed"
 "$VAIOCTL" host maintenance host1 off -c "$T/c.yaml" >/dev/null
-"$VAIOCTL" filter list -c "$T/c.yaml" --json | jq -e '.cluster.hosts[0].filters == []' >/dev/null ||
+"$VAIOCTL" filter list -c "$T/c.yaml" --json | jq -e '.hosts[0].filters == []' >/dev/null ||
   fail "filter list after uninstall"
 pass "uninstall allowed in maintenance mode; list is empty afterwards"
 
@@ -72,8 +72,8 @@ cp "$so" "$pkg/"
 sed "s|^path: .*|path: $(basename "$so")|" "$MAN/nbdkit-cache.yaml" > "$pkg/m.yaml"
 "$VAIOCTL" filter install "$pkg/m.yaml" --host host1 -c "$T/c.yaml" >/dev/null
 "$VAIOCTL" filter list -c "$T/c.yaml" --json |
-  jq -e --arg p "$pkg/$(basename "$so")" '.cluster.hosts[0].filters[0].path == $p' >/dev/null ||
-  fail "installed path: $("$VAIOCTL" filter list -c "$T/c.yaml" --json | jq -c '.cluster.hosts[0].filters')"
+  jq -e --arg p "$pkg/$(basename "$so")" '.hosts[0].filters[0].path == $p' >/dev/null ||
+  fail "installed path: $("$VAIOCTL" filter list -c "$T/c.yaml" --json | jq -c '.hosts[0].filters')"
 "$VAIOCTL" filter uninstall nbdkit-cache --host host1 -c "$T/c.yaml" >/dev/null
 pass "a relative path under a directory that needs YAML quoting is installed absolute"
 

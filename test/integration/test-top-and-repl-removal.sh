@@ -1,6 +1,8 @@
 #!/bin/bash
 # vaioctl top shows live per-disk figures from the filters' stats while I/O
-# runs; apply refuses to remove a replication filter whose replica is
+# runs, each filter's gauges under its class (cache and replication both
+# publish dirty_bytes), SIOC's entitlement, and no wrapped rate across a
+# swap (the new process counts from zero); apply refuses to remove a replication filter whose replica is
 # unreachable with writes not yet shipped (nothing changes), and does it
 # with --force.
 . "$(dirname "$0")/lib.sh"
@@ -16,10 +18,11 @@ cluster: top
 hosts:
   - name: host1
     state-dir: state/host1
-    filters: [ $B/replication/vaio-replication.yaml, $B/caching/vaio-cache.yaml ]
+    filters: [ $B/replication/vaio-replication.yaml, $B/caching/vaio-cache.yaml, $B/sioc/vaio-sioc.yaml ]
 policies:
   - name: p
     caching: { cache-size: 8M, cache-mode: write-through }
+    sioc: { sioc-datastore: state/ds.seg }
 $2
 vms:
   - name: vm1
@@ -29,6 +32,7 @@ YAML
 }
 config "$T/c1.yaml" "    replication: { repl-target: \"nbd+unix:///?socket=$T/rep.sock\" }"
 config "$T/c2.yaml" ""
+config "$T/c1b.yaml" "    replication: { repl-target: \"nbd+unix:///?socket=$T/rep.sock\", repl-rpo: 20s }"
 TEST_CONFIGS+=("$T/c1.yaml")
 "$VAIOCTL" up "$T/c1.yaml" >/dev/null
 
@@ -40,10 +44,30 @@ sleep 0.5
 wait "$fio"
 tail -1 "$T/top.json" | jq -e '.[0].iops > 0 and .[0].mib_s > 0 and .[0].latency_p99_us > 0' >/dev/null ||
   fail "top shows no I/O: $(tail -1 "$T/top.json")"
-tail -1 "$T/top.json" | jq -e '.[0].filters | has("hit_ratio") and has("lag_us") and has("dirty_bytes")' >/dev/null ||
-  fail "top lacks the cache hit ratio or replication lag: $(tail -1 "$T/top.json")"
-pass "top: $(tail -1 "$T/top.json" | jq -c '.[0] | {iops, mib_s, latency_p99_us, hit_ratio: .filters.hit_ratio, lag_us: .filters.lag_us}')"
-"$VAIOCTL" top "$T/c1.yaml" --iterations 1 --interval 200 | grep -q "^vm1/disk0 " || fail "top text view"
+tail -1 "$T/top.json" | jq -e '.[0].filters | (.caching | has("hit_ratio") and has("dirty_bytes"))
+  and (.replication | has("lag_us") and has("dirty_bytes")) and (.sioc | has("entitlement-iops"))' >/dev/null ||
+  fail "top lacks a cache, replication or SIOC figure: $(tail -1 "$T/top.json")"
+pass "top: $(tail -1 "$T/top.json" | jq -c '.[0] | {iops, mib_s, latency_p99_us, hit_ratio: .filters.caching.hit_ratio,
+  cache_dirty: .filters.caching.dirty_bytes, repl_dirty: .filters.replication.dirty_bytes,
+  lag_us: .filters.replication.lag_us, entitlement: .filters.sioc["entitlement-iops"]}')"
+out=$("$VAIOCTL" top "$T/c1.yaml" --iterations 1 --interval 200)
+grep "^vm1/disk0 " <<<"$out" | grep -q "replication.dirty_bytes=.* caching.dirty_bytes=.* sioc.entitlement-iops=" ||
+  fail "top text view: $out"
+pass "top text view names each figure by class"
+
+# A swap while top runs: the interval across it shows no rate, never the
+# new counters minus the old ones.
+"$VAIOCTL" top "$T/c1.yaml" --iterations 6 --interval 300 --json > "$T/top-swap.json" &
+top=$!
+sleep 0.4
+out=$("$VAIOCTL" apply "$T/c1b.yaml" 2>&1) || fail "apply c1b: $out"
+grep -q "swapped chain" <<<"$out" || fail "repl-rpo change did not swap: $out"
+wait "$top"
+jq -s -e 'all(.[]; .[0].iops == null or .[0].iops < 1000000)' "$T/top-swap.json" >/dev/null ||
+  fail "absurd rate across a swap: $(jq -c '.[0].iops' "$T/top-swap.json" | tr '\n' ' ')"
+jq -s -e 'any(.[]; .[0].restarted and .[0].iops == null)' "$T/top-swap.json" >/dev/null ||
+  fail "no interval marked restarted: $(jq -c '.[0] | {iops, restarted}' "$T/top-swap.json" | tr '\n' ' ')"
+pass "top across a swap: $(jq -c '.[0].iops' "$T/top-swap.json" | tr '\n' ' ')"
 
 # The replica goes away; writes are journaled, not shipped.
 kill -9 "$rep"; wait "$rep" 2>/dev/null || true

@@ -133,9 +133,9 @@ static const struct
     "@TMP@/m.yaml:8:3: 'parameters' in manifest must be a sequence, not a "
     "mapping" },
   { GOOD_HEAD "sha256: " ZEROS
-              "\nparameters:\n  - name: a\n    type: int\n    default: 3\n",
-    "@TMP@/m.yaml:10:5: unknown key 'default' in parameter 'a' (expected "
-    "one of: name, type, required, values, description, live)" },
+              "\nparameters:\n  - name: a\n    type: int\n    initial: 3\n",
+    "@TMP@/m.yaml:10:5: unknown key 'initial' in parameter 'a' (expected "
+    "one of: name, type, required, values, description, live, default)" },
   { GOOD_HEAD "sha256: " ZEROS
               "\nparameters:\n  - name: a\n    type: int\n    live: maybe\n",
     "@TMP@/m.yaml:10:11: bad boolean 'maybe' for 'live' in parameter 'a' "
