@@ -214,6 +214,81 @@ START_TEST (test_shell_quoting)
 }
 END_TEST
 
+/* nbdkit's luks filter, through its shipped manifest, gets the passphrase
+ * as +FILE with FILE absolute, however the policy spells the path; the
+ * passphrase itself is nowhere on the command line.
+ */
+START_TEST (luks_passphrase_as_plus_file)
+{
+  struct vaio_diag diag = { 0 };
+  struct vaio_config *cfg;
+  struct vaio_host_filters *hf;
+  struct vaio_plan_disk p;
+  char *dir = tu_mkdtemp (), *man = cu_shipped_manifest (dir, "nbdkit-luks");
+  char *yaml, *file, *line[2];
+
+  free (tu_write_file (dir, "a.img", "", 0600));
+  free (tu_write_file (dir, "b.img", "", 0600));
+  free (tu_write_file (dir, "pw", "hunter2", 0600));
+  ck_assert_int_ne (asprintf (&yaml,
+                              "cluster: lab\n"
+                              "hosts:\n"
+                              "  - name: host1\n"
+                              "    state-dir: state\n"
+                              "    filters: [%s]\n"
+                              "policies:\n"
+                              "  - name: p\n"
+                              "    encryption: { passphrase: pw }\n"
+                              "  - name: q\n"
+                              "    encryption: { passphrase: +./pw }\n"
+                              "vms:\n"
+                              "  - name: vm1\n"
+                              "    host: host1\n"
+                              "    disks:\n"
+                              "      - { name: d0, image: a.img, policy: p }\n"
+                              "      - { name: d1, image: b.img, policy: q }\n",
+                              man),
+                    -1);
+  file = tu_write_file (dir, "c.yaml", yaml, 0600);
+  cfg = vaio_config_load (file, &diag);
+  ck_assert_msg (cfg != NULL, "parse: %s", diag.n ? diag.msgs[0] : "?");
+  hf = cu_host_filters (cfg);
+  ck_assert_msg (vaio_validate (cfg, hf, &diag) == 0, "validate: %s",
+                 diag.n ? diag.msgs[0] : "?");
+  for (size_t i = 0; i < 2; i++)
+    {
+      char *raw;
+
+      ck_assert_int_eq (vaio_plan_disk (cfg, hf, &cfg->vms[0],
+                                        &cfg->vms[0].disks[i], &p, &diag),
+                        0);
+      raw = vaio_plan_shell_line (&p);
+      line[i] = tu_replace (raw, dir, "@TMP@");
+      free (raw);
+      vaio_plan_disk_free (&p);
+    }
+  ck_assert_ptr_nonnull (strstr (line[0], " file file=@TMP@/a.img "
+                                          "passphrase=+@TMP@/pw "
+                                          "pause-control="));
+  ck_assert_ptr_nonnull (strstr (line[1], " file file=@TMP@/b.img "
+                                          "passphrase=+@TMP@/pw "
+                                          "pause-control="));
+  for (size_t i = 0; i < 2; i++)
+    {
+      ck_assert_ptr_null (strstr (line[i], "hunter2"));
+      free (line[i]);
+    }
+  cu_host_filters_free (hf, cfg->n_hosts);
+  vaio_config_free (cfg);
+  vaio_diag_free (&diag);
+  free (yaml);
+  free (file);
+  free (man);
+  tu_rmrf (dir);
+  free (dir);
+}
+END_TEST
+
 static Suite *
 plan_suite (void)
 {
@@ -224,6 +299,7 @@ plan_suite (void)
   tcase_add_test (tc, test_encryption_last_with_cleartext_filters);
   tcase_add_test (tc, test_tcp_disk_and_uri);
   tcase_add_test (tc, test_shell_quoting);
+  tcase_add_test (tc, luks_passphrase_as_plus_file);
   suite_add_tcase (s, tc);
   return s;
 }
