@@ -277,6 +277,45 @@ vaio_plan_shell_line (const struct vaio_plan_disk *p)
   return buf;
 }
 
+/* nbdkit creates neither the socket's and pidfile's directory nor the
+ * filters' state directories; `up` makes them (owner-only) before it
+ * starts nbdkit, and a hand run needs the same.
+ */
+char *
+vaio_plan_mkdir_line (const struct vaio_plan_disk *p)
+{
+  char *buf = NULL, *dir;
+  size_t len = 0;
+  FILE *fp = open_memstream (&buf, &len);
+  bool ok = true;
+
+  if (fp == NULL)
+    return NULL;
+  fputs ("mkdir -p -m 0700 ", fp);
+  shell_quote (fp, p->vm_dir);
+  fputc (' ', fp);
+  shell_quote (fp, p->state_dir);
+  for (size_t i = 0; i < p->n_chain; i++)
+    {
+      if (asprintf (&dir, "%s/%s", p->state_dir, vaio_class_name (p->chain[i]))
+          == -1)
+        {
+          ok = false;
+          break;
+        }
+      fputc (' ', fp);
+      shell_quote (fp, dir);
+      free (dir);
+    }
+  fclose (fp);
+  if (!ok)
+    {
+      free (buf);
+      return NULL;
+    }
+  return buf;
+}
+
 char *
 vaio_plan_uri (const struct vaio_plan_disk *p)
 {

@@ -129,6 +129,44 @@ START_TEST (test_encryption_first_by_default)
 }
 END_TEST
 
+/* A hand run needs the directories `up` creates: the mkdir line names the
+ * VM's and the disk's directory and one per filter in chain order, all
+ * 0700.
+ */
+START_TEST (test_mkdir_line)
+{
+  struct fixture f;
+  struct vaio_plan_disk p;
+  struct vaio_diag diag = { 0 };
+  char *raw, *line;
+
+  load (&f, "policies:\n"
+            "  - name: p\n"
+            "    sioc: { sioc-latency: 30ms }\n"
+            "    caching: { cache-size: 64M }\n"
+            "vms:\n"
+            "  - name: vm1\n"
+            "    host: host1\n"
+            "    disks:\n"
+            "      - name: disk0\n"
+            "        image: a.img\n"
+            "        policy: p\n");
+  ck_assert_int_eq (vaio_plan_disk (f.cfg, f.hf, &f.cfg->vms[0],
+                                    &f.cfg->vms[0].disks[0], &p, &diag),
+                    0);
+  raw = vaio_plan_mkdir_line (&p);
+  line = tu_replace (raw, f.dir, "@TMP@");
+  ck_assert_str_eq (line, "mkdir -p -m 0700 @TMP@/state/vms/vm1 "
+                          "@TMP@/state/vms/vm1/disk0 "
+                          "@TMP@/state/vms/vm1/disk0/caching "
+                          "@TMP@/state/vms/vm1/disk0/sioc");
+  free (raw);
+  free (line);
+  vaio_plan_disk_free (&p);
+  unload (&f);
+}
+END_TEST
+
 START_TEST (test_encryption_last_with_cleartext_filters)
 {
   struct fixture f;
@@ -297,6 +335,7 @@ plan_suite (void)
 
   tcase_add_test (tc, test_encryption_first_by_default);
   tcase_add_test (tc, test_encryption_last_with_cleartext_filters);
+  tcase_add_test (tc, test_mkdir_line);
   tcase_add_test (tc, test_tcp_disk_and_uri);
   tcase_add_test (tc, test_shell_quoting);
   tcase_add_test (tc, luks_passphrase_as_plus_file);
