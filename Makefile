@@ -41,7 +41,7 @@ check-asan: deps
 	  rc=$$?; scripts/test-summary $(BUILD)-asan; exit $$rc
 
 demo: all
-	scripts/demo
+	BUILD=$(BUILD) scripts/demo
 
 bench: all
 	scripts/bench
