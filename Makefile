@@ -5,7 +5,9 @@
 #   make check-asan run the unit tests under ASan+UBSan (./build-asan)
 #   make demo       serve two VM disks through a full chain and show it working
 #   make bench      fio benchmarks, ratios against bare nbdkit in the same run
-#   make install    filters into nbdkit's filterdir, vaioctl into $(PREFIX)/bin
+#   make install    filters into nbdkit's filterdir, vaioctl and vaio-crypt into
+#                   $(PREFIX)/bin, every filter's manifest (path and sha256 of
+#                   the installed .so) into $(PREFIX)/share/vaio-nbd/manifests
 #                   (DESTDIR and PREFIX honoured)
 #   make format     clang-format every C file in place
 
@@ -41,7 +43,7 @@ check-asan: deps
 	  rc=$$?; scripts/test-summary $(BUILD)-asan; exit $$rc
 
 demo: all
-	scripts/demo
+	BUILD=$(BUILD) scripts/demo
 
 bench: all
 	scripts/bench

@@ -67,10 +67,12 @@ vaio_host_set_maintenance (const struct vaio_host *h, bool on)
   return r;
 }
 
-/* Add manifest m to the host's table, or report the class conflict. */
+/* Add manifest m to the host's table, or report the class conflict at
+ * at (the config's filters: entry), or at the manifest when NULL.
+ */
 static int
 host_filters_add (struct vaio_host_filters *hf, struct vaio_manifest *m,
-                  struct vaio_diag *diag)
+                  const struct vaio_loc *at, struct vaio_diag *diag)
 {
   struct vaio_manifest *old = hf->by_class[m->class_];
 
@@ -84,7 +86,7 @@ host_filters_add (struct vaio_host_filters *hf, struct vaio_manifest *m,
       vaio_manifest_free (m); /* the same package listed twice */
       return 0;
     }
-  vaio_diag_add (diag, &m->loc,
+  vaio_diag_add (diag, at ? at : &m->loc,
                  "host '%s': cannot install filter '%s' (class %s): filter "
                  "'%s' %s (%s) of class %s is already installed; one filter "
                  "per class per host",
@@ -95,12 +97,24 @@ host_filters_add (struct vaio_host_filters *hf, struct vaio_manifest *m,
   return -1;
 }
 
+/* at: where the config's filters: list names file, NULL for installed/.
+ * A manifest that is not there is the config's error, so it is reported
+ * at the config's entry, naming the key.
+ */
 static int
 load_one (struct vaio_host_filters *hf, const char *file,
-          struct vaio_diag *diag)
+          const struct vaio_loc *at, struct vaio_diag *diag)
 {
-  struct vaio_manifest *m = vaio_manifest_load (file, diag);
+  struct vaio_manifest *m;
 
+  if (at && access (file, R_OK) == -1)
+    {
+      vaio_diag_add (diag, at,
+                     "filter manifest '%s' for 'filters' in host '%s': %s",
+                     file, hf->host->name, strerror (errno));
+      return -1;
+    }
+  m = vaio_manifest_load (file, diag);
   if (m == NULL)
     return -1;
   if (vaio_manifest_verify (m, diag) == -1)
@@ -108,7 +122,7 @@ load_one (struct vaio_host_filters *hf, const char *file,
       vaio_manifest_free (m);
       return -1;
     }
-  return host_filters_add (hf, m, diag);
+  return host_filters_add (hf, m, at, diag);
 }
 
 static int
@@ -136,7 +150,7 @@ load_installed (struct vaio_host_filters *hf, struct vaio_diag *diag)
         r = -1;
       else
         {
-          if (load_one (hf, file, diag) == -1)
+          if (load_one (hf, file, NULL, diag) == -1)
             r = -1;
           free (file);
         }
@@ -160,7 +174,8 @@ vaio_host_filters_load (const struct vaio_config *cfg,
       memset (&hf[i], 0, sizeof hf[i]);
       hf[i].host = h;
       for (size_t j = 0; j < h->n_filter_files; j++)
-        if (load_one (&hf[i], h->filter_files[j], diag) == -1)
+        if (load_one (&hf[i], h->filter_files[j], &h->filter_locs[j], diag)
+            == -1)
           r = -1;
       if (load_installed (&hf[i], diag) == -1)
         r = -1;
@@ -370,7 +385,7 @@ vaio_filter_install (const struct vaio_config *cfg, const struct vaio_host *h,
   if (vaio_manifest_verify (m, diag) == -1)
     goto out;
   for (size_t j = 0; j < h->n_filter_files; j++)
-    load_one (&hf, h->filter_files[j], diag);
+    load_one (&hf, h->filter_files[j], &h->filter_locs[j], diag);
   load_installed (&hf, diag);
   old = hf.by_class[m->class_];
   if (old && strcmp (old->name, m->name) != 0)

@@ -20,8 +20,8 @@ static const char *const manifest_keys[]
     = { "name",   "class",       "vendor",     "version", "path",
         "sha256", "state-param", "parameters", NULL };
 static const char *const param_keys[]
-    = { "name",        "type", "required", "values",
-        "description", "live", "default",  NULL };
+    = { "name", "type",    "required", "values", "description",
+        "live", "default", "prefix",   NULL };
 
 static const char *const type_names[] = {
   [VAIO_PARAM_STRING] = "string",     [VAIO_PARAM_SIZE] = "size",
@@ -162,6 +162,29 @@ parse_values (struct mparse *p, yaml_node_t *map, const char *what,
     }
 }
 
+/* A prefix is put before a file's path on nbdkit's command line, so it
+ * only means something for the two types that name a file.
+ */
+static void
+parse_prefix (struct mparse *p, yaml_node_t *map, const char *what,
+              struct vaio_param_spec *ps)
+{
+  struct vaio_loc loc;
+  const char *s
+      = yu_get_string (p->y, map, "prefix", what, false, &loc, p->diag);
+
+  if (s == NULL)
+    return;
+  if (ps->type != VAIO_PARAM_PATH && ps->type != VAIO_PARAM_SECRET)
+    vaio_diag_add (p->diag, &loc,
+                   "'prefix' in %s is only allowed with type path or secret",
+                   what);
+  else if (s[0] == '\0')
+    vaio_diag_add (p->diag, &loc, "'prefix' in %s must not be empty", what);
+  else
+    ps->prefix = dup_or_oom (p, s);
+}
+
 static void
 parse_param (struct mparse *p, yaml_node_t *map, struct vaio_param_spec *ps)
 {
@@ -210,6 +233,7 @@ parse_param (struct mparse *p, yaml_node_t *map, struct vaio_param_spec *ps)
   if (s != NULL)
     ps->default_value = dup_or_oom (p, s);
   parse_values (p, map, what, ps);
+  parse_prefix (p, map, what, ps);
 }
 
 static void
@@ -348,6 +372,7 @@ vaio_manifest_free (struct vaio_manifest *m)
       free (ps->values);
       free (ps->description);
       free (ps->default_value);
+      free (ps->prefix);
     }
   free (m->params);
   free (m->file);

@@ -58,11 +58,18 @@ void vaio_diag_free (struct vaio_diag *d);
  *       live: false                   # true: changeable while running
  *       default: 0                    # optional: the filter's value when
  *                                     # a policy leaves it out
+ *       prefix: "+"                   # path/secret only, see below
  *       description: text
  *
  * A live parameter can change without restarting the disk: `vaioctl
  * apply` writes the filter's live parameters as key=value lines to
  * <disk-state>/<class>/settings (atomically), and the filter re-reads it.
+ *
+ * A path or secret parameter with a prefix reaches nbdkit as PREFIX
+ * followed by the absolute path (nbdkit's luks filter reads its
+ * passphrase from FILE when given passphrase=+FILE).  The config names
+ * the file only; a value that already starts with the prefix is taken
+ * as the path after it.
  */
 
 enum vaio_param_type
@@ -84,6 +91,7 @@ struct vaio_param_spec
   enum vaio_param_type type;
   bool required;
   bool live;     /* may change at run time through the settings file */
+  char *prefix;  /* NULL, or put before the absolute path (path, secret) */
   char **values; /* VAIO_PARAM_ENUM */
   size_t n_values;
   char *description;
@@ -268,6 +276,13 @@ void vaio_host_filters_free (struct vaio_host_filters *hf, size_t n);
  */
 int vaio_validate (const struct vaio_config *cfg,
                    const struct vaio_host_filters *hf, struct vaio_diag *diag);
+
+/* The file a path or secret setting names: value, without ps->prefix if
+ * it starts with it, resolved against the config's directory.  NULL when
+ * out of memory.  (validate.c)
+ */
+char *vaio_setting_file (const struct vaio_config *cfg,
+                         const struct vaio_param_spec *ps, const char *value);
 
 /* ---- Derived per-disk paths (one place, used by plan, up, status) ----
  *

@@ -8,9 +8,10 @@
  *          pause-control=<disk-state>/pause.sock
  *
  * The same argv is what `vaioctl up` executes, so `vaioctl plan` output
- * run by hand serves the same chain.  Secrets travel as file paths only:
- * the manifest types them VAIO_PARAM_SECRET and validation made sure the
- * file is owner-only.
+ * run by hand serves the same chain.  Secrets travel as file paths only
+ * (with the manifest's prefix, e.g. passphrase=+FILE): the manifest
+ * types them VAIO_PARAM_SECRET and validation made sure the file exists
+ * and is owner-only.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -76,18 +77,27 @@ vaio_plan_host_filters (const struct vaio_config *cfg,
 }
 
 /* Relative paths in policy settings are relative to the config file,
- * like every other path in it.
+ * like every other path in it; a manifest's prefix goes in front of the
+ * absolute path (passphrase=+/abs/file for nbdkit's luks filter).
  */
 static char *
 setting_value (const struct vaio_config *cfg, const struct vaio_manifest *m,
                const struct vaio_setting *s)
 {
   const struct vaio_param_spec *spec = vaio_manifest_param (m, s->key);
+  char *file, *v;
 
-  if (spec && (spec->type == VAIO_PARAM_PATH || spec->type == VAIO_PARAM_SECRET)
-      && s->value[0] != '\0')
-    return yu_resolve_path (cfg->dir, s->value);
-  return strdup (s->value);
+  if (spec == NULL
+      || (spec->type != VAIO_PARAM_PATH && spec->type != VAIO_PARAM_SECRET)
+      || s->value[0] == '\0')
+    return strdup (s->value);
+  file = vaio_setting_file (cfg, spec, s->value);
+  if (file == NULL || spec->prefix == NULL)
+    return file;
+  if (asprintf (&v, "%s%s", spec->prefix, file) == -1)
+    v = NULL;
+  free (file);
+  return v;
 }
 
 static void
@@ -264,6 +274,45 @@ vaio_plan_shell_line (const struct vaio_plan_disk *p)
       shell_quote (fp, p->argv[i]);
     }
   fclose (fp);
+  return buf;
+}
+
+/* nbdkit creates neither the socket's and pidfile's directory nor the
+ * filters' state directories; `up` makes them (owner-only) before it
+ * starts nbdkit, and a hand run needs the same.
+ */
+char *
+vaio_plan_mkdir_line (const struct vaio_plan_disk *p)
+{
+  char *buf = NULL, *dir;
+  size_t len = 0;
+  FILE *fp = open_memstream (&buf, &len);
+  bool ok = true;
+
+  if (fp == NULL)
+    return NULL;
+  fputs ("mkdir -p -m 0700 ", fp);
+  shell_quote (fp, p->vm_dir);
+  fputc (' ', fp);
+  shell_quote (fp, p->state_dir);
+  for (size_t i = 0; i < p->n_chain; i++)
+    {
+      if (asprintf (&dir, "%s/%s", p->state_dir, vaio_class_name (p->chain[i]))
+          == -1)
+        {
+          ok = false;
+          break;
+        }
+      fputc (' ', fp);
+      shell_quote (fp, dir);
+      free (dir);
+    }
+  fclose (fp);
+  if (!ok)
+    {
+      free (buf);
+      return NULL;
+    }
   return buf;
 }
 

@@ -30,6 +30,14 @@ void vaio_plan_disk_free (struct vaio_plan_disk *p);
  */
 char *vaio_plan_shell_line (const struct vaio_plan_disk *p);
 
+/* A shell command that creates, owner-only (0700), the directories the
+ * disk's nbdkit needs and does not create itself: the VM's directory, the
+ * disk's state directory and each filter's state directory under it, as
+ * `vaioctl up` does.  `vaioctl plan` prints it joined to the command line
+ * with &&.  Caller frees.
+ */
+char *vaio_plan_mkdir_line (const struct vaio_plan_disk *p);
+
 /* The host_filters entry for a host. */
 const struct vaio_host_filters *
 vaio_plan_host_filters (const struct vaio_config *cfg,

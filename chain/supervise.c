@@ -74,6 +74,28 @@ is_live_nbdkit (pid_t pid)
   return ok;
 }
 
+/* Exists and is not a zombie, whatever its name: until the grandchild
+ * has exec'd nbdkit it is still a "vaioctl", which on a loaded host can
+ * last longer than any grace period.
+ */
+static bool
+is_live (pid_t pid)
+{
+  char path[64], buf[512], *close;
+  FILE *fp;
+  bool ok = false;
+
+  snprintf (path, sizeof path, "/proc/%ld/stat", (long)pid);
+  fp = fopen (path, "r");
+  if (fp == NULL)
+    return false;
+  if (fgets (buf, sizeof buf, fp) != NULL
+      && (close = strrchr (buf, ')')) != NULL && close[1] == ' ')
+    ok = close[2] != 'Z' && close[2] != 'X';
+  fclose (fp);
+  return ok;
+}
+
 bool
 vaio_disk_pid_alive (pid_t pid)
 {
@@ -358,14 +380,14 @@ vaio_disk_start (const struct vaio_plan_disk *p, int timeout_ms,
                            who);
           return pid;
         }
-      if (!is_live_nbdkit (pid) && waited > 100)
+      if (!is_live (pid))
         break;
       sleep_ms (20);
     }
   vaio_diag_add (diag, NULL, "%s: nbdkit did not start serving (log: %s)", who,
                  p->logfile);
   log_since (p->logfile, log_start, diag, who);
-  if (is_live_nbdkit (pid))
+  if (is_live (pid))
     kill (pid, SIGKILL);
   return -1;
 }

@@ -64,8 +64,10 @@ static const char usage_text[]
       "parameters,\n"
       "               images exist, no shared image/socket/port/state.\n"
       "    plan       Print, per disk, the exact nbdkit command line `up` "
-      "runs.  It\n"
-      "               can be pasted into a shell.  Secrets appear only as file "
+      "runs,\n"
+      "               after a mkdir of the private directories it needs.  It "
+      "can be\n"
+      "               pasted into a shell.  Secrets appear only as file "
       "paths.\n"
       "    up         Start every (or one VM's) disk not already running and "
       "wait\n"
@@ -293,12 +295,15 @@ static int
 plan_one (const struct cluster *c, const struct options *o,
           const struct vaio_plan_disk *p)
 {
-  char *line = vaio_plan_shell_line (p);
+  char *dirs = vaio_plan_mkdir_line (p), *line = vaio_plan_shell_line (p);
+  int r = dirs && line ? 0 : -1;
 
-  printf ("# %s/%s (host %s, policy %s)\n%s\n", p->vm->name, p->disk->name,
-          p->host->name, p->policy->name, line ? line : "");
+  printf ("# %s/%s (host %s, policy %s)\n%s &&\n%s\n", p->vm->name,
+          p->disk->name, p->host->name, p->policy->name, dirs ? dirs : "",
+          line ? line : "");
+  free (dirs);
   free (line);
-  return line ? 0 : -1;
+  return r;
 }
 
 static int

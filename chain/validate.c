@@ -45,10 +45,27 @@ check_references (struct vcheck *v)
 
 /* ---- policy settings against the manifest of the host's filter ---- */
 
-static void
-check_secret (struct vcheck *v, const struct vaio_setting *s, const char *where)
+char *
+vaio_setting_file (const struct vaio_config *cfg,
+                   const struct vaio_param_spec *ps, const char *value)
 {
-  char *path = yu_resolve_path (v->cfg->dir, s->value);
+  size_t n = ps->prefix ? strlen (ps->prefix) : 0;
+
+  if (n && strncmp (value, ps->prefix, n) == 0)
+    value += n;
+  return yu_resolve_path (cfg->dir, value);
+}
+
+/* A secret goes to nbdkit as the path of an owner-only file, never as
+ * itself (argv is readable by every user on the host).  When the value
+ * names no file it may well be the secret itself, so the message does
+ * not repeat it: the location says where it is.
+ */
+static void
+check_secret (struct vcheck *v, const struct vaio_param_spec *ps,
+              const struct vaio_setting *s, const char *where)
+{
+  char *path = vaio_setting_file (v->cfg, ps, s->value);
   struct stat st;
 
   if (path == NULL)
@@ -57,8 +74,10 @@ check_secret (struct vcheck *v, const struct vaio_setting *s, const char *where)
       return;
     }
   if (stat (path, &st) == -1)
-    vaio_diag_add (v->diag, &s->loc, "secret file '%s' for '%s' in %s: %s",
-                   path, s->key, where, strerror (errno));
+    vaio_diag_add (v->diag, &s->loc,
+                   "'%s' in %s must be the path of a file holding the secret, "
+                   "never the secret itself: %s (the value is not shown)",
+                   s->key, where, strerror (errno));
   else if (!S_ISREG (st.st_mode))
     vaio_diag_add (v->diag, &s->loc,
                    "secret file '%s' for '%s' in %s is not a regular file",
@@ -158,7 +177,7 @@ check_value (struct vcheck *v, const struct vaio_param_spec *ps,
                      enum_values (ps, buf, sizeof buf));
       break;
     case VAIO_PARAM_SECRET:
-      check_secret (v, s, where);
+      check_secret (v, ps, s, where);
       break;
     case VAIO_PARAM_URI:
       if (!is_nbd_uri (s->value))

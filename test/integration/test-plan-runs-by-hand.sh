@@ -8,7 +8,8 @@ line=$(grep -v '^#' "$T/plan.txt")
 grep -q -- "--filter=.*nbdkit-cache-filter.so --filter=.*nbdkit-rate-filter.so file file=$T/vm1.img" \
   <<<"$line" || fail "plan line: $line"
 
-mkdir -p -m 700 "$T/state/host1/vms/vm1/disk0"
+# From a fresh state: the plan itself creates what nbdkit needs.
+[ ! -e "$T/state" ] || fail "state dir exists before the hand run"
 (cd / && eval "$line" 2>"$T/byhand.log") &
 for _ in $(seq 100); do
   [ -S "$T/state/host1/vms/vm1/disk0.sock" ] && break
@@ -17,6 +18,9 @@ done
 qemu-io -f raw "$(sock_uri vm1)" -c "write -P 0x41 0 64k" -c "read -P 0x41 0 64k" >/dev/null ||
   fail "hand-run plan does not serve"
 pid=$(cat "$T/state/host1/vms/vm1/disk0/nbdkit.pid")
+for d in vms/vm1 vms/vm1/disk0 vms/vm1/disk0/caching vms/vm1/disk0/sioc; do
+  [ "$(stat -c %a "$T/state/host1/$d")" = 700 ] || fail "$d mode $(stat -c %a "$T/state/host1/$d")"
+done
 tr '\0' '\n' < "/proc/$pid/cmdline" | grep -c -- '--filter=' | grep -qx 3 || fail "filters (pause + 2)"
 kill "$pid"; wait || true
 cmp <(head -c 65536 "$T/vm1.img") <(head -c 65536 /dev/zero | tr '\0' 'A') || fail "image bytes"

@@ -59,6 +59,33 @@ cu_host_filters_free (struct vaio_host_filters *hf, size_t n)
 }
 
 char *
+cu_shipped_manifest (const char *dir, const char *name)
+{
+  const char *src = getenv ("VAIO_SRC");
+  char *tmpl, *text, *so, *a, *b, *out, *file;
+
+  ck_assert_msg (src != NULL, "VAIO_SRC is not set (run through meson test)");
+  ck_assert_int_ne (
+      asprintf (&tmpl, "%s/configs/manifests/%s.manifest.in", src, name), -1);
+  text = tu_read_file (tmpl);
+  ck_assert_msg (text != NULL, "cannot read %s", tmpl);
+  ck_assert_int_ne (asprintf (&so, "%s/%s.so", dir, name), -1);
+  a = tu_replace (text, "@PATH@", so);
+  b = tu_replace (a, "@SHA256@",
+                  "0000000000000000000000000000000000000000"
+                  "000000000000000000000000");
+  ck_assert_int_ne (asprintf (&out, "%s.yaml", name), -1);
+  file = tu_write_file (dir, out, b, 0600);
+  free (tmpl);
+  free (text);
+  free (so);
+  free (a);
+  free (b);
+  free (out);
+  return file;
+}
+
+char *
 cu_check_config (const char *file, const char *dir)
 {
   struct vaio_diag diag = { 0 };

@@ -19,6 +19,12 @@ char *cu_diag_text (const struct vaio_diag *d, const char *dir,
 struct vaio_host_filters *cu_host_filters (const struct vaio_config *cfg);
 void cu_host_filters_free (struct vaio_host_filters *hf, size_t n);
 
+/* The shipped manifest template configs/manifests/NAME.manifest.in,
+ * filled in (@PATH@ → dir/NAME.so, @SHA256@ → zeros) as dir/NAME.yaml;
+ * returns that path.  Tests the real manifest without hashing any .so.
+ */
+char *cu_shipped_manifest (const char *dir, const char *name);
+
 /* Load config file, and if it parses, validate it with cu_host_filters.
  * Returns the messages (cu_diag_text with dir → "@DIR@"), "" if none.
  */

@@ -89,6 +89,38 @@ END_TEST
 #define GOOD_HEAD "name: f\nclass: caching\nvendor: v\nversion: 1\npath: f.so\n"
 #define ZEROS     "0000000000000000000000000000000000000000000000000000000000000000"
 
+/* A path or secret parameter may carry the prefix nbdkit wants in front
+ * of the file's path (luks: passphrase=+FILE); others have none.
+ */
+START_TEST (parameter_prefix)
+{
+  char *dir = tu_mkdtemp ();
+  char *file = tu_write_file (dir, "m.yaml",
+                              GOOD_HEAD "sha256: " ZEROS "\n"
+                                        "parameters:\n"
+                                        "  - name: passphrase\n"
+                                        "    type: secret\n"
+                                        "    prefix: '+'\n"
+                                        "  - name: log\n"
+                                        "    type: path\n"
+                                        "    prefix: log=\n"
+                                        "  - name: key\n"
+                                        "    type: secret\n",
+                              0600);
+  struct vaio_diag diag = { 0 };
+  struct vaio_manifest *m = vaio_manifest_load (file, &diag);
+
+  ck_assert_msg (m != NULL, "%s", diag.n ? diag.msgs[0] : "?");
+  ck_assert_str_eq (vaio_manifest_param (m, "passphrase")->prefix, "+");
+  ck_assert_str_eq (vaio_manifest_param (m, "log")->prefix, "log=");
+  ck_assert_ptr_null (vaio_manifest_param (m, "key")->prefix);
+  vaio_manifest_free (m);
+  free (file);
+  tu_rmrf (dir);
+  free (dir);
+}
+END_TEST
+
 static const struct
 {
   const char *yaml, *expect;
@@ -135,7 +167,17 @@ static const struct
   { GOOD_HEAD "sha256: " ZEROS
               "\nparameters:\n  - name: a\n    type: int\n    initial: 3\n",
     "@TMP@/m.yaml:10:5: unknown key 'initial' in parameter 'a' (expected "
-    "one of: name, type, required, values, description, live, default)" },
+    "one of: name, type, required, values, description, live, default, "
+    "prefix)" },
+  { GOOD_HEAD "sha256: " ZEROS
+              "\nparameters:\n  - name: n\n    type: string\n    prefix: "
+              "'+'\n",
+    "@TMP@/m.yaml:10:13: 'prefix' in parameter 'n' is only allowed with type "
+    "path or secret" },
+  { GOOD_HEAD "sha256: " ZEROS
+              "\nparameters:\n  - name: pw\n    type: secret\n    prefix: "
+              "''\n",
+    "@TMP@/m.yaml:10:13: 'prefix' in parameter 'pw' must not be empty" },
   { GOOD_HEAD "sha256: " ZEROS
               "\nparameters:\n  - name: a\n    type: int\n    live: maybe\n",
     "@TMP@/m.yaml:10:11: bad boolean 'maybe' for 'live' in parameter 'a' "
@@ -292,6 +334,7 @@ main (void)
 
   tcase_add_test (tc, good_manifest_values);
   tcase_add_test (tc, absolute_path_and_digest_case);
+  tcase_add_test (tc, parameter_prefix);
   tcase_add_loop_test (tc, bad_manifest, 0,
                        (int)(sizeof bad_manifests / sizeof bad_manifests[0]));
   tcase_add_test (tc, sha256_known_answers);

@@ -129,6 +129,44 @@ START_TEST (test_encryption_first_by_default)
 }
 END_TEST
 
+/* A hand run needs the directories `up` creates: the mkdir line names the
+ * VM's and the disk's directory and one per filter in chain order, all
+ * 0700.
+ */
+START_TEST (test_mkdir_line)
+{
+  struct fixture f;
+  struct vaio_plan_disk p;
+  struct vaio_diag diag = { 0 };
+  char *raw, *line;
+
+  load (&f, "policies:\n"
+            "  - name: p\n"
+            "    sioc: { sioc-latency: 30ms }\n"
+            "    caching: { cache-size: 64M }\n"
+            "vms:\n"
+            "  - name: vm1\n"
+            "    host: host1\n"
+            "    disks:\n"
+            "      - name: disk0\n"
+            "        image: a.img\n"
+            "        policy: p\n");
+  ck_assert_int_eq (vaio_plan_disk (f.cfg, f.hf, &f.cfg->vms[0],
+                                    &f.cfg->vms[0].disks[0], &p, &diag),
+                    0);
+  raw = vaio_plan_mkdir_line (&p);
+  line = tu_replace (raw, f.dir, "@TMP@");
+  ck_assert_str_eq (line, "mkdir -p -m 0700 @TMP@/state/vms/vm1 "
+                          "@TMP@/state/vms/vm1/disk0 "
+                          "@TMP@/state/vms/vm1/disk0/caching "
+                          "@TMP@/state/vms/vm1/disk0/sioc");
+  free (raw);
+  free (line);
+  vaio_plan_disk_free (&p);
+  unload (&f);
+}
+END_TEST
+
 START_TEST (test_encryption_last_with_cleartext_filters)
 {
   struct fixture f;
@@ -214,6 +252,81 @@ START_TEST (test_shell_quoting)
 }
 END_TEST
 
+/* nbdkit's luks filter, through its shipped manifest, gets the passphrase
+ * as +FILE with FILE absolute, however the policy spells the path; the
+ * passphrase itself is nowhere on the command line.
+ */
+START_TEST (luks_passphrase_as_plus_file)
+{
+  struct vaio_diag diag = { 0 };
+  struct vaio_config *cfg;
+  struct vaio_host_filters *hf;
+  struct vaio_plan_disk p;
+  char *dir = tu_mkdtemp (), *man = cu_shipped_manifest (dir, "nbdkit-luks");
+  char *yaml, *file, *line[2];
+
+  free (tu_write_file (dir, "a.img", "", 0600));
+  free (tu_write_file (dir, "b.img", "", 0600));
+  free (tu_write_file (dir, "pw", "hunter2", 0600));
+  ck_assert_int_ne (asprintf (&yaml,
+                              "cluster: lab\n"
+                              "hosts:\n"
+                              "  - name: host1\n"
+                              "    state-dir: state\n"
+                              "    filters: [%s]\n"
+                              "policies:\n"
+                              "  - name: p\n"
+                              "    encryption: { passphrase: pw }\n"
+                              "  - name: q\n"
+                              "    encryption: { passphrase: +./pw }\n"
+                              "vms:\n"
+                              "  - name: vm1\n"
+                              "    host: host1\n"
+                              "    disks:\n"
+                              "      - { name: d0, image: a.img, policy: p }\n"
+                              "      - { name: d1, image: b.img, policy: q }\n",
+                              man),
+                    -1);
+  file = tu_write_file (dir, "c.yaml", yaml, 0600);
+  cfg = vaio_config_load (file, &diag);
+  ck_assert_msg (cfg != NULL, "parse: %s", diag.n ? diag.msgs[0] : "?");
+  hf = cu_host_filters (cfg);
+  ck_assert_msg (vaio_validate (cfg, hf, &diag) == 0, "validate: %s",
+                 diag.n ? diag.msgs[0] : "?");
+  for (size_t i = 0; i < 2; i++)
+    {
+      char *raw;
+
+      ck_assert_int_eq (vaio_plan_disk (cfg, hf, &cfg->vms[0],
+                                        &cfg->vms[0].disks[i], &p, &diag),
+                        0);
+      raw = vaio_plan_shell_line (&p);
+      line[i] = tu_replace (raw, dir, "@TMP@");
+      free (raw);
+      vaio_plan_disk_free (&p);
+    }
+  ck_assert_ptr_nonnull (strstr (line[0], " file file=@TMP@/a.img "
+                                          "passphrase=+@TMP@/pw "
+                                          "pause-control="));
+  ck_assert_ptr_nonnull (strstr (line[1], " file file=@TMP@/b.img "
+                                          "passphrase=+@TMP@/pw "
+                                          "pause-control="));
+  for (size_t i = 0; i < 2; i++)
+    {
+      ck_assert_ptr_null (strstr (line[i], "hunter2"));
+      free (line[i]);
+    }
+  cu_host_filters_free (hf, cfg->n_hosts);
+  vaio_config_free (cfg);
+  vaio_diag_free (&diag);
+  free (yaml);
+  free (file);
+  free (man);
+  tu_rmrf (dir);
+  free (dir);
+}
+END_TEST
+
 static Suite *
 plan_suite (void)
 {
@@ -222,8 +335,10 @@ plan_suite (void)
 
   tcase_add_test (tc, test_encryption_first_by_default);
   tcase_add_test (tc, test_encryption_last_with_cleartext_filters);
+  tcase_add_test (tc, test_mkdir_line);
   tcase_add_test (tc, test_tcp_disk_and_uri);
   tcase_add_test (tc, test_shell_quoting);
+  tcase_add_test (tc, luks_passphrase_as_plus_file);
   suite_add_tcase (s, tc);
   return s;
 }

@@ -33,8 +33,8 @@ static const struct
 
 /* Malformed: EINVAL.  ("1.5G": no fractions; "KB": ambiguous 1000/1024.) */
 static const char *const invalid_sizes[] = {
-  "",     "1.5G", "-1",   "+1",  "10x", "64KB",  "64Ki", "K",
-  " 64K", "64K ", "0x10", "1e3", "G1",  "64KIB", "1Z", "10 ", "10 iB",
+  "",     "1.5G", "-1",  "+1", "10x",   "64KB", "64Ki", "K",     " 64K",
+  "64K ", "0x10", "1e3", "G1", "64KIB", "1Z",   "10 ",  "10 iB",
 };
 
 /* Too large for 64 bits: ERANGE. */

@@ -253,15 +253,88 @@ START_TEST (secret_file_modes)
          "@TMP@/c.yaml:13:19: secret file '@TMP@/key620' for "
          "'crypt-key-file' in policy 'q' encryption (filter 'test-crypt') "
          "has mode 0620: it is accessible by others; chmod 600\n"
-         "@TMP@/c.yaml:15:19: secret file '@TMP@/nokey' for "
-         "'crypt-key-file' in policy 'r' encryption (filter 'test-crypt'): "
-         "No such file or directory\n"
+         "@TMP@/c.yaml:15:19: 'crypt-key-file' in policy 'r' encryption "
+         "(filter 'test-crypt') must be the path of a file holding the "
+         "secret, never the secret itself: No such file or directory (the "
+         "value is not shown)\n"
          "@TMP@/c.yaml:17:19: secret file '@TMP@' for 'crypt-key-file' in "
          "policy 's' encryption (filter 'test-crypt') is not a regular file\n"
          "@TMP@/c.yaml:29:28: image '@TMP@/a2.img' for disk 'd0' of vm "
          "'vm2': No such file or directory\n"
          "@TMP@/c.yaml:30:28: image '@TMP@/b2.img' for disk 'd1' of vm "
          "'vm2': No such file or directory");
+}
+END_TEST
+
+/* nbdkit's luks filter through its shipped manifest: the passphrase is a
+ * secret file (given as FILE or as nbdkit's own +FILE spelling), and a
+ * passphrase written inline is refused at its key without being echoed.
+ */
+START_TEST (luks_passphrase_inline_refused)
+{
+  struct vaio_diag diag = { 0 };
+  struct vaio_config *cfg;
+  struct vaio_host_filters *hf;
+  char *dir = scratch (), *man = cu_shipped_manifest (dir, "nbdkit-luks");
+  char *yaml, *file, *text;
+
+  ck_assert_int_ne (asprintf (&yaml,
+                              "cluster: lab\n"
+                              "hosts:\n"
+                              "  - name: host1\n"
+                              "    state-dir: state\n"
+                              "    filters: [%s]\n"
+                              "policies:\n"
+                              "  - name: p\n"
+                              "    encryption: { passphrase: hunter2 }\n"
+                              "  - name: q\n"
+                              "    encryption: { passphrase: key600 }\n"
+                              "  - name: r\n"
+                              "    encryption: { passphrase: +key600 }\n"
+                              "  - name: s\n"
+                              "    encryption: { passphrase: +key644 }\n"
+                              "  - name: t\n"
+                              "    encryption: {}\n"
+                              "vms:\n"
+                              "  - name: vm1\n"
+                              "    host: host1\n"
+                              "    disks:\n"
+                              "      - { name: d0, image: a.img, policy: p }\n"
+                              "      - { name: d1, image: b.img, policy: q }\n"
+                              "      - { name: d2, image: c.img, policy: r }\n"
+                              "      - { name: d3, image: d.img, policy: s }\n"
+                              "      - { name: d4, image: e.img, policy: t }\n",
+                              man),
+                    -1);
+  free (tu_write_file (dir, "c.img", "", 0600));
+  free (tu_write_file (dir, "d.img", "", 0600));
+  free (tu_write_file (dir, "e.img", "", 0600));
+  file = tu_write_file (dir, "c.yaml", yaml, 0600);
+  cfg = vaio_config_load (file, &diag);
+  ck_assert_msg (cfg != NULL, "parse: %s", diag.n ? diag.msgs[0] : "?");
+  hf = cu_host_filters (cfg);
+  ck_assert_int_eq (vaio_validate (cfg, hf, &diag), -1);
+  text = cu_diag_text (&diag, dir, "@TMP@");
+  ck_assert_str_eq (
+      text, "@TMP@/c.yaml:8:19: 'passphrase' in policy 'p' encryption "
+            "(filter 'nbdkit-luks') must be the path of a file holding the "
+            "secret, never the secret itself: No such file or directory (the "
+            "value is not shown)\n"
+            "@TMP@/c.yaml:14:19: secret file '@TMP@/key644' for 'passphrase' "
+            "in policy 's' encryption (filter 'nbdkit-luks') has mode 0644: "
+            "it is readable by others; chmod 600\n"
+            "@TMP@/c.yaml:16:5: missing required parameter 'passphrase' in "
+            "policy 't' encryption (filter 'nbdkit-luks')");
+  ck_assert_ptr_null (strstr (text, "hunter2"));
+  free (text);
+  cu_host_filters_free (hf, cfg->n_hosts);
+  vaio_config_free (cfg);
+  vaio_diag_free (&diag);
+  free (yaml);
+  free (file);
+  free (man);
+  tu_rmrf (dir);
+  free (dir);
 }
 END_TEST
 
@@ -407,6 +480,7 @@ main (void)
   tcase_add_test (tc, required_parameter_missing);
   tcase_add_test (tc, state_param_set_by_policy);
   tcase_add_test (tc, secret_file_modes);
+  tcase_add_test (tc, luks_passphrase_inline_refused);
   tcase_add_test (tc, image_missing_or_not_a_file);
   tcase_add_test (tc, disks_share_image_socket_port);
   tcase_add_test (tc, hosts_share_state_dir);
