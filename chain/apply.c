@@ -283,6 +283,67 @@ cache_publishes_stats (const char *state_dir)
   return access (path, F_OK) == 0;
 }
 
+/* The value of parameter KEY among argv, or NULL. */
+static const char *
+param_value (char *const *argv, size_t argc, const char *key)
+{
+  size_t klen = strlen (key);
+
+  for (size_t i = 0; i < argc; i++)
+    if (strncmp (argv[i], key, klen) == 0 && argv[i][klen] == '=')
+      return argv[i] + klen + 1;
+  return NULL;
+}
+
+/* vaio-cache refuses a cache file laid out for another size, block size
+ * or disk (it cannot tell a crashed cache's dirty blocks apart from
+ * clean ones without the old layout).  A swap that changes one of these
+ * therefore destages the cache first, and starts the new chain on an
+ * empty cache file.
+ */
+static const char *const cache_layout_keys[]
+    = { "cache-size", "cache-block-size", "cache-disk-id", NULL };
+
+static const char *
+cache_layout_change (const struct change *ch)
+{
+  const struct running *r = &ch->old;
+  const struct vaio_plan_disk *p = &ch->plan;
+
+  if (!r->has_class[VAIO_CLASS_CACHING]
+      || !plan_has (p, VAIO_CLASS_CACHING, NULL)
+      || !cache_publishes_stats (p->state_dir))
+    return NULL;
+  for (size_t i = 0; cache_layout_keys[i]; i++)
+    {
+      const char *was = param_value (r->argv, r->argc, cache_layout_keys[i]);
+      const char *now = param_value (p->argv, p->argc, cache_layout_keys[i]);
+      if ((was == NULL) != (now == NULL)
+          || (was != NULL && strcmp (was, now) != 0))
+        return cache_layout_keys[i];
+    }
+  return NULL;
+}
+
+/* The old chain's cache file (vaio-cache: cache-file=, else cache.img in
+ * cache-state-dir); NULL for a cache device or when it cannot tell.
+ */
+static char *
+old_cache_file (const struct running *r)
+{
+  const char *f = param_value (r->argv, r->argc, "cache-file");
+  const char *d = param_value (r->argv, r->argc, "cache-state-dir");
+  char *path = NULL;
+
+  if (param_value (r->argv, r->argc, "cache-device") != NULL)
+    return NULL;
+  if (f != NULL)
+    return strdup (f);
+  if (d != NULL && asprintf (&path, "%s/cache.img", d) == -1)
+    return NULL;
+  return path;
+}
+
 /* Reasons a swap cannot be made safely; each goes into diag. */
 static int
 check_swap_safe (const struct change *ch, const struct vaio_apply_options *o,
@@ -295,6 +356,7 @@ check_swap_safe (const struct change *ch, const struct vaio_apply_options *o,
   bool enc_old = r->has_class[VAIO_CLASS_ENCRYPTION];
   int where_old = enc_position (r->enc_pos, r->n_filters);
   int where_new = enc_position (new_pos, p->n_chain);
+  const char *layout;
   uint64_t dirty;
   int rc = 0;
 
@@ -343,6 +405,34 @@ check_swap_safe (const struct change *ch, const struct vaio_apply_options *o,
                      "dirty data; use --force to remove it anyway",
                      p->vm->name, p->disk->name, p->state_dir);
       rc = -1;
+    }
+  if ((layout = cache_layout_change (ch)) != NULL)
+    {
+      char *file = old_cache_file (r);
+
+      if (file == NULL)
+        {
+          vaio_diag_add (diag, &p->disk->policy_loc,
+                         "%s/%s: refusing to change %s of a cache on a "
+                         "device: the cache must be emptied first (destage "
+                         "it, then remove caching from the policy and add it "
+                         "back)",
+                         p->vm->name, p->disk->name, layout);
+          rc = -1;
+        }
+      else if (!o->force
+               && !gauge (p->state_dir, VAIO_CLASS_CACHING, "dirty_bytes",
+                          &dirty))
+        {
+          vaio_diag_add (diag, &p->disk->policy_loc,
+                         "%s/%s: refusing to change %s of the cache: cannot "
+                         "read its stats (%s/caching/stats) to tell whether "
+                         "it holds dirty data; use --force to change it "
+                         "anyway",
+                         p->vm->name, p->disk->name, layout, p->state_dir);
+          rc = -1;
+        }
+      free (file);
     }
   if (r->has_class[VAIO_CLASS_REPLICATION]
       && !plan_has (p, VAIO_CLASS_REPLICATION, NULL) && !o->force)
@@ -549,8 +639,10 @@ wait_cache_clean (const struct change *ch, const struct vaio_apply_options *o)
   char *drain;
   int fd, r = 0;
 
-  if (!ch->old.has_class[VAIO_CLASS_CACHING]
-      || plan_has (&ch->plan, VAIO_CLASS_CACHING, NULL)
+  bool removed = ch->old.has_class[VAIO_CLASS_CACHING]
+                 && !plan_has (&ch->plan, VAIO_CLASS_CACHING, NULL);
+
+  if (!(removed || cache_layout_change (ch) != NULL)
       || !cache_publishes_stats (ch->plan.state_dir))
     return 0;
   drain = drain_file (ch);
@@ -635,6 +727,27 @@ rollback (const struct change *ch, struct vaio_diag *diag)
   free (argv);
 }
 
+/* After a destage (nothing dirty) and with the old chain gone, a cache
+ * whose layout changes is removed, so the new chain creates it empty.
+ */
+static void
+empty_relaid_cache (const struct change *ch)
+{
+  const char *layout = cache_layout_change (ch);
+  char *file;
+
+  if (layout == NULL || (file = old_cache_file (&ch->old)) == NULL)
+    return;
+  if (unlink (file) == 0)
+    printf ("%s/%s: %s changed: the cache (%s) was destaged and starts "
+            "empty\n",
+            ch->plan.vm->name, ch->plan.disk->name, layout, file);
+  else if (errno != ENOENT)
+    fprintf (stderr, "vaioctl: %s/%s: removing %s: %s\n", ch->plan.vm->name,
+             ch->plan.disk->name, file, strerror (errno));
+  free (file);
+}
+
 static int
 swap_disk (struct change *ch, const struct vaio_apply_options *o)
 {
@@ -652,7 +765,7 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
       if ((fr = flush_disk (p, o->timeout_ms)) != 0)
         step = fr == -2 ? "flush (timed out)" : "flush";
       else if (wait_cache_clean (ch, o) == -1)
-        step = "destage the cache being removed";
+        step = "destage the cache being removed or re-laid out";
       else if (wait_replica_caught_up (ch, o) == -1)
         step = "ship the journal of the replication filter being removed";
     }
@@ -669,6 +782,7 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
     }
   kill_and_wait (ch->pid);
   resume_on_signal (NULL);
+  empty_relaid_cache (ch);
   if (vaio_disk_start (p, o->timeout_ms, &diag) > 0)
     {
       printf ("%s/%s: swapped chain (pid %ld -> %ld); I/O held %llu ms\n",
