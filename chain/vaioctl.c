@@ -71,9 +71,9 @@ static const char usage_text[]
       "wait\n"
       "               until each serves.  Refuses disks on hosts in "
       "maintenance.\n"
-      "    down       Stop disks with SIGTERM: nbdkit finishes in-flight "
-      "requests\n"
-      "               and its filters flush; after --timeout (default 30 s) "
+      "    down       Flush each disk over a side connection (so write-back\n"
+      "               filters write back), then SIGTERM: nbdkit finishes\n"
+      "               in-flight requests; after --timeout (default 30 s) "
       "SIGKILL.\n"
       "    apply      Make the running disks match FILE, disk by disk: start\n"
       "               disks not running, leave unchanged disks alone (same "
@@ -348,10 +348,10 @@ down_one (const struct cluster *c, const struct options *o,
   r = vaio_disk_stop (p, (o->timeout_s >= 0 ? o->timeout_s : 30) * 1000, &diag);
   vaio_diag_print (&diag, stderr);
   vaio_diag_free (&diag);
-  if (pid > 0 && r == 0)
-    printf ("%s/%s: stopped (pid %ld)\n", p->vm->name, p->disk->name,
-            (long)pid);
-  return r;
+  if (pid > 0 && r >= 0)
+    printf ("%s/%s: stopped (pid %ld)%s\n", p->vm->name, p->disk->name,
+            (long)pid, r == 0 ? ", flushed" : ", NOT flushed");
+  return r == 0 ? 0 : -1;
 }
 
 static int
