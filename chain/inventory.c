@@ -95,20 +95,24 @@ host_filters_add (struct vaio_host_filters *hf, struct vaio_manifest *m,
   return -1;
 }
 
+/* A manifest whose .so fails its sha256 is still entered in the table,
+ * and the load fails: the commands that start chains refuse to go on,
+ * while status can show the disks that use it as out of compliance and
+ * the in-use checks still see it.
+ */
 static int
 load_one (struct vaio_host_filters *hf, const char *file,
           struct vaio_diag *diag)
 {
   struct vaio_manifest *m = vaio_manifest_load (file, diag);
+  int intact;
 
   if (m == NULL)
     return -1;
-  if (vaio_manifest_verify (m, diag) == -1)
-    {
-      vaio_manifest_free (m);
-      return -1;
-    }
-  return host_filters_add (hf, m, diag);
+  intact = vaio_manifest_verify (m, diag);
+  if (host_filters_add (hf, m, diag) == -1)
+    return -1;
+  return intact;
 }
 
 static int
