@@ -124,7 +124,7 @@ static int
 connect_unix_of (const char *path, pid_t pid, char *err, size_t errlen)
 {
   struct sockaddr_un sun = { .sun_family = AF_UNIX };
-  struct ucred cred;
+  struct ucred cred = { 0 };
   socklen_t len = sizeof cred;
   int fd;
 
@@ -142,8 +142,9 @@ connect_unix_of (const char *path, pid_t pid, char *err, size_t errlen)
         close (fd);
       return -1;
     }
-  if (getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1
-      || cred.pid != pid)
+  if (pid > 0
+      && (getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1
+          || cred.pid != pid))
     {
       snprintf (err, errlen, "%s is served by pid %ld, not by nbdkit pid %ld",
                 path, (long)cred.pid, (long)pid);
@@ -405,11 +406,12 @@ kill_pidfd (int pidfd)
 
 /* Double fork so nbdkit is not our child (it outlives vaioctl), in its
  * own session, stdin from /dev/null, stdout and stderr to the log.  The
- * intermediate child sends nbdkit's pid through a close-on-exec pipe; the
- * pipe then reaches end-of-file when the grandchild's exec succeeded, or
- * carries its errno when exec failed.  So we know nbdkit runs, however
- * slowly the exec came (a fixed grace period guessed wrong and left a
- * stray nbdkit).  Returns the pid, with *exec_errno 0 once exec'd,
+ * intermediate child sends nbdkit's pid through one pipe.  The other,
+ * close-on-exec, reaches end-of-file when the grandchild's exec succeeded,
+ * or carries its errno when exec failed (two pipes: the grandchild may
+ * report before the intermediate child does).  So we know nbdkit runs,
+ * however slowly the exec came: a fixed grace period guessed wrong and
+ * left a stray nbdkit.  Returns the pid, with *exec_errno 0 once exec'd,
  * ETIMEDOUT if not exec'd within timeout_ms, or exec's errno; -1 when
  * nothing was started.
  */
@@ -419,23 +421,26 @@ spawn_detached (const struct vaio_plan_disk *p, int logfd, int timeout_ms,
 {
   int64_t deadline = now_ms () + timeout_ms;
   struct pollfd pfd;
-  int fds[2], e = 0;
+  int pids[2], exec[2] = { -1, -1 }, e = 0;
   pid_t child, pid = -1;
   ssize_t n;
 
-  if (pipe2 (fds, O_CLOEXEC) == -1)
+  if (pipe2 (pids, O_CLOEXEC) == -1)
     return -1;
-  child = fork ();
-  if (child == -1)
+  if (pipe2 (exec, O_CLOEXEC) == -1 || (child = fork ()) == -1)
     {
-      close (fds[0]);
-      close (fds[1]);
+      close (pids[0]);
+      close (pids[1]);
+      if (exec[0] >= 0)
+        {
+          close (exec[0]);
+          close (exec[1]);
+        }
       return -1;
     }
   if (child == 0)
     {
       pid_t gc;
-      close (fds[0]);
       setsid ();
       gc = fork ();
       if (gc == 0)
@@ -448,30 +453,32 @@ spawn_detached (const struct vaio_plan_disk *p, int logfd, int timeout_ms,
           execvp (p->argv[0], p->argv);
           e = errno;
           dprintf (2, "vaioctl: exec %s: %m\n", p->argv[0]);
-          if (write (fds[1], &e, sizeof e) != (ssize_t)sizeof e)
+          if (write (exec[1], &e, sizeof e) != (ssize_t)sizeof e)
             _exit (126);
           _exit (127);
         }
-      if (write (fds[1], &gc, sizeof gc) != (ssize_t)sizeof gc)
+      if (write (pids[1], &gc, sizeof gc) != (ssize_t)sizeof gc)
         _exit (1);
       _exit (gc == -1);
     }
-  close (fds[1]);
-  if (read (fds[0], &pid, sizeof pid) != (ssize_t)sizeof pid || pid <= 0)
+  close (pids[1]);
+  close (exec[1]);
+  if (read (pids[0], &pid, sizeof pid) != (ssize_t)sizeof pid || pid <= 0)
     pid = -1;
+  close (pids[0]);
   waitpid (child, NULL, 0);
   *exec_errno = ETIMEDOUT;
-  pfd.fd = fds[0];
+  pfd.fd = exec[0];
   pfd.events = POLLIN;
   while (pid > 0 && poll (&pfd, 1, left_ms (deadline)) == 1)
     {
-      n = read (fds[0], &e, sizeof e);
+      n = read (exec[0], &e, sizeof e);
       if (n == -1 && errno == EINTR)
         continue;
       *exec_errno = n == (ssize_t)sizeof e ? e : 0;
       break;
     }
-  close (fds[0]);
+  close (exec[0]);
   return pid;
 }
 
@@ -666,7 +673,10 @@ flush_disk (const struct vaio_plan_disk *p, pid_t pid, int timeout_ms,
       while ((done = nbd_aio_command_completed (nbd, (uint64_t)cookie)) == 0
              && left_ms (deadline) > 0)
         if (nbd_poll (nbd, left_ms (deadline)) == -1)
-          break;
+          {
+            done = -1; /* the connection failed: say why */
+            break;
+          }
       if (done == 1)
         r = 0;
       else if (done == 0)
