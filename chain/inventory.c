@@ -100,12 +100,18 @@ host_filters_add (struct vaio_host_filters *hf, struct vaio_manifest *m,
 /* at: where the config's filters: list names file, NULL for installed/.
  * A manifest that is not there is the config's error, so it is reported
  * at the config's entry, naming the key.
+ *
+ * A manifest whose .so fails its sha256 is still entered in the table,
+ * and the load fails: the commands that start chains refuse to go on,
+ * while status can show the disks that use it as out of compliance and
+ * the in-use checks still see it.
  */
 static int
 load_one (struct vaio_host_filters *hf, const char *file,
           const struct vaio_loc *at, struct vaio_diag *diag)
 {
   struct vaio_manifest *m;
+  int intact;
 
   if (at && access (file, R_OK) == -1)
     {
@@ -117,12 +123,10 @@ load_one (struct vaio_host_filters *hf, const char *file,
   m = vaio_manifest_load (file, diag);
   if (m == NULL)
     return -1;
-  if (vaio_manifest_verify (m, diag) == -1)
-    {
-      vaio_manifest_free (m);
-      return -1;
-    }
-  return host_filters_add (hf, m, at, diag);
+  intact = vaio_manifest_verify (m, diag);
+  if (host_filters_add (hf, m, at, diag) == -1)
+    return -1;
+  return intact;
 }
 
 static int
@@ -191,12 +195,32 @@ vaio_host_filters_free (struct vaio_host_filters *hf, size_t n)
       vaio_manifest_free (hf[i].by_class[c]);
 }
 
-/* Running disks of host h whose recorded chain has a filter of class c
- * (or any, for c == VAIO_CLASS_COUNT).
+/* Does a running record have a "filter CLASS NAME ..." line with this
+ * class (c < VAIO_CLASS_COUNT) or this name (name != NULL)?
  */
-char **
-vaio_host_running_disks (const struct vaio_config *cfg,
-                         const struct vaio_host *h, int c)
+static bool
+record_uses (const char *rec, int c, const char *name)
+{
+  for (const char *l = rec; l && *l;
+       l = strchr (l, '\n') ? strchr (l, '\n') + 1 : NULL)
+    {
+      char cls[32], nm[256];
+      if (sscanf (l, "filter %31s %255s ", cls, nm) != 2)
+        continue;
+      if ((c < VAIO_CLASS_COUNT && strcmp (cls, vaio_class_name (c)) == 0)
+          || (name && strcmp (nm, name) == 0))
+        return true;
+    }
+  return false;
+}
+
+/* Running disks of host h that use class c or the filter called name (see
+ * record_uses), or every running disk when c == VAIO_CLASS_COUNT and
+ * name == NULL.
+ */
+static char **
+running_users (const struct vaio_config *cfg, const struct vaio_host *h, int c,
+               const char *name)
 {
   char **out = calloc (1, sizeof *out);
   size_t n = 0;
@@ -209,7 +233,7 @@ vaio_host_running_disks (const struct vaio_config *cfg,
       for (size_t d = 0; d < vm->n_disks; d++)
         {
           char *state = vaio_disk_state_dir (h, &vm->disks[d]), *pidfile, *rec,
-               needle[64], **grown;
+               **grown;
           bool uses;
           if (state == NULL
               || asprintf (&pidfile, "%s/nbdkit.pid", state) == -1)
@@ -218,10 +242,9 @@ vaio_host_running_disks (const struct vaio_config *cfg,
               continue;
             }
           rec = vaio_disk_running_record (state);
-          snprintf (needle, sizeof needle, "filter %s ",
-                    c < VAIO_CLASS_COUNT ? vaio_class_name (c) : "");
           uses = vaio_disk_pid (pidfile) > 0
-                 && (c == VAIO_CLASS_COUNT || (rec && strstr (rec, needle)));
+                 && ((c == VAIO_CLASS_COUNT && name == NULL)
+                     || record_uses (rec, c, name));
           free (rec);
           free (pidfile);
           free (state);
@@ -238,6 +261,13 @@ vaio_host_running_disks (const struct vaio_config *cfg,
   return out;
 }
 
+char **
+vaio_host_running_disks (const struct vaio_config *cfg,
+                         const struct vaio_host *h, int c)
+{
+  return running_users (cfg, h, c, NULL);
+}
+
 static void
 free_strv (char **v)
 {
@@ -247,11 +277,14 @@ free_strv (char **v)
 }
 
 /* Refuse to change a filter that running disks use, unless the host is
- * in maintenance mode (where the operator has taken responsibility).
+ * in maintenance mode (where the operator has taken responsibility).  A
+ * disk uses it when its running chain has a filter called name (whatever
+ * class it runs as: a re-install may change the class) or, for c <
+ * VAIO_CLASS_COUNT, any filter of class c.
  */
 static int
 check_not_in_use (const struct vaio_config *cfg, const struct vaio_host *h,
-                  const struct vaio_manifest *m, const char *what,
+                  int c, const char *name, const char *what,
                   struct vaio_diag *diag)
 {
   char **users;
@@ -259,14 +292,14 @@ check_not_in_use (const struct vaio_config *cfg, const struct vaio_host *h,
 
   if (vaio_host_in_maintenance (h))
     return 0;
-  users = vaio_host_running_disks (cfg, h, (int)m->class_);
+  users = running_users (cfg, h, c, name);
   if (users && users[0])
     {
       vaio_diag_add (diag, NULL,
                      "host '%s': cannot %s filter '%s': in use by running "
                      "disk %s%s; stop the disks or put the host in "
                      "maintenance mode (vaioctl host maintenance %s on)",
-                     h->name, what, m->name, users[0],
+                     h->name, what, name, users[0],
                      users[1] ? " and others" : "", h->name);
       r = -1;
     }
@@ -387,6 +420,17 @@ vaio_filter_install (const struct vaio_config *cfg, const struct vaio_host *h,
   for (size_t j = 0; j < h->n_filter_files; j++)
     load_one (&hf, h->filter_files[j], &h->filter_locs[j], diag);
   load_installed (&hf, diag);
+  /* What this replaces is the filter of the same name, whatever class it
+   * was installed (or runs) as: disks running that name, or the class of
+   * the installed one, keep the install from going on.
+   */
+  if (check_not_in_use (cfg, h, VAIO_CLASS_COUNT, m->name, "upgrade", diag)
+      == -1)
+    goto out;
+  for (unsigned c = 0; c < VAIO_CLASS_COUNT; c++)
+    if (hf.by_class[c] && strcmp (hf.by_class[c]->name, m->name) == 0
+        && check_not_in_use (cfg, h, (int)c, m->name, "upgrade", diag) == -1)
+      goto out;
   old = hf.by_class[m->class_];
   if (old && strcmp (old->name, m->name) != 0)
     {
@@ -398,8 +442,7 @@ vaio_filter_install (const struct vaio_config *cfg, const struct vaio_host *h,
                      old->version, old->vendor, vaio_class_name (m->class_));
       goto out;
     }
-  if (old && check_not_in_use (cfg, h, old, "upgrade", diag) == -1)
-    goto out;
+
   dir = vaio_installed_dir (h);
   if (dir == NULL || vaio_mkdir_private (h->state_dir) == -1
       || vaio_mkdir_private (dir) == -1
@@ -458,7 +501,8 @@ vaio_filter_uninstall (const struct vaio_config *cfg, const struct vaio_host *h,
                        h->name, name);
       goto out;
     }
-  if (check_not_in_use (cfg, h, m, "uninstall", diag) == -1)
+  if (check_not_in_use (cfg, h, (int)m->class_, m->name, "uninstall", diag)
+      == -1)
     goto out;
   if (dir == NULL || asprintf (&dest, "%s/%s.yaml", dir, m->name) == -1)
     goto out;

@@ -272,6 +272,19 @@ compliance (const struct vaio_plan_disk *p, const char *rec, char *why,
     }
   for (size_t i = 0; i < p->n_chain; i++)
     {
+      /* A .so altered since install: the package no longer matches. */
+      struct vaio_diag quiet = { 0 };
+      bool intact = vaio_manifest_verify (p->filters[i], &quiet) == 0;
+      if (!intact)
+        snprintf (why, len, "%s filter %s fails its integrity check: %s",
+                  vaio_class_name (p->chain[i]), p->filters[i]->name,
+                  quiet.n ? quiet.msgs[0] : "");
+      vaio_diag_free (&quiet);
+      if (!intact)
+        return "noncompliant";
+    }
+  for (size_t i = 0; i < p->n_chain; i++)
+    {
       snprintf (line, sizeof line, "filter %s %s %s %s\n",
                 vaio_class_name (p->chain[i]), p->filters[i]->name,
                 p->filters[i]->version, p->filters[i]->sha256);

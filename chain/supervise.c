@@ -1,13 +1,15 @@
 /* vaio-nbd supervisor: start, find and stop one nbdkit per VM disk. */
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
+#include <libnbd.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -21,6 +23,24 @@ sleep_ms (int ms)
   struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
 
   nanosleep (&ts, NULL);
+}
+
+static int64_t
+now_ms (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Milliseconds left until deadline, at least 0. */
+static int
+left_ms (int64_t deadline)
+{
+  int64_t left = deadline - now_ms ();
+
+  return left > 0 ? (int)(left > INT32_MAX ? INT32_MAX : left) : 0;
 }
 
 int
@@ -74,28 +94,6 @@ is_live_nbdkit (pid_t pid)
   return ok;
 }
 
-/* Exists and is not a zombie, whatever its name: until the grandchild
- * has exec'd nbdkit it is still a "vaioctl", which on a loaded host can
- * last longer than any grace period.
- */
-static bool
-is_live (pid_t pid)
-{
-  char path[64], buf[512], *close;
-  FILE *fp;
-  bool ok = false;
-
-  snprintf (path, sizeof path, "/proc/%ld/stat", (long)pid);
-  fp = fopen (path, "r");
-  if (fp == NULL)
-    return false;
-  if (fgets (buf, sizeof buf, fp) != NULL
-      && (close = strrchr (buf, ')')) != NULL && close[1] == ' ')
-    ok = close[2] != 'Z' && close[2] != 'X';
-  fclose (fp);
-  return ok;
-}
-
 bool
 vaio_disk_pid_alive (pid_t pid)
 {
@@ -118,59 +116,169 @@ vaio_disk_pid (const char *pidfile)
   return (pid_t)pid;
 }
 
-static bool
-disk_accepts (const struct vaio_plan_disk *p)
+/* Connect a unix socket to path and make sure the process listening on
+ * it is pid: after a swap the socket path is reused, and an old chain
+ * (held by the pause filter) must never pass for the new one.
+ */
+static int
+connect_unix_of (const char *path, pid_t pid, char *err, size_t errlen)
 {
-  int fd = -1;
-  bool ok = false;
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  struct ucred cred = { 0 };
+  socklen_t len = sizeof cred;
+  int fd;
 
+  if (strlen (path) >= sizeof sun.sun_path)
+    {
+      snprintf (err, errlen, "socket path too long: %s", path);
+      return -1;
+    }
+  strcpy (sun.sun_path, path);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd == -1 || connect (fd, (struct sockaddr *)&sun, sizeof sun) == -1)
+    {
+      snprintf (err, errlen, "connect %s: %m", path);
+      if (fd >= 0)
+        close (fd);
+      return -1;
+    }
+  if (pid > 0
+      && (getsockopt (fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1
+          || cred.pid != pid))
+    {
+      snprintf (err, errlen, "%s is served by pid %ld, not by nbdkit pid %ld",
+                path, (long)cred.pid, (long)pid);
+      close (fd);
+      return -1;
+    }
+  return fd;
+}
+
+/* Drive an asynchronous libnbd handle until its connection is ready (or
+ * dead), for at most timeout_ms.
+ */
+static int
+nbd_wait_ready (struct nbd_handle *nbd, int timeout_ms, char *err,
+                size_t errlen)
+{
+  int64_t deadline = now_ms () + timeout_ms;
+
+  while (nbd_aio_is_connecting (nbd) > 0 || nbd_aio_is_created (nbd) > 0)
+    {
+      int r = nbd_poll (nbd, left_ms (deadline));
+      if (r == -1)
+        break;
+      if (r == 0 && left_ms (deadline) == 0)
+        {
+          snprintf (err, errlen, "no NBD handshake within %d ms", timeout_ms);
+          return -1;
+        }
+    }
+  if (nbd_aio_is_ready (nbd) > 0)
+    return 0;
+  snprintf (err, errlen, "NBD handshake failed: %s",
+            nbd_get_error () ? nbd_get_error () : "connection closed");
+  return -1;
+}
+
+/* An NBD connection to the disk, handshake done, within timeout_ms.  For a
+ * unix socket the listener must be pid (when pid > 0).  NULL with err set
+ * on failure.
+ */
+static struct nbd_handle *
+disk_connect (const struct vaio_plan_disk *p, pid_t pid, int timeout_ms,
+              char *err, size_t errlen)
+{
+  struct nbd_handle *nbd = nbd_create ();
+  int r = -1;
+
+  if (nbd == NULL)
+    {
+      snprintf (err, errlen, "libnbd: %s", nbd_get_error ());
+      return NULL;
+    }
   if (p->disk->port == 0)
     {
-      struct sockaddr_un sun = { .sun_family = AF_UNIX };
-      if (strlen (p->socket) >= sizeof sun.sun_path)
-        return false;
-      strcpy (sun.sun_path, p->socket);
-      fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      ok = fd >= 0 && connect (fd, (struct sockaddr *)&sun, sizeof sun) == 0;
+      int fd = connect_unix_of (p->socket, pid, err, errlen);
+      if (fd >= 0 && (r = nbd_aio_connect_socket (nbd, fd)) == -1)
+        {
+          snprintf (err, errlen, "libnbd: %s", nbd_get_error ());
+          close (fd);
+        }
     }
   else
     {
-      struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
       char port[16];
       snprintf (port, sizeof port, "%d", p->disk->port);
-      if (getaddrinfo (p->disk->address ? p->disk->address : "127.0.0.1", port,
-                       &hints, &ai)
-          != 0)
-        return false;
-      fd = socket (ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      ok = fd >= 0 && connect (fd, ai->ai_addr, ai->ai_addrlen) == 0;
-      freeaddrinfo (ai);
+      r = nbd_aio_connect_tcp (
+          nbd, p->disk->address ? p->disk->address : "127.0.0.1", port);
+      if (r == -1)
+        snprintf (err, errlen, "connect port %s: %s", port, nbd_get_error ());
     }
-  if (fd >= 0)
-    close (fd);
-  return ok;
+  if (r == -1 || nbd_wait_ready (nbd, timeout_ms, err, errlen) == -1)
+    {
+      nbd_close (nbd);
+      return NULL;
+    }
+  return nbd;
 }
 
-/* What nbdkit logged since offset since (its start-up errors), for error
- * messages.
+/* Does the disk serve?  A bare connect() succeeds as soon as nbdkit
+ * listens, before any filter has opened: a luks filter with a wrong
+ * passphrase, or a cache refusing its cache file, fail every NBD
+ * handshake while nbdkit listens on.  Serving means a client completes
+ * the handshake and learns the export's size.  0, or -1 with err set.
+ */
+static int
+disk_serves (const struct vaio_plan_disk *p, pid_t pid, int timeout_ms,
+             char *err, size_t errlen)
+{
+  struct nbd_handle *nbd = disk_connect (p, pid, timeout_ms, err, errlen);
+  int64_t size;
+
+  if (nbd == NULL)
+    return -1;
+  size = nbd_get_size (nbd);
+  if (size < 0)
+    snprintf (err, errlen, "cannot read the export size: %s", nbd_get_error ());
+  nbd_close (nbd);
+  return size < 0 ? -1 : 0;
+}
+
+/* The last lines nbdkit logged since offset since (why it failed), for
+ * error messages: the tail, since a chain that keeps refusing handshakes
+ * logs one error per attempt and the newest say the most.
  */
 static void
-log_since (const char *logfile, long since, struct vaio_diag *diag,
-           const char *who)
+log_tail (const char *logfile, long since, struct vaio_diag *diag,
+          const char *who)
 {
-  char buf[2048], *line, *save = NULL;
+  enum
+  {
+    TAIL_BYTES = 4096,
+    TAIL_LINES = 12
+  };
+  char buf[TAIL_BYTES + 1], *lines[TAIL_LINES], *line, *save = NULL;
   FILE *fp = fopen (logfile, "r");
-  size_t n;
+  long start = since, end;
+  size_t n, count = 0;
 
   if (fp == NULL)
     return;
-  fseek (fp, since, SEEK_SET);
-  n = fread (buf, 1, sizeof buf - 1, fp);
+  if (fseek (fp, 0, SEEK_END) == 0 && (end = ftell (fp)) - since > TAIL_BYTES)
+    start = end - TAIL_BYTES;
+  fseek (fp, start, SEEK_SET);
+  n = fread (buf, 1, TAIL_BYTES, fp);
   fclose (fp);
   buf[n] = '\0';
-  for (line = strtok_r (buf, "\n", &save); line;
+  line = buf;
+  if (start > since && (line = strchr (buf, '\n')) != NULL)
+    line++; /* began mid-line */
+  for (line = line ? strtok_r (line, "\n", &save) : NULL; line;
        line = strtok_r (NULL, "\n", &save))
-    vaio_diag_add (diag, NULL, "%s: nbdkit: %s", who, line);
+    lines[count++ % TAIL_LINES] = line;
+  for (size_t i = count > TAIL_LINES ? count - TAIL_LINES : 0; i < count; i++)
+    vaio_diag_add (diag, NULL, "%s: nbdkit: %s", who, lines[i % TAIL_LINES]);
 }
 
 int
@@ -277,23 +385,57 @@ make_dirs (const struct vaio_plan_disk *p, struct vaio_diag *diag)
   return 0;
 }
 
+static int
+pidfd_of (pid_t pid)
+{
+  return (int)syscall (SYS_pidfd_open, pid, 0);
+}
+
+/* SIGKILL the process behind pidfd (whatever it is doing: not yet
+ * exec'd, starting, serving) and wait up to 5 s until it is gone, so the
+ * socket is free for whatever starts next on it.
+ */
+static void
+kill_pidfd (int pidfd)
+{
+  struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+
+  syscall (SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+  poll (&pfd, 1, 5000);
+}
+
 /* Double fork so nbdkit is not our child (it outlives vaioctl), in its
- * own session, stdin from /dev/null, stdout and stderr to the log.
- * Returns nbdkit's pid through a pipe from the intermediate child.
+ * own session, stdin from /dev/null, stdout and stderr to the log.  The
+ * intermediate child sends nbdkit's pid through one pipe.  The other,
+ * close-on-exec, reaches end-of-file when the grandchild's exec succeeded,
+ * or carries its errno when exec failed (two pipes: the grandchild may
+ * report before the intermediate child does).  So we know nbdkit runs,
+ * however slowly the exec came: a fixed grace period guessed wrong and
+ * left a stray nbdkit.  Returns the pid, with *exec_errno 0 once exec'd,
+ * ETIMEDOUT if not exec'd within timeout_ms, or exec's errno; -1 when
+ * nothing was started.
  */
 static pid_t
-spawn_detached (const struct vaio_plan_disk *p, int logfd)
+spawn_detached (const struct vaio_plan_disk *p, int logfd, int timeout_ms,
+                int *exec_errno)
 {
-  int pfd[2], status;
+  int64_t deadline = now_ms () + timeout_ms;
+  struct pollfd pfd;
+  int pids[2], exec[2] = { -1, -1 }, e = 0;
   pid_t child, pid = -1;
+  ssize_t n;
 
-  if (pipe2 (pfd, O_CLOEXEC) == -1)
+  if (pipe2 (pids, O_CLOEXEC) == -1)
     return -1;
-  child = fork ();
-  if (child == -1)
+  if (pipe2 (exec, O_CLOEXEC) == -1 || (child = fork ()) == -1)
     {
-      close (pfd[0]);
-      close (pfd[1]);
+      close (pids[0]);
+      close (pids[1]);
+      if (exec[0] >= 0)
+        {
+          close (exec[0]);
+          close (exec[1]);
+        }
       return -1;
     }
   if (child == 0)
@@ -309,38 +451,45 @@ spawn_detached (const struct vaio_plan_disk *p, int logfd)
           dup2 (logfd, 2);
           umask (077);
           execvp (p->argv[0], p->argv);
+          e = errno;
           dprintf (2, "vaioctl: exec %s: %m\n", p->argv[0]);
+          if (write (exec[1], &e, sizeof e) != (ssize_t)sizeof e)
+            _exit (126);
           _exit (127);
         }
-      if (write (pfd[1], &gc, sizeof gc) != (ssize_t)sizeof gc)
+      if (write (pids[1], &gc, sizeof gc) != (ssize_t)sizeof gc)
         _exit (1);
       _exit (gc == -1);
     }
-  close (pfd[1]);
-  if (read (pfd[0], &pid, sizeof pid) != (ssize_t)sizeof pid)
+  close (pids[1]);
+  close (exec[1]);
+  if (read (pids[0], &pid, sizeof pid) != (ssize_t)sizeof pid || pid <= 0)
     pid = -1;
-  close (pfd[0]);
-  waitpid (child, &status, 0);
+  close (pids[0]);
+  waitpid (child, NULL, 0);
+  *exec_errno = ETIMEDOUT;
+  pfd.fd = exec[0];
+  pfd.events = POLLIN;
+  while (pid > 0 && poll (&pfd, 1, left_ms (deadline)) == 1)
+    {
+      n = read (exec[0], &e, sizeof e);
+      if (n == -1 && errno == EINTR)
+        continue;
+      *exec_errno = n == (ssize_t)sizeof e ? e : 0;
+      break;
+    }
+  close (exec[0]);
   return pid;
 }
 
-pid_t
-vaio_disk_start (const struct vaio_plan_disk *p, int timeout_ms,
-                 struct vaio_diag *diag)
+/* Remove what a previous nbdkit of this disk left: a socket or pidfile
+ * (nbdkit would fail to bind, or we would think it is up), and settings
+ * files written by `apply` for the previous process (they would override
+ * the parameters this one starts with).
+ */
+static void
+remove_leftovers (const struct vaio_plan_disk *p)
 {
-  char who[512];
-  long log_start;
-  pid_t pid;
-  int logfd;
-
-  snprintf (who, sizeof who, "%s/%s", p->vm->name, p->disk->name);
-  if (make_dirs (p, diag) == -1)
-    return -1;
-  /* A socket or pidfile left by a killed nbdkit would make nbdkit fail
-   * to bind or make us think it is up: nothing serves them, remove.
-   * Settings files written by `apply` for the previous process would
-   * override the parameters this one starts with: remove them too.
-   */
   if (p->socket)
     unlink (p->socket);
   unlink (p->pidfile);
@@ -355,7 +504,67 @@ vaio_disk_start (const struct vaio_plan_disk *p, int timeout_ms,
           free (settings);
         }
     }
+}
 
+/* Wait until the nbdkit we started serves (see disk_serves), until
+ * deadline.  Handshakes that fail are retried with a growing pause (a
+ * refusing chain logs an error for each).  0, or -1 with why set.
+ */
+static int
+wait_serving (const struct vaio_plan_disk *p, pid_t pid, int64_t deadline,
+              char *why, size_t len)
+{
+  int backoff = 50;
+  bool tried = false;
+
+  snprintf (why, len, "nbdkit did not write its pidfile");
+  for (;;)
+    {
+      int nap = 20;
+      if (!is_live_nbdkit (pid))
+        {
+          /* After a refused handshake, say so: that is what killed it. */
+          size_t n = tried ? strlen (why) : 0;
+          snprintf (why + n, len - n, "%snbdkit exited", n ? "; then " : "");
+          return -1;
+        }
+      if (vaio_disk_pid (p->pidfile) == pid)
+        {
+          int t = left_ms (deadline);
+          /* Each attempt gets at least 0.5 s: one started just before
+           * the deadline must be able to finish a healthy handshake.
+           */
+          if (disk_serves (p, pid,
+                           t < 500    ? 500
+                           : t > 5000 ? 5000
+                                      : t,
+                           why, len)
+              == 0)
+            return 0;
+          tried = true;
+          nap = backoff;
+          backoff = backoff * 2 > 500 ? 500 : backoff * 2;
+        }
+      if (left_ms (deadline) == 0)
+        return -1;
+      sleep_ms (nap < left_ms (deadline) ? nap : left_ms (deadline));
+    }
+}
+
+pid_t
+vaio_disk_start (const struct vaio_plan_disk *p, int timeout_ms,
+                 struct vaio_diag *diag)
+{
+  int64_t deadline = now_ms () + timeout_ms;
+  char who[512], why[1024];
+  long log_start;
+  pid_t pid;
+  int logfd, pidfd, pidfd_errno, exec_errno = 0;
+
+  snprintf (who, sizeof who, "%s/%s", p->vm->name, p->disk->name);
+  if (make_dirs (p, diag) == -1)
+    return -1;
+  remove_leftovers (p);
   logfd = open (p->logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (logfd == -1)
     {
@@ -363,33 +572,120 @@ vaio_disk_start (const struct vaio_plan_disk *p, int timeout_ms,
       return -1;
     }
   log_start = lseek (logfd, 0, SEEK_END);
-  pid = spawn_detached (p, logfd);
+  pid = spawn_detached (p, logfd, timeout_ms, &exec_errno);
   close (logfd);
   if (pid <= 0)
     {
       vaio_diag_add (diag, NULL, "%s: cannot start nbdkit: %m", who);
       return -1;
     }
-
-  for (int waited = 0; waited <= timeout_ms; waited += 20)
+  /* From here on, every failure kills what we started: a process left
+   * behind would serve the disk with nobody knowing.
+   */
+  pidfd = pidfd_of (pid);
+  pidfd_errno = errno;
+  if (exec_errno == ETIMEDOUT)
+    snprintf (why, sizeof why, "nbdkit was not even exec'd within %d ms",
+              timeout_ms);
+  else if (exec_errno != 0)
+    snprintf (why, sizeof why, "cannot run %s: %s", p->argv[0],
+              strerror (exec_errno));
+  if (exec_errno == 0 && wait_serving (p, pid, deadline, why, sizeof why) == 0)
     {
-      if (vaio_disk_pid (p->pidfile) == pid && disk_accepts (p))
-        {
-          if (vaio_disk_record_running (p) == -1)
-            vaio_diag_add (diag, NULL, "%s: cannot record running state: %m",
-                           who);
-          return pid;
-        }
-      if (!is_live (pid))
-        break;
-      sleep_ms (20);
+      if (pidfd >= 0)
+        close (pidfd);
+      if (vaio_disk_record_running (p) == -1)
+        vaio_diag_add (diag, NULL, "%s: cannot record running state: %m", who);
+      return pid;
     }
-  vaio_diag_add (diag, NULL, "%s: nbdkit did not start serving (log: %s)", who,
-                 p->logfile);
-  log_since (p->logfile, log_start, diag, who);
-  if (is_live (pid))
+  vaio_diag_add (diag, NULL,
+                 "%s: failed: nbdkit (pid %ld) does not serve: %s (log: %s)",
+                 who, (long)pid, why, p->logfile);
+  log_tail (p->logfile, log_start, diag, who);
+  if (pidfd >= 0)
+    {
+      kill_pidfd (pidfd);
+      close (pidfd);
+    }
+  else if (pidfd_errno != ESRCH) /* no pidfd, but it may still run */
     kill (pid, SIGKILL);
+  remove_leftovers (p);
   return -1;
+}
+
+int
+vaio_disk_paths (const struct vaio_config *cfg, const struct vaio_vm *vm,
+                 const struct vaio_disk *d, struct vaio_plan_disk *p,
+                 struct vaio_diag *diag)
+{
+  memset (p, 0, sizeof *p);
+  p->vm = vm;
+  p->disk = d;
+  p->host = vaio_config_host (cfg, vm->host);
+  p->policy = vaio_config_policy (cfg, d->policy);
+  if (p->host == NULL)
+    {
+      vaio_diag_add (diag, &d->loc, "disk '%s/%s': unknown host '%s'", vm->name,
+                     d->name, vm->host);
+      return -1;
+    }
+  p->vm_dir = vaio_vm_dir (p->host, vm);
+  p->state_dir = vaio_disk_state_dir (p->host, d);
+  p->socket = vaio_disk_socket (p->host, d); /* NULL for TCP */
+  if (p->vm_dir == NULL || p->state_dir == NULL
+      || (d->port == 0 && p->socket == NULL)
+      || asprintf (&p->pidfile, "%s/nbdkit.pid", p->state_dir) == -1
+      || asprintf (&p->logfile, "%s/nbdkit.log", p->state_dir) == -1
+      || asprintf (&p->pause_socket, "%s/pause.sock", p->state_dir) == -1)
+    {
+      vaio_diag_add (diag, &d->loc, "disk '%s/%s': out of memory", vm->name,
+                     d->name);
+      vaio_plan_disk_free (p);
+      return -1;
+    }
+  return 0;
+}
+
+/* Flush the disk over a side connection before it is stopped: nbdkit's
+ * SIGTERM closes its filters but does not flush them, and a write-back
+ * cache (nbdkit's cache=writeback) would drop what it holds.  Bounded by
+ * timeout_ms.  0 (flushed, or nothing to flush), or -1 with why set.
+ */
+static int
+flush_disk (const struct vaio_plan_disk *p, pid_t pid, int timeout_ms,
+            char *why, size_t len)
+{
+  int64_t deadline = now_ms () + timeout_ms;
+  struct nbd_handle *nbd = disk_connect (p, pid, timeout_ms, why, len);
+  int64_t cookie;
+  int r = -1;
+
+  if (nbd == NULL)
+    return -1;
+  if (nbd_can_flush (nbd) <= 0 || nbd_is_read_only (nbd) > 0)
+    r = 0;
+  else if ((cookie = nbd_aio_flush (nbd, (nbd_completion_callback){ 0 }, 0))
+           == -1)
+    snprintf (why, len, "flush: %s", nbd_get_error ());
+  else
+    {
+      int done;
+      while ((done = nbd_aio_command_completed (nbd, (uint64_t)cookie)) == 0
+             && left_ms (deadline) > 0)
+        if (nbd_poll (nbd, left_ms (deadline)) == -1)
+          {
+            done = -1; /* the connection failed: say why */
+            break;
+          }
+      if (done == 1)
+        r = 0;
+      else if (done == 0)
+        snprintf (why, len, "flush did not complete within %d ms", timeout_ms);
+      else
+        snprintf (why, len, "flush: %s", nbd_get_error ());
+    }
+  nbd_close (nbd);
+  return r;
 }
 
 int
@@ -397,10 +693,18 @@ vaio_disk_stop (const struct vaio_plan_disk *p, int timeout_ms,
                 struct vaio_diag *diag)
 {
   pid_t pid = vaio_disk_pid (p->pidfile);
-  char *running;
+  char *running, why[1024];
+  int flushed = 0;
 
   if (pid > 0)
     {
+      flushed = flush_disk (p, pid, timeout_ms, why, sizeof why);
+      if (flushed == -1)
+        vaio_diag_add (diag, NULL,
+                       "%s/%s: could not flush before stopping: %s; "
+                       "stopping anyway (writes a write-back filter still "
+                       "held may be lost)",
+                       p->vm->name, p->disk->name, why);
       kill (pid, SIGTERM);
       for (int waited = 0; is_live_nbdkit (pid) && waited < timeout_ms;
            waited += 20)
@@ -427,5 +731,5 @@ vaio_disk_stop (const struct vaio_plan_disk *p, int timeout_ms,
       unlink (running);
       free (running);
     }
-  return 0;
+  return flushed == -1 ? 1 : 0;
 }

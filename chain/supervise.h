@@ -17,16 +17,30 @@ bool vaio_disk_pid_alive (pid_t pid);
 
 /* Create the per-VM directory (0700), the disk's state directory and one
  * directory per filter class (0700), start nbdkit detached with stderr
- * going to the disk's log, record what runs (<state>/running), and wait
- * up to timeout_ms until it accepts connections.  On failure the log's
- * last lines are in the diag.  Returns the pid, or -1.
+ * going to the disk's log, wait up to timeout_ms until it serves (an NBD
+ * client completes the handshake and reads the size: listening is not
+ * enough), and record what runs (<state>/running).  On failure the
+ * process started is killed, whatever stage it reached, and the diag
+ * holds the reason and the log's last lines.  Returns the pid, or -1.
  */
 pid_t vaio_disk_start (const struct vaio_plan_disk *p, int timeout_ms,
                        struct vaio_diag *diag);
 
-/* SIGTERM (nbdkit flushes and finalizes its filters), wait up to
- * timeout_ms, then SIGKILL with a warning.  Returns 0 when the process
- * is gone, -1 otherwise.
+/* A plan holding only the disk's identity and paths (vm, disk, host,
+ * policy if it exists, socket, state dir, pidfile, log, pause socket; no
+ * chain, no argv): what stopping a disk needs, without its filters.
+ * Returns 0, or -1 with diag (free with vaio_plan_disk_free).
+ */
+int vaio_disk_paths (const struct vaio_config *cfg, const struct vaio_vm *vm,
+                     const struct vaio_disk *d, struct vaio_plan_disk *p,
+                     struct vaio_diag *diag);
+
+/* Stop the disk's nbdkit: first an NBD flush over a side connection
+ * (bounded by timeout_ms: SIGTERM makes nbdkit close its filters, not
+ * flush them, and a write-back cache would lose what it holds), then
+ * SIGTERM, wait up to timeout_ms, then SIGKILL with a warning.  Returns
+ * 0 when the process is gone (or was not running), 1 when it is gone but
+ * the flush failed (diag says why), -1 when it still runs.
  */
 int vaio_disk_stop (const struct vaio_plan_disk *p, int timeout_ms,
                     struct vaio_diag *diag);

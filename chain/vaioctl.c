@@ -73,9 +73,9 @@ static const char usage_text[]
       "wait\n"
       "               until each serves.  Refuses disks on hosts in "
       "maintenance.\n"
-      "    down       Stop disks with SIGTERM: nbdkit finishes in-flight "
-      "requests\n"
-      "               and its filters flush; after --timeout (default 30 s) "
+      "    down       Flush each disk over a side connection (so write-back\n"
+      "               filters write back), then SIGTERM: nbdkit finishes\n"
+      "               in-flight requests; after --timeout (default 30 s) "
       "SIGKILL.\n"
       "    apply      Make the running disks match FILE, disk by disk: start\n"
       "               disks not running, leave unchanged disks alone (same "
@@ -211,11 +211,17 @@ cluster_free (struct cluster *c)
   free (c->hf);
 }
 
-/* parse → load installed filters → validate.  On any error, print every
- * message and return -1.
+/* parse → load installed filters → validate, reporting every error of
+ * the config in one run (an inventory error does not hide the others).
+ * strict: any error fails the command, for the commands that start or
+ * plan chains.  Otherwise a failed inventory (a .so that no longer
+ * matches its manifest, a manifest gone) is reported and the command
+ * goes on: down, status, host and filter work from the running records
+ * and paths, and are how such a host is repaired.  The table then still
+ * holds the manifests whose .so failed its check, for status to show.
  */
 static int
-cluster_load (const char *file, struct cluster *c, bool validate)
+cluster_load (const char *file, struct cluster *c, bool validate, bool strict)
 {
   struct vaio_diag diag = { 0 };
   int r = 0;
@@ -227,9 +233,11 @@ cluster_load (const char *file, struct cluster *c, bool validate)
   else
     {
       c->hf = calloc (c->cfg->n_hosts + 1, sizeof *c->hf);
-      if (c->hf == NULL || vaio_host_filters_load (c->cfg, c->hf, &diag) == -1)
+      if (c->hf == NULL)
         r = -1;
-      if (r == 0 && validate && vaio_validate (c->cfg, c->hf, &diag) == -1)
+      else if (vaio_host_filters_load (c->cfg, c->hf, &diag) == -1 && strict)
+        r = -1;
+      if (c->hf && validate && vaio_validate (c->cfg, c->hf, &diag) == -1)
         r = -1;
     }
   vaio_diag_print (&diag, stderr);
@@ -251,7 +259,13 @@ need_host (const struct cluster *c, const char *name)
   return h;
 }
 
-/* Call fn for every disk (of --vm, when given) with its plan. */
+static int down_one (const struct cluster *c, const struct options *o,
+                     const struct vaio_plan_disk *p);
+
+/* Call fn for every disk (of --vm, when given) with its plan; down_one
+ * gets the disk's paths only: stopping needs no filter, so a filter that
+ * fails its integrity check or is gone never keeps a disk running.
+ */
 static int
 for_each_disk (const struct cluster *c, const struct options *o,
                int (*fn) (const struct cluster *, const struct options *,
@@ -270,8 +284,10 @@ for_each_disk (const struct cluster *c, const struct options *o,
         {
           struct vaio_plan_disk p;
           struct vaio_diag diag = { 0 };
-          if (vaio_plan_disk (c->cfg, c->hf, vm, &vm->disks[i], &p, &diag)
-              == -1)
+          if (fn == down_one
+                  ? vaio_disk_paths (c->cfg, vm, &vm->disks[i], &p, &diag) == -1
+                  : vaio_plan_disk (c->cfg, c->hf, vm, &vm->disks[i], &p, &diag)
+                        == -1)
             r = -1;
           else
             {
@@ -353,10 +369,10 @@ down_one (const struct cluster *c, const struct options *o,
   r = vaio_disk_stop (p, (o->timeout_s >= 0 ? o->timeout_s : 30) * 1000, &diag);
   vaio_diag_print (&diag, stderr);
   vaio_diag_free (&diag);
-  if (pid > 0 && r == 0)
-    printf ("%s/%s: stopped (pid %ld)\n", p->vm->name, p->disk->name,
-            (long)pid);
-  return r;
+  if (pid > 0 && r >= 0)
+    printf ("%s/%s: stopped (pid %ld)%s\n", p->vm->name, p->disk->name,
+            (long)pid, r == 0 ? ", flushed" : ", NOT flushed");
+  return r == 0 ? 0 : -1;
 }
 
 static int
@@ -609,7 +625,7 @@ main (int argc, char **argv)
 
   if (strcmp (cmd, "validate") == 0)
     {
-      if (cluster_load (o.config, &c, true) == -1)
+      if (cluster_load (o.config, &c, true, true) == -1)
         return 1;
       printf ("%s: ok (%zu hosts, %zu policies, %zu VMs)\n", o.config,
               c.cfg->n_hosts, c.cfg->n_policies, c.cfg->n_vms);
@@ -627,13 +643,18 @@ main (int argc, char **argv)
       return 2;
     }
   /* down must work even when the config no longer validates (an image
-   * was removed, a filter uninstalled): stopping is always allowed.  The
-   * filter and host commands are how a config is made valid (installing
-   * the filter its policies need), so they only need it parsed.
+   * was removed, a filter uninstalled or altered): stopping is always
+   * allowed.  The filter and host commands are how a config is made valid
+   * (installing the filter its policies need), so they only need it
+   * parsed.  status reports an altered filter as non-compliance rather
+   * than refusing to show anything.
    */
   if (cluster_load (o.config, &c,
                     strcmp (cmd, "down") != 0 && strcmp (cmd, "filter") != 0
-                        && strcmp (cmd, "host") != 0)
+                        && strcmp (cmd, "host") != 0,
+                    strcmp (cmd, "down") != 0 && strcmp (cmd, "filter") != 0
+                        && strcmp (cmd, "host") != 0
+                        && strcmp (cmd, "status") != 0)
       == -1)
     return 1;
 

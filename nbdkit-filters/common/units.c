@@ -1,4 +1,5 @@
 /* vaio-nbd: strict size and duration parsing. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,35 +61,48 @@ vaio_parse_uint (const char *s, uint64_t *v)
   return 0;
 }
 
+/* nbdkit_parse_size's grammar (nbdkit 1.32, common/include/human-size.h),
+ * so that a size vaioctl validates is one every nbdkit filter accepts and
+ * reads as the same number: digits, then at most one letter, either case:
+ * B (bytes), K M G T P E (powers of 1024), S (512-byte sectors).  nbdkit
+ * refuses "KiB" and "KB", and anything above INT64_MAX (its result is an
+ * int64_t).  strtoimax also lets nbdkit take a leading blank or '+'; we
+ * do not: a config value is written plainly.
+ */
 int
 vaio_parse_size (const char *s, uint64_t *bytes)
 {
-  static const char suffixes[] = "KMGTPE";
+  static const char powers[] = "KMGTPE";
   const char *end, *p;
   uint64_t n, mult = 1;
 
   if (s == NULL || parse_digits (s, &n, &end) == -1)
     return -1;
-  if (*end == '\0')
-    {
-      *bytes = n;
-      return 0;
-    }
-  p = strchr (suffixes, end[0] & ~0x20); /* upper-case the letter */
-  if (p == NULL || *p == '\0')
+  if (end[0] != '\0' && end[1] != '\0')
     {
       errno = EINVAL;
       return -1;
     }
-  for (const char *q = suffixes; q <= p; q++)
-    mult *= 1024;
-  /* Accept "K", "KB"? No: "KB" is ambiguous (1000 or 1024).  "K" or "KiB". */
-  if (end[1] != '\0' && strcmp (end + 1, "iB") != 0)
+  if (end[0] == 'S' || end[0] == 's')
+    mult = 512;
+  else if (end[0] != '\0' && end[0] != 'B' && end[0] != 'b')
     {
-      errno = EINVAL;
+      p = strchr (powers, toupper ((unsigned char)end[0]));
+      if (p == NULL)
+        {
+          errno = EINVAL;
+          return -1;
+        }
+      for (const char *q = powers; q <= p; q++)
+        mult *= 1024;
+    }
+  if (n > (uint64_t)INT64_MAX / mult)
+    {
+      errno = ERANGE;
       return -1;
     }
-  return scale (n, mult, bytes);
+  *bytes = n * mult;
+  return 0;
 }
 
 int

@@ -8,9 +8,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* A size: decimal digits, then optionally one of K M G T P E (powers of
- * 1024, "KiB"/"K"/"k" alike).  No sign, no fraction, no spaces, no
- * overflow.  Returns 0, or -1 with errno = EINVAL or ERANGE.
+/* A size as nbdkit_parse_size reads it: decimal digits, then optionally
+ * one letter of either case: K M G T P E (powers of 1024), B (bytes) or
+ * S (512-byte sectors); at most INT64_MAX.  No sign, no fraction, no
+ * spaces, no "KiB"/"KB".  Returns 0, or -1 with errno EINVAL or ERANGE.
  */
 int vaio_parse_size (const char *s, uint64_t *bytes);
 

@@ -10,6 +10,11 @@
 
 #define EiB (UINT64_C (1) << 60)
 
+/* The size grammar is nbdkit_parse_size's (nbdkit 1.32): every spelling
+ * here, good or bad, was checked against `nbdkit memory size=S`, which
+ * parses with it.  A size vaioctl validates must never be one nbdkit
+ * refuses at `up`.
+ */
 static const struct
 {
   const char *s;
@@ -19,29 +24,44 @@ static const struct
   { "10", 10 },
   { "64K", 65536 },
   { "64k", 65536 },
-  { "64KiB", 65536 },
   { "1M", 1048576 },
+  { "1m", 1048576 },
   { "2G", UINT64_C (2) << 30 },
+  { "2g", UINT64_C (2) << 30 },
   { "1T", UINT64_C (1) << 40 },
+  { "1t", UINT64_C (1) << 40 },
   { "1P", UINT64_C (1) << 50 },
+  { "1p", UINT64_C (1) << 50 },
   { "1E", EiB },
-  { "15E", 15 * EiB },
-  { "17179869183G", (UINT64_C (17179869183) << 30) },
-  { "18446744073709551615", UINT64_MAX },
+  { "7e", 7 * EiB },
+  { "1b", 1 },
+  { "4096B", 4096 },
+  { "512s", 262144 },
+  { "1S", 512 },
+  { "8388607T", (UINT64_C (8388607) << 40) },
+  { "18014398509481983s", UINT64_C (18014398509481983) * 512 },
+  { "9223372036854775807", INT64_MAX },
   { "007", 7 },
 };
 
-/* Malformed: EINVAL.  ("1.5G": no fractions; "KB": ambiguous 1000/1024.) */
+/* Malformed: EINVAL.  nbdkit refuses "KiB", "MiB", "KB" ("unknown
+ * suffix"); "1.5G": no fractions.  nbdkit's strtoimax would take the
+ * leading blank and '+'; a config never needs them.
+ */
 static const char *const invalid_sizes[] = {
-  "",     "1.5G", "-1",  "+1", "10x",   "64KB", "64Ki", "K",     " 64K",
-  "64K ", "0x10", "1e3", "G1", "64KIB", "1Z",   "10 ",  "10 iB",
+  "",      "1.5G",  "-1",   "+1",   "10x", "64KB",  "64kB",  "64Ki",
+  "K",     " 64K",  "64K ", "0x10", "1e3", "G1",    "64KIB", "64KiB",
+  "64MiB", "64mib", "2GiB", "1Z",   "10 ", "10 iB", "1bb",   "512sec",
 };
 
-/* Too large for 64 bits: ERANGE. */
+/* Above INT64_MAX (nbdkit_parse_size returns an int64_t): ERANGE. */
 static const char *const huge_sizes[] = {
+  "8E",
   "16E",
-  "17179869184G",
-  "18446744073709551616",
+  "8388608T",
+  "18014398509481984s",
+  "9223372036854775808",
+  "18446744073709551615",
   "99999999999999999999999",
 };
 
