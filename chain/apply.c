@@ -299,7 +299,10 @@ param_value (char *const *argv, size_t argc, const char *key)
  * or disk (it cannot tell a crashed cache's dirty blocks apart from
  * clean ones without the old layout).  A swap that changes one of these
  * therefore destages the cache first, and starts the new chain on an
- * empty cache file.
+ * empty cache file.  So does one that adds, removes or moves encryption
+ * (--allow-encryption-change): the cache's blocks would be read as
+ * ciphertext where they hold cleartext or the other way round, and the
+ * disk it sees changes size by the LUKS header.
  */
 static const char *const cache_layout_keys[]
     = { "cache-size", "cache-block-size", "cache-disk-id", NULL };
@@ -309,6 +312,8 @@ cache_layout_change (const struct change *ch)
 {
   const struct running *r = &ch->old;
   const struct vaio_plan_disk *p = &ch->plan;
+  int new_pos = -1;
+  bool enc_new;
 
   if (!r->has_class[VAIO_CLASS_CACHING]
       || !plan_has (p, VAIO_CLASS_CACHING, NULL)
@@ -322,6 +327,12 @@ cache_layout_change (const struct change *ch)
           || (was != NULL && strcmp (was, now) != 0))
         return cache_layout_keys[i];
     }
+  enc_new = plan_has (p, VAIO_CLASS_ENCRYPTION, &new_pos);
+  if (enc_new != r->has_class[VAIO_CLASS_ENCRYPTION]
+      || (enc_new
+          && enc_position (r->enc_pos, r->n_filters)
+                 != enc_position (new_pos, p->n_chain)))
+    return "encryption's place in the chain";
   return NULL;
 }
 

@@ -57,7 +57,10 @@ out=$("$VAIOCTL" apply "$T/last.yaml" --allow-encryption-change 2>&1) || fail "o
 grep -Eq "vm1/disk0: swapped chain \(pid $pid -> [0-9]+\)" <<<"$out" || fail "override did not swap: $out"
 [ "$("$VAIOCTL" status "$T/last.yaml" --json | jq -r '.vms[0].disks[0].chain | map(.class) | join(",")')" = \
   caching,encryption ] || fail "encryption not last after the override"
-# (What the refusal protects against: the cache kept the ciphertext it
-# held in front of encryption and now serves it to the guest as
-# cleartext, so the data written above no longer reads back.)
-pass "--allow-encryption-change moves encryption last"
+grep -qF "vm1/disk0: encryption's place in the chain changed: the cache ($T/state/host1/vms/vm1/disk0/caching/cache.img) was destaged and starts empty" <<<"$out" ||
+  fail "the override kept the cache that held ciphertext: $out"
+# The cache held ciphertext in front of encryption; kept, it would now be
+# served to the guest as cleartext.  Emptied, the data reads back.
+qemu-io -f raw "$(sock_uri vm1)" -c "read -P 0x5a 0 64k" >/dev/null ||
+  fail "data unreadable after moving encryption"
+pass "--allow-encryption-change moves encryption last; the emptied cache serves the data"
