@@ -94,6 +94,27 @@ is_live_nbdkit (pid_t pid)
   return ok;
 }
 
+/* Exists and is not a zombie, whatever it runs: nbdkit may be reached
+ * through a wrapper (its name is then not "nbdkit" until the last exec).
+ */
+static bool
+is_live (pid_t pid)
+{
+  char path[64], buf[512], *close;
+  FILE *fp;
+  bool ok = false;
+
+  snprintf (path, sizeof path, "/proc/%ld/stat", (long)pid);
+  fp = fopen (path, "r");
+  if (fp == NULL)
+    return false;
+  if (fgets (buf, sizeof buf, fp) != NULL
+      && (close = strrchr (buf, ')')) != NULL && close[1] == ' ')
+    ok = close[2] != 'Z' && close[2] != 'X';
+  fclose (fp);
+  return ok;
+}
+
 bool
 vaio_disk_pid_alive (pid_t pid)
 {
@@ -200,9 +221,12 @@ disk_connect (const struct vaio_plan_disk *p, pid_t pid, int timeout_ms,
   if (p->disk->port == 0)
     {
       int fd = connect_unix_of (p->socket, pid, err, errlen);
+      /* libnbd runs the handshake as far as it can inside this call, so
+       * a refusal may already show here.
+       */
       if (fd >= 0 && (r = nbd_aio_connect_socket (nbd, fd)) == -1)
         {
-          snprintf (err, errlen, "libnbd: %s", nbd_get_error ());
+          snprintf (err, errlen, "NBD handshake failed: %s", nbd_get_error ());
           close (fd);
         }
     }
@@ -521,7 +545,7 @@ wait_serving (const struct vaio_plan_disk *p, pid_t pid, int64_t deadline,
   for (;;)
     {
       int nap = 20;
-      if (!is_live_nbdkit (pid))
+      if (!is_live (pid))
         {
           /* After a refused handshake, say so: that is what killed it. */
           size_t n = tried ? strlen (why) : 0;
