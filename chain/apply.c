@@ -18,11 +18,12 @@
  *   3. wait for filter state that a flush does not cover: a write-back
  *      cache being removed destages everything, a replication filter
  *      being removed ships its whole journal;
- *   4. SIGKILL the old nbdkit: the connection drops, held requests were
+ *   4. put a new listening socket at the disk's socket path, then
+ *      SIGKILL the old nbdkit: the connection drops, held requests were
  *      never answered;
- *   5. start the new chain on the same socket; QEMU reconnects and
- *      replays.  If the new chain fails to start, the old one is started
- *      again so the VM keeps its disk.
+ *   5. start the new chain on that socket (socket activation); QEMU's
+ *      immediate reconnect waited in its backlog, and replays.  If the new
+ * chain fails to start, the old one is started again so the VM keeps its disk.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -721,7 +722,7 @@ kill_and_wait (pid_t pid)
  * running record: it, not the new plan, describes what runs now.
  */
 static void
-rollback (const struct change *ch, struct vaio_diag *diag)
+rollback (const struct change *ch, int listen_fd, struct vaio_diag *diag)
 {
   struct vaio_plan_disk old = ch->plan;
   char **argv = calloc (ch->old.argc + 1, sizeof *argv);
@@ -731,7 +732,7 @@ rollback (const struct change *ch, struct vaio_diag *diag)
   memcpy (argv, ch->old.argv, ch->old.argc * sizeof *argv);
   old.argv = argv;
   old.argc = ch->old.argc;
-  if (vaio_disk_start (&old, 10000, diag) > 0
+  if (vaio_disk_start_on (&old, listen_fd, 10000, diag) > 0
       && vaio_disk_write_record (ch->plan.state_dir, ch->old.raw) == 0)
     vaio_diag_add (diag, NULL, "%s/%s: rolled back to the previous chain",
                    ch->plan.vm->name, ch->plan.disk->name);
@@ -766,7 +767,7 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
   const struct vaio_plan_disk *p = &ch->plan;
   uint64_t t0 = now_ms ();
   const char *step = NULL;
-  int r = -1, fr;
+  int r = -1, fr, listen_fd;
 
   if (pause_command (p->pause_socket, 'p', o->timeout_ms) == -1)
     step = "pause (drain in-flight requests)";
@@ -791,10 +792,15 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
                p->vm->name, p->disk->name, step);
       return -1;
     }
+  /* A client that reconnects from now on (QEMU tries at once when the
+   * old chain drops it, then only after a second) waits in the new
+   * socket's backlog for the new chain.
+   */
+  listen_fd = vaio_disk_take_over_socket (p);
   kill_and_wait (ch->pid);
   resume_on_signal (NULL);
   empty_relaid_cache (ch);
-  if (vaio_disk_start (p, o->timeout_ms, &diag) > 0)
+  if (vaio_disk_start_on (p, listen_fd, o->timeout_ms, &diag) > 0)
     {
       printf ("%s/%s: swapped chain (pid %ld -> %ld); I/O held %llu ms\n",
               p->vm->name, p->disk->name, (long)ch->pid,
@@ -803,7 +809,9 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
       r = 0;
     }
   else
-    rollback (ch, &diag);
+    rollback (ch, listen_fd, &diag);
+  if (listen_fd >= 0)
+    close (listen_fd);
   vaio_diag_print (&diag, stderr);
   vaio_diag_free (&diag);
   return r;

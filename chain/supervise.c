@@ -439,9 +439,47 @@ kill_pidfd (int pidfd)
  * ETIMEDOUT if not exec'd within timeout_ms, or exec's errno; -1 when
  * nothing was started.
  */
+/* In the child, before exec: the listener becomes fd 3 with
+ * LISTEN_FDS/LISTEN_PID set, nbdkit's socket activation.  listen() again
+ * makes this process (nbdkit after the exec) the socket's peer
+ * credentials, so clients can still check who serves it.
+ */
+static void
+hand_over_listener (int listen_fd, int *keep_fd)
+{
+  char pid[32];
+
+  if (*keep_fd == 3)
+    *keep_fd = fcntl (*keep_fd, F_DUPFD_CLOEXEC, 4);
+  if (listen_fd != 3)
+    dup2 (listen_fd, 3);
+  fcntl (3, F_SETFD, 0);
+  listen (3, SOMAXCONN);
+  snprintf (pid, sizeof pid, "%ld", (long)getpid ());
+  setenv ("LISTEN_PID", pid, 1);
+  setenv ("LISTEN_FDS", "1", 1);
+}
+
+/* The plan's argv without --unix=PATH: nbdkit refuses -U together with
+ * socket activation.  Called in the child only (the copy is not freed).
+ */
+static char **
+argv_without_unix (const struct vaio_plan_disk *p)
+{
+  char **argv = calloc (p->argc + 1, sizeof *argv);
+  size_t n = 0;
+
+  if (argv == NULL)
+    return p->argv;
+  for (size_t i = 0; i < p->argc; i++)
+    if (strncmp (p->argv[i], "--unix=", 7) != 0)
+      argv[n++] = p->argv[i];
+  return argv;
+}
+
 static pid_t
-spawn_detached (const struct vaio_plan_disk *p, int logfd, int timeout_ms,
-                int *exec_errno)
+spawn_detached (const struct vaio_plan_disk *p, int logfd, int listen_fd,
+                int timeout_ms, int *exec_errno)
 {
   int64_t deadline = now_ms () + timeout_ms;
   struct pollfd pfd;
@@ -474,7 +512,13 @@ spawn_detached (const struct vaio_plan_disk *p, int logfd, int timeout_ms,
           dup2 (logfd, 1);
           dup2 (logfd, 2);
           umask (077);
-          execvp (p->argv[0], p->argv);
+          if (listen_fd >= 0)
+            {
+              hand_over_listener (listen_fd, &exec[1]);
+              execvp (p->argv[0], argv_without_unix (p));
+            }
+          else
+            execvp (p->argv[0], p->argv);
           e = errno;
           dprintf (2, "vaioctl: exec %s: %m\n", p->argv[0]);
           if (write (exec[1], &e, sizeof e) != (ssize_t)sizeof e)
@@ -506,15 +550,16 @@ spawn_detached (const struct vaio_plan_disk *p, int logfd, int timeout_ms,
   return pid;
 }
 
-/* Remove what a previous nbdkit of this disk left: a socket or pidfile
- * (nbdkit would fail to bind, or we would think it is up), and settings
+/* Remove what a previous nbdkit of this disk left: a socket (unless it is
+ * the listener being handed over) or pidfile (nbdkit would fail to bind,
+ * or we would think it is up), and settings
  * files written by `apply` for the previous process (they would override
  * the parameters this one starts with).
  */
 static void
-remove_leftovers (const struct vaio_plan_disk *p)
+remove_leftovers (const struct vaio_plan_disk *p, bool keep_socket)
 {
-  if (p->socket)
+  if (p->socket && !keep_socket)
     unlink (p->socket);
   unlink (p->pidfile);
   for (size_t i = 0; i < p->n_chain; i++)
@@ -579,6 +624,37 @@ pid_t
 vaio_disk_start (const struct vaio_plan_disk *p, int timeout_ms,
                  struct vaio_diag *diag)
 {
+  return vaio_disk_start_on (p, -1, timeout_ms, diag);
+}
+
+int
+vaio_disk_take_over_socket (const struct vaio_plan_disk *p)
+{
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  int fd;
+
+  if (p->socket == NULL
+      || snprintf (sun.sun_path, sizeof sun.sun_path, "%s.next", p->socket)
+             >= (int)sizeof sun.sun_path)
+    return -1;
+  unlink (sun.sun_path);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd == -1)
+    return -1;
+  if (bind (fd, (struct sockaddr *)&sun, sizeof sun) == -1
+      || listen (fd, SOMAXCONN) == -1 || rename (sun.sun_path, p->socket) == -1)
+    {
+      unlink (sun.sun_path);
+      close (fd);
+      return -1;
+    }
+  return fd;
+}
+
+pid_t
+vaio_disk_start_on (const struct vaio_plan_disk *p, int listen_fd,
+                    int timeout_ms, struct vaio_diag *diag)
+{
   int64_t deadline = now_ms () + timeout_ms;
   char who[512], why[1024];
   long log_start;
@@ -588,7 +664,7 @@ vaio_disk_start (const struct vaio_plan_disk *p, int timeout_ms,
   snprintf (who, sizeof who, "%s/%s", p->vm->name, p->disk->name);
   if (make_dirs (p, diag) == -1)
     return -1;
-  remove_leftovers (p);
+  remove_leftovers (p, listen_fd >= 0);
   logfd = open (p->logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (logfd == -1)
     {
@@ -596,7 +672,7 @@ vaio_disk_start (const struct vaio_plan_disk *p, int timeout_ms,
       return -1;
     }
   log_start = lseek (logfd, 0, SEEK_END);
-  pid = spawn_detached (p, logfd, timeout_ms, &exec_errno);
+  pid = spawn_detached (p, logfd, listen_fd, timeout_ms, &exec_errno);
   close (logfd);
   if (pid <= 0)
     {
@@ -633,7 +709,7 @@ vaio_disk_start (const struct vaio_plan_disk *p, int timeout_ms,
     }
   else if (pidfd_errno != ESRCH) /* no pidfd, but it may still run */
     kill (pid, SIGKILL);
-  remove_leftovers (p);
+  remove_leftovers (p, listen_fd >= 0);
   return -1;
 }
 

@@ -26,6 +26,20 @@ bool vaio_disk_pid_alive (pid_t pid);
 pid_t vaio_disk_start (const struct vaio_plan_disk *p, int timeout_ms,
                        struct vaio_diag *diag);
 
+/* The same on a listening socket the caller made (listen_fd; -1: nbdkit
+ * makes its own from --unix): nbdkit gets it by socket activation, and
+ * clients queued on it meanwhile are served once nbdkit runs.
+ */
+pid_t vaio_disk_start_on (const struct vaio_plan_disk *p, int listen_fd,
+                          int timeout_ms, struct vaio_diag *diag);
+
+/* For a swap: bind a new listening socket and rename it over the disk's
+ * socket path, so a client that reconnects while one chain stops and the
+ * next starts waits in its backlog instead of being refused.  Returns the
+ * listening fd (close-on-exec), or -1 (unix socket disks only).
+ */
+int vaio_disk_take_over_socket (const struct vaio_plan_disk *p);
+
 /* A plan holding only the disk's identity and paths (vm, disk, host,
  * policy if it exists, socket, state dir, pidfile, log, pause socket; no
  * chain, no argv): what stopping a disk needs, without its filters.
