@@ -760,6 +760,29 @@ START_TEST (segment_stale_and_dead_slots_reclaimed)
 }
 END_TEST
 
+/* vaioctl's datastore names map to <state-dir>/datastores/NAME.seg: the
+ * first disk makes the directory, owner-only; a missing state dir above
+ * it is an error naming the segment.
+ */
+START_TEST (segment_makes_datastores_dir)
+{
+  char path[192], err[512];
+  struct sioc_segment *seg;
+  struct stat st;
+
+  snprintf (path, sizeof path, "%s/datastores/ds1.seg", tmpdir);
+  seg = sioc_segment_open (path, err, sizeof err);
+  ck_assert_msg (seg != NULL, "%s", err);
+  sioc_segment_close (seg);
+  snprintf (path, sizeof path, "%s/datastores", tmpdir);
+  ck_assert_int_eq (stat (path, &st), 0);
+  ck_assert_uint_eq (st.st_mode & 0777, 0700);
+  snprintf (path, sizeof path, "%s/nowhere/datastores/ds1.seg", tmpdir);
+  ck_assert_ptr_null (sioc_segment_open (path, err, sizeof err));
+  ck_assert_ptr_nonnull (strstr (err, path));
+}
+END_TEST
+
 static void
 expect_open_error (const char *want)
 {
@@ -855,6 +878,7 @@ sioc_suite (void)
   tcase_add_test (seg, segment_rejects_corrupt_and_insane_slots);
   tcase_add_test (seg, segment_stale_and_dead_slots_reclaimed);
   tcase_add_test (seg, segment_header_corruption);
+  tcase_add_test (seg, segment_makes_datastores_dir);
   suite_add_tcase (s, policy);
   suite_add_tcase (s, tags);
   suite_add_tcase (s, cong);
