@@ -16,6 +16,7 @@
  */
 #define MIN_CAPACITY SIOC_MIN_CAPACITY
 #define ONSET_FLOOR  SIOC_ONSET_FLOOR
+#define RECENT_DECAY 0.998 /* per follower step */
 
 void
 sioc_congestion_init (struct sioc_congestion *c)
@@ -98,6 +99,18 @@ sioc_congestion_follow (struct sioc_congestion *c, bool leader_congested,
 {
   double floor;
 
+  /* The reference is this follower's own reading: the most the slots
+   * delivered lately.  It decays (half-life ~17 s of control steps)
+   * only while not congested, so a leader cannot walk the floor down by
+   * throttling the disks, however long it keeps them congested; and it
+   * covers the throughput seen before the episode, not only the first
+   * samples of it (taken while the disks' averages still ramp up).
+   */
+  if (!c->congested)
+    c->recent_iops *= RECENT_DECAY;
+  if (s->delivered_iops > c->recent_iops)
+    c->recent_iops = s->delivered_iops;
+
   if (!leader_congested || leader_capacity_iops <= 0)
     {
       leave (c);
@@ -113,12 +126,8 @@ sioc_congestion_follow (struct sioc_congestion *c, bool leader_congested,
       c->onset_iops = 0;
       return true;
     }
-  /* The onset is this follower's own reading, so a leader cannot walk
-   * the floor down; it also lets this disk carry on if it takes over.
-   */
-  if (!c->congested || c->onset_iops == 0)
-    c->onset_iops
-        = s->delivered_iops > MIN_CAPACITY ? s->delivered_iops : MIN_CAPACITY;
+  /* Kept as the onset too, so this disk carries on if it takes over. */
+  c->onset_iops = c->recent_iops > MIN_CAPACITY ? c->recent_iops : MIN_CAPACITY;
   c->congested = true;
   floor = ONSET_FLOOR * c->onset_iops;
   if (floor < MIN_CAPACITY)

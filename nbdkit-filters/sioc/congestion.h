@@ -28,6 +28,7 @@ struct sioc_congestion
   double onset_iops;       /* delivered when congestion began */
   uint64_t hold_until_ns;  /* no second cut before this (latency lags) */
   uint64_t slack_since_ns; /* capacity not binding since (0 = binding) */
+  double recent_iops;      /* follower: the slots' recent peak throughput */
 };
 
 struct sioc_datastore_sample
@@ -53,8 +54,9 @@ void sioc_congestion_step (struct sioc_congestion *c,
  * checks itself: the datastore is congested only if the leader says so
  * and s (the follower's own reading of the live slots) shows two or more
  * contenders, and the capacity is never below what the leader would
- * allow itself (SIOC_MIN_CAPACITY, SIOC_ONSET_FLOOR of the throughput
- * the slots showed when this follower saw congestion begin).  Returns
+ * allow itself (SIOC_MIN_CAPACITY, SIOC_ONSET_FLOOR of the most
+ * throughput the slots showed lately, by this follower's reading: it
+ * decays only while the datastore is not congested).  Returns
  * true when the leader's numbers were overridden (a peer-rejected
  * event): a lone active disk told it is congested, or a capacity below
  * the floor.

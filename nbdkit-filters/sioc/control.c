@@ -361,16 +361,21 @@ entitlement_of_self (const struct peer *peers, size_t n)
   for (size_t i = 0; i < n; i++)
     {
       const struct sioc_slot_data *d = &peers[i].d;
+      /* A peer that moves no I/O claims neither unbounded demand nor its
+       * reservation (mClock reserves for active clients): a slot's word
+       * alone cannot take the capacity from the disks that use it.
+       */
+      bool active = is_contender (&peers[i]);
       double cap = INFINITY;
 
-      if (!(d->flags & SIOC_SLOT_BACKLOGGED))
+      if (!active || !(d->flags & SIOC_SLOT_BACKLOGGED))
         cap = DEMAND_HEADROOM * (double)d->delivered_miops / 1000
               + DEMAND_FLOOR;
       if (d->limit_miops > 0 && (double)d->limit_miops / 1000 < cap)
         cap = (double)d->limit_miops / 1000;
       claims[i] = (struct sioc_claim){
         .shares = d->shares,
-        .reservation = (double)d->reservation_miops / 1000,
+        .reservation = active ? (double)d->reservation_miops / 1000 : 0,
         .cap = cap,
       };
     }

@@ -37,3 +37,20 @@ awk -v l="$lone" -v b="$bare" 'BEGIN { exit !(l >= 0.5 * b) }' ||
 [ "$(counter congested lone)" = 0 ] || fail "lone disk took the fake verdict"
 [ "$(counter peer-rejected lone)" -gt 0 ] || fail "the fake verdict was not counted in peer-rejected"
 [ "$(counter slot lone)" = 2 ] || fail "lone disk in slot $(counter slot lone), want 2"
+
+# Two real disks now contend.  The fake leader still says "capacity
+# 0.001": the followers floor it at half the throughput they saw lately
+# (the floor the leader allows itself), so the pair gets at least about
+# a third of the datastore (0.3 is the bar; 5 IOPS each before).  And
+# the greedy fake (backlogged, 1000000 shares, a huge reservation, no
+# I/O) must not take that capacity from them.
+start_vm other
+fio_start lone "$T/l2.json" randread 4k 16 2 3; f1=$FIO_PID
+fio_start other "$T/o2.json" randread 4k 16 2 3; f2=$FIO_PID
+wait $f1 $f2
+l2=$(fio_iops "$T/l2.json"); o2=$(fio_iops "$T/o2.json")
+echo "two real disks beside the fakes: $l2 + $o2 IOPS ($bare alone without the filter);" \
+  "entitlements $(counter entitlement-iops lone) / $(counter entitlement-iops other)," \
+  "effective reservation $(counter reservation-effective-iops lone)"
+awk -v a="$l2" -v b="$o2" -v t="$bare" 'BEGIN { exit !(a + b >= 0.3 * t && a >= 0.1 * t && b >= 0.1 * t) }' ||
+  fail "the greedy fake starved the real disks: $l2 + $o2 IOPS of $bare"

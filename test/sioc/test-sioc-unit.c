@@ -487,19 +487,32 @@ START_TEST (follower_bounds_leader)
   ck_assert (sioc_congestion_follow (&c, true, 0.001, &two));
   ck_assert (c.congested);
   ck_assert_double_eq_tol (c.capacity_iops, 120, 1e-9);
-  /* The floor is the follower's onset reading: the leader throttling the
-   * disks down (their throughput falls) does not walk it down.
+  /* The floor is the follower's own reading: the leader keeping the
+   * disks throttled (their throughput falls) does not walk it down, for
+   * as long as it lasts.
    */
   two.delivered_iops = 30;
-  ck_assert (sioc_congestion_follow (&c, true, 0.001, &two));
+  for (int i = 0; i < 10000; i++)
+    ck_assert (sioc_congestion_follow (&c, true, 0.001, &two));
   ck_assert_double_eq_tol (c.capacity_iops, 120, 1e-9);
+  /* More throughput raises it. */
+  two.delivered_iops = 300;
+  ck_assert (sioc_congestion_follow (&c, true, 0.001, &two));
+  ck_assert_double_eq_tol (c.capacity_iops, 150, 1e-9);
+  two.delivered_iops = 30;
   /* A sane estimate passes untouched. */
   ck_assert (!sioc_congestion_follow (&c, true, 200, &two));
   ck_assert_double_eq_tol (c.capacity_iops, 200, 1e-9);
-  /* Uncongested: nothing to refuse; the next onset is read afresh. */
+  /* Uncongested: nothing to refuse, and the peak fades (0.998 a step):
+   * after a while the floor is down to what the slots now show.
+   */
   ck_assert (!sioc_congestion_follow (&c, false, 0, &two));
   ck_assert (!c.congested);
+  ck_assert (sioc_congestion_follow (&c, true, 5, &two));
+  ck_assert_double_eq_tol (c.capacity_iops, 150 * 0.998, 1e-9);
   two.delivered_iops = 8;
+  for (int i = 0; i < 3000; i++)
+    sioc_congestion_follow (&c, false, 0, &two);
   ck_assert (sioc_congestion_follow (&c, true, 5, &two));
   ck_assert_double_eq_tol (c.capacity_iops, SIOC_MIN_CAPACITY, 1e-9);
 }
