@@ -100,6 +100,28 @@ setting_value (const struct vaio_config *cfg, const struct vaio_manifest *m,
   return v;
 }
 
+/* `sioc-datastore: NAME` (no '/') names a datastore of the host: every
+ * disk whose policy names it shares the segment
+ * <host state-dir>/datastores/NAME.seg (vaio-sioc creates the directory,
+ * 0700).  A value with a '/' stays a path, relative to the config file.
+ */
+static bool
+is_datastore_name (const struct vaio_setting *s)
+{
+  return strcmp (s->key, "sioc-datastore") == 0 && s->value[0] != '\0'
+         && strchr (s->value, '/') == NULL;
+}
+
+static char *
+datastore_segment (const struct vaio_plan_disk *p, const char *name)
+{
+  char *v;
+
+  if (asprintf (&v, "%s/datastores/%s.seg", p->host->state_dir, name) == -1)
+    return NULL;
+  return v;
+}
+
 static void
 add_filter_params (struct argv_builder *b, const struct vaio_config *cfg,
                    const struct vaio_plan_disk *p, size_t pos)
@@ -109,7 +131,9 @@ add_filter_params (struct argv_builder *b, const struct vaio_config *cfg,
 
   for (size_t i = 0; i < r->n_settings; i++)
     {
-      char *v = setting_value (cfg, m, &r->settings[i]);
+      char *v = is_datastore_name (&r->settings[i])
+                    ? datastore_segment (p, r->settings[i].value)
+                    : setting_value (cfg, m, &r->settings[i]);
       if (v == NULL)
         {
           b->failed = true;

@@ -18,10 +18,14 @@ static struct sioc_rates rates;
  * is congested).  Written under sched_lock by the control thread, read
  * without it on every request: an unthrottled disk never takes the lock.
  */
-static bool throttling;
+static bool throttling __attribute__ ((aligned (64)));
 
-/* Monotonic counters, updated with relaxed atomics (no lock). */
-static struct sioc_sched_counters counters;
+/* Monotonic counters, updated with relaxed atomics (no lock).  Every
+ * request writes them and reads `throttling`: each gets a cache line of
+ * its own (and apart from the lock, tags and rates), so the writes do
+ * not keep evicting the flag every admission reads.
+ */
+static struct sioc_sched_counters counters __attribute__ ((aligned (64)));
 
 static void
 sleep_until (uint64_t when_ns)

@@ -30,5 +30,4 @@ void sioc_sched_done (uint64_t units, uint64_t started_ns, uint64_t now);
 void sioc_sched_set_rates (const struct sioc_rates *r);
 void sioc_sched_get_counters (struct sioc_sched_counters *c);
 
-
 #endif /* SIOC_ADMISSION_H */

@@ -50,6 +50,7 @@ static const struct vaio_stats_counter_def counter_defs[C_COUNT] = {
   [C_SETTINGS_RELOADS] = { "settings-reloads", VAIO_COUNTER },
   [C_SETTINGS_ERRORS] = { "settings-errors", VAIO_COUNTER },
   [C_SLOT] = { "slot", VAIO_GAUGE },
+  [C_RESERVATION_EFFECTIVE] = { "reservation-effective-iops", VAIO_GAUGE },
 };
 
 struct peer
@@ -86,11 +87,14 @@ static struct
   double delivered_iops, latency_ns;
   bool backlogged;
   double threshold_ns, ds_latency_ns, entitlement;
+  double reserved;      /* reservation in force (scaled to fit capacity) */
+  double reserve_scale; /* last scale applied to the reservations, 1 = none */
   unsigned peers;
+  bool full_warned; /* the segment-full warning was given */
 
   pthread_t thread;
   bool running;
-} ctl = { .slot = -1 };
+} ctl = { .slot = -1, .reserve_scale = 1 };
 
 static pthread_mutex_t stop_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t stop_cond;
@@ -218,11 +222,17 @@ own_data (struct sioc_slot_data *d, uint64_t now, bool leader)
   strncpy (d->name, ctl.cfg.name ? ctl.cfg.name : "", sizeof d->name - 1);
 }
 
+/* Contention is judged from throughput: a peer's word that it is
+ * backlogged does not make it a contender unless it also moves I/O (a
+ * throttled contender still runs at ENTITLEMENT_FLOOR or more), so a
+ * peer cannot get a lone disk throttled by claiming demand it does not
+ * show.  This disk's own backlog is known first-hand.
+ */
 static bool
-is_contender (const struct sioc_slot_data *d)
+is_contender (const struct peer *p)
 {
-  return (double)d->delivered_miops / 1000 >= ACTIVE_IOPS
-         || (d->flags & SIOC_SLOT_BACKLOGGED);
+  return (double)p->d.delivered_miops / 1000 >= ACTIVE_IOPS
+         || (p->slot == ctl.slot && ctl.backlogged);
 }
 
 static double
@@ -242,11 +252,22 @@ ensure_slot (uint64_t now)
   ctl.slot
       = sioc_segment_claim (ctl.seg, ctl.token, now, STALE_NS, ctl.cfg.name);
   if (ctl.slot < 0)
-    nbdkit_debug ("vaio-sioc: datastore segment %s is full: running "
-                  "uncoordinated (limits only)",
-                  ctl.cfg.datastore_path);
-  else
-    vaio_stats_set (ctl.stats, C_SLOT, (uint64_t)ctl.slot);
+    {
+      vaio_stats_set (ctl.stats, C_SLOT, SIOC_NO_SLOT);
+      /* Once per episode: the control thread retries every tick. */
+      if (!ctl.full_warned)
+        nbdkit_error ("vaio-sioc: warning: datastore segment %s is full "
+                      "(%d live disks): this disk runs uncoordinated, "
+                      "limits only, until a slot frees",
+                      ctl.cfg.datastore_path, SIOC_SEG_SLOTS);
+      ctl.full_warned = true;
+      return;
+    }
+  if (ctl.full_warned)
+    nbdkit_debug ("vaio-sioc: datastore segment %s: claimed slot %d",
+                  ctl.cfg.datastore_path, ctl.slot);
+  ctl.full_warned = false;
+  vaio_stats_set (ctl.stats, C_SLOT, (uint64_t)ctl.slot);
 }
 
 /* Read every live peer; own slot from our fresh numbers. */
@@ -291,7 +312,7 @@ sample_datastore (const struct peer *peers, size_t n, uint64_t now,
 
       s->delivered_iops += iops;
       weighted += iops * (double)peers[i].d.latency_ns;
-      if (is_contender (&peers[i].d))
+      if (is_contender (&peers[i]))
         s->contenders++;
     }
   s->latency_ns = s->delivered_iops > 0 ? weighted / s->delivered_iops : 0;
@@ -307,49 +328,71 @@ lead (const struct sioc_datastore_sample *s)
   sioc_congestion_step (&ctl.cong, s, ctl.threshold_ns);
 }
 
-/* A follower adopts the leader's verdict, and keeps it so it can carry
- * on seamlessly if it becomes the leader.
+/* A follower adopts the leader's verdict within its own bounds (see
+ * sioc_congestion_follow), and keeps it so it can carry on seamlessly if
+ * it becomes the leader.
  */
 static void
-follow (const struct sioc_slot_data *leader)
+follow (const struct sioc_slot_data *leader,
+        const struct sioc_datastore_sample *s)
 {
-  ctl.cong.congested = (leader->flags & SIOC_SLOT_CONGESTED) != 0
-                       && leader->capacity_miops > 0;
-  ctl.cong.capacity_iops = (double)leader->capacity_miops / 1000;
+  bool said = (leader->flags & SIOC_SLOT_CONGESTED) != 0;
+  double cap = (double)leader->capacity_miops / 1000;
+
   ctl.threshold_ns = (double)leader->threshold_ns;
-  /* Remember the onset like the leader does, for a seamless takeover. */
-  if (!ctl.cong.congested)
-    ctl.cong.onset_iops = 0;
-  else if (ctl.cong.onset_iops == 0)
-    ctl.cong.onset_iops = ctl.cong.capacity_iops;
+  if (sioc_congestion_follow (&ctl.cong, said, cap, s))
+    {
+      vaio_stats_add (ctl.stats, C_PEER_REJECTED, 1);
+      if (vaio_sioc_debug_control)
+        nbdkit_debug ("vaio-sioc: leader's verdict refused: congested=%d "
+                      "capacity=%.3f, contenders=%u: using congested=%d "
+                      "capacity=%.1f",
+                      said, cap, s->contenders, ctl.cong.congested,
+                      ctl.cong.capacity_iops);
+    }
 }
 
 static double
 entitlement_of_self (const struct peer *peers, size_t n)
 {
   struct sioc_claim claims[SIOC_SEG_SLOTS];
-  double own = 0;
+  double own = 0, scale;
 
   for (size_t i = 0; i < n; i++)
     {
       const struct sioc_slot_data *d = &peers[i].d;
+      /* A peer that moves no I/O claims neither unbounded demand nor its
+       * reservation (mClock reserves for active clients): a slot's word
+       * alone cannot take the capacity from the disks that use it.
+       */
+      bool active = is_contender (&peers[i]);
       double cap = INFINITY;
 
-      if (!(d->flags & SIOC_SLOT_BACKLOGGED))
+      if (!active || !(d->flags & SIOC_SLOT_BACKLOGGED))
         cap = DEMAND_HEADROOM * (double)d->delivered_miops / 1000
               + DEMAND_FLOOR;
       if (d->limit_miops > 0 && (double)d->limit_miops / 1000 < cap)
         cap = (double)d->limit_miops / 1000;
       claims[i] = (struct sioc_claim){
         .shares = d->shares,
-        .reservation = (double)d->reservation_miops / 1000,
+        .reservation = active ? (double)d->reservation_miops / 1000 : 0,
         .cap = cap,
       };
     }
-  sioc_allocate (ctl.cong.capacity_iops, claims, n);
+  scale = sioc_allocate (ctl.cong.capacity_iops, claims, n);
   for (size_t i = 0; i < n; i++)
     if (peers[i].slot == ctl.slot)
-      own = claims[i].out;
+      {
+        own = claims[i].out;
+        ctl.reserved = claims[i].reserved;
+      }
+  if (scale < 1 && ctl.reserve_scale == 1)
+    nbdkit_debug ("vaio-sioc: reservations exceed %.0f%% of the datastore's "
+                  "capacity %.1f IOPS: scaled by %.3f, this disk's %" PRIu64
+                  " to %.1f",
+                  SIOC_RESERVABLE_FRACTION * 100, ctl.cong.capacity_iops, scale,
+                  ctl.policy.reservation_iops, ctl.reserved);
+  ctl.reserve_scale = scale;
   return own;
 }
 
@@ -364,6 +407,7 @@ coordinate (uint64_t now)
 
   ctl.threshold_ns = own_threshold ();
   ctl.entitlement = 0;
+  ctl.reserved = (double)ctl.policy.reservation_iops;
   ctl.peers = 1;
   if (ctl.seg == NULL)
     return;
@@ -379,12 +423,14 @@ coordinate (uint64_t now)
   if (leader)
     lead (&sample);
   else
-    follow (&peers[0].d);
+    follow (&peers[0].d, &sample);
   /* Reservations may take the whole capacity; the others still crawl
    * rather than stop (and 0 would mean "not congested" to the tags).
    */
   if (ctl.cong.congested && ctl.cong.capacity_iops > 0)
     ctl.entitlement = fmax (entitlement_of_self (peers, n), ENTITLEMENT_FLOOR);
+  else
+    ctl.reserve_scale = 1;
 
   own_data (&mine, now, leader);
   if (sioc_segment_publish (ctl.seg, ctl.slot, ctl.token, &mine) == -1)
@@ -403,7 +449,7 @@ apply_rates (void)
   struct sioc_rates r = {
     .limit_iops = (double)ctl.policy.limit_iops,
     .limit_bps = (double)ctl.policy.limit_mbps * 1048576.0,
-    .reservation_iops = (double)ctl.policy.reservation_iops,
+    .reservation_iops = ctl.reserved,
     .entitlement_iops = ctl.entitlement,
   };
 
@@ -420,6 +466,7 @@ publish_stats (void)
   vaio_stats_set (s, C_LIMIT_IOPS, ctl.policy.limit_iops);
   vaio_stats_set (s, C_LIMIT_MBPS, ctl.policy.limit_mbps);
   vaio_stats_set (s, C_RESERVATION, ctl.policy.reservation_iops);
+  vaio_stats_set (s, C_RESERVATION_EFFECTIVE, (uint64_t)llround (ctl.reserved));
   vaio_stats_set (s, C_SHARES, ctl.policy.shares);
   vaio_stats_set (s, C_CONGESTED, ctl.cong.congested ? 1 : 0);
   vaio_stats_set (s, C_DS_LATENCY_US,
@@ -542,6 +589,7 @@ sioc_control_start (void)
                         strerror (errno));
           return -1;
         }
+      vaio_stats_set (ctl.stats, C_SLOT, SIOC_NO_SLOT);
     }
   if (ctl.seg != NULL)
     {

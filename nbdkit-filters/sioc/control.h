@@ -7,6 +7,8 @@
 #ifndef SIOC_CONTROL_H
 #define SIOC_CONTROL_H
 
+#include <stdint.h>
+
 #include "policy.h"
 #include "stats.h"
 
@@ -38,8 +40,15 @@ enum sioc_counter
   C_SETTINGS_RELOADS,
   C_SETTINGS_ERRORS,
   C_SLOT,
+  C_RESERVATION_EFFECTIVE,
   C_COUNT
 };
+
+/* The `slot` gauge of a disk that holds no slot (no sioc-datastore, or
+ * the segment is full): -1 as the gauge's unsigned 64-bit value, as no
+ * slot index can be.
+ */
+#define SIOC_NO_SLOT UINT64_MAX
 
 /* Open the segment and read the settings file: errors that should stop
  * nbdkit from starting (reported with nbdkit_error).  Before fork.

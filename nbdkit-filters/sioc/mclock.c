@@ -93,11 +93,11 @@ sioc_tags_admit (struct sioc_tags *t, uint64_t now, uint64_t units,
 static double
 clamp_claim (const struct sioc_claim *c, double level)
 {
-  double hi = c->cap > c->reservation ? c->cap : c->reservation;
+  double hi = c->cap > c->reserved ? c->cap : c->reserved;
   double x = level * c->shares;
 
-  if (x < c->reservation)
-    x = c->reservation;
+  if (x < c->reserved)
+    x = c->reserved;
   if (x > hi)
     x = hi;
   return x;
@@ -113,13 +113,29 @@ total_at (const struct sioc_claim *c, size_t n, double level)
   return sum;
 }
 
-void
+/* Scale the reservations to fit the reservable part of capacity. */
+static double
+admit_reservations (double capacity, struct sioc_claim *c, size_t n)
+{
+  double sum = 0, room = SIOC_RESERVABLE_FRACTION * capacity, scale = 1;
+
+  for (size_t i = 0; i < n; i++)
+    sum += c[i].reservation;
+  if (sum > room)
+    scale = room / sum;
+  for (size_t i = 0; i < n; i++)
+    c[i].reserved = c[i].reservation * scale;
+  return scale;
+}
+
+double
 sioc_allocate (double capacity, struct sioc_claim *c, size_t n)
 {
-  double lo = 0, hi = 1, level;
+  double lo = 0, hi = 1, level, scale;
 
   if (n == 0)
-    return;
+    return 1;
+  scale = admit_reservations (capacity, c, n);
   /* total_at is monotonic in level: find the level that fills capacity
    * by doubling then bisection.  If even an unbounded level does not
    * reach capacity every disk sits at its cap (the rest stays unused).
@@ -136,4 +152,5 @@ sioc_allocate (double capacity, struct sioc_claim *c, size_t n)
     }
   for (size_t i = 0; i < n; i++)
     c[i].out = clamp_claim (&c[i], hi);
+  return scale;
 }

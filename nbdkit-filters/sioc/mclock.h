@@ -73,12 +73,26 @@ struct sioc_claim
   double reservation; /* >= 0 */
   double cap;         /* limit or demand; INFINITY for none */
   double out;         /* result: entitlement, units per second */
+  double reserved;    /* result: the reservation in force (<= reservation) */
 };
 
-/* Divide capacity: out_i = clamp(level * shares_i, reservation_i,
- * max(cap_i, reservation_i)) with the one level where the outs add up to
- * capacity (or every disk at its cap, or every disk at its reservation).
+/* Reservations together may take this much of the capacity.  mClock
+ * assumes admissible reservations (VMware refuses the others at
+ * admission); here each disk sets its own, so when they add up to more
+ * they are scaled down proportionally to fit, and the rest of the
+ * capacity is still divided by shares: a disk that reserves "everything"
+ * cannot starve a neighbour.
  */
-void sioc_allocate (double capacity, struct sioc_claim *c, size_t n);
+#define SIOC_RESERVABLE_FRACTION 0.9
+
+/* Divide capacity: out_i = clamp(level * shares_i, reserved_i,
+ * max(cap_i, reserved_i)) with the one level where the outs add up to
+ * capacity (or every disk at its cap, or every disk at its reservation).
+ * reserved_i is reservation_i, scaled down by the same factor for every
+ * disk when the reservations add up to more than
+ * SIOC_RESERVABLE_FRACTION of capacity.  Returns that factor (1 when the
+ * reservations fit).
+ */
+double sioc_allocate (double capacity, struct sioc_claim *c, size_t n);
 
 #endif /* SIOC_MCLOCK_H */

@@ -68,6 +68,34 @@ header_init (struct sioc_seg_header *h)
   h->crc32 = header_crc (h);
 }
 
+/* vaioctl names a datastore's segment <host state-dir>/datastores/NAME.seg:
+ * the first disk on it makes that directory (owner-only, as the rest of
+ * the state dir).  Only the last level: a missing state dir is an error.
+ */
+static int
+make_parent (const char *path, char *err, size_t errlen)
+{
+  char dir[PATH_MAX];
+  char *slash;
+
+  if ((size_t)snprintf (dir, sizeof dir, "%s", path) >= sizeof dir)
+    {
+      snprintf (err, errlen, "%s: path too long", path);
+      return -1;
+    }
+  slash = strrchr (dir, '/');
+  if (slash == NULL || slash == dir)
+    return 0;
+  *slash = '\0';
+  if (mkdir (dir, 0700) == -1 && errno != EEXIST)
+    {
+      snprintf (err, errlen, "%s: cannot create its directory: %s", path,
+                strerror (errno));
+      return -1;
+    }
+  return 0;
+}
+
 /* Create the segment complete under a temporary name, then link it into
  * place: a peer opening path sees either nothing or a whole segment, and
  * when two processes race the first link wins and both use it.
@@ -85,6 +113,8 @@ create_segment (const char *path, char *err, size_t errlen)
       snprintf (err, errlen, "%s: path too long", path);
       return -1;
     }
+  if (make_parent (path, err, errlen) == -1)
+    return -1;
   header_init (&h);
   unlink (tmp);
   fd = open (tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);

@@ -13,6 +13,13 @@
  *                                          milliseconds it took (exit 1 on
  *                                          timeout)
  *   sioc-inspect segment SEGMENT-FILE      one line per claimed slot
+ *   sioc-inspect fake-peer SEGMENT-FILE CAPACITY-MIOPS FLAGS SHARES
+ *                                          a rogue peer: claim a slot and
+ *                                          publish, every 50 ms until
+ *                                          killed, numbers that pass the
+ *                                          sanity checks but lie (flags 2:
+ *                                          "congested"; 1: "backlogged";
+ *                                          no I/O).  Prints the slot.
  *
  * Exit 1 with the reader's message when a file is missing or corrupt.
  */
@@ -21,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mclock.h"
 #include "segment.h"
@@ -222,6 +230,48 @@ segment_cmd (const char *path)
   return 0;
 }
 
+static int
+fake_peer_cmd (const char *path, const char *cap, const char *flags,
+               const char *shares)
+{
+  struct timespec tick = { 0, 50000000 };
+  struct sioc_segment *seg;
+  struct sioc_slot_data d;
+  uint64_t tok = sioc_segment_token ();
+  char err[512];
+  int idx;
+
+  seg = sioc_segment_open (path, err, sizeof err);
+  if (seg == NULL)
+    {
+      fprintf (stderr, "sioc-inspect: %s\n", err);
+      return 1;
+    }
+  idx = sioc_segment_claim (seg, tok, now_ns (), 400000000u, "fake");
+  if (idx < 0)
+    {
+      fprintf (stderr, "sioc-inspect: %s: no free slot\n", path);
+      return 1;
+    }
+  printf ("%d\n", idx);
+  fflush (stdout);
+  memset (&d, 0, sizeof d);
+  d.pid = (uint64_t)getpid ();
+  d.shares = (uint32_t)strtoul (shares, NULL, 10);
+  d.flags = (uint32_t)strtoul (flags, NULL, 10);
+  d.capacity_miops = strtoull (cap, NULL, 10);
+  d.reservation_miops = d.flags & SIOC_SLOT_BACKLOGGED ? 1000000000 : 0;
+  d.threshold_ns = 30000000;
+  strcpy (d.name, "fake");
+  for (;;)
+    {
+      d.heartbeat_ns = now_ns ();
+      if (sioc_segment_publish (seg, idx, tok, &d) == -1)
+        return 1;
+      nanosleep (&tick, NULL);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -235,7 +285,10 @@ main (int argc, char **argv)
     return wait_cmd (argv[2], argv[3], argv[4], argv[5]);
   if (argc == 3 && strcmp (argv[1], "segment") == 0)
     return segment_cmd (argv[2]);
-  fprintf (stderr, "usage: sioc-inspect counter|stats|rate|wait-ge|segment "
+  if (argc == 6 && strcmp (argv[1], "fake-peer") == 0)
+    return fake_peer_cmd (argv[2], argv[3], argv[4], argv[5]);
+  fprintf (stderr, "usage: sioc-inspect counter|stats|rate|wait-ge|segment|"
+                   "fake-peer "
                    "FILE [NAME [SECS]]\n");
   return 2;
 }

@@ -325,11 +325,41 @@ START_TEST (allocate_reservation_first)
   alloc3 (450, c, 2);
   ck_assert_double_eq_tol (c[0].out, 250, 1e-6);
   ck_assert_double_eq_tol (c[1].out, 200, 1e-6);
-  /* Reservations are honoured even beyond capacity. */
+  ck_assert_double_eq_tol (c[0].reserved, 250, 1e-6);
+  /* Reservations beyond capacity (550 on 400) are scaled down to fit 90%
+   * of it (360): 250 -> 163.6, 300 -> 196.4; the other 40 go by shares,
+   * all of it to the 2000-share disk (its share, 4x, is above its
+   * scaled reservation first).
+   */
   c[1].reservation = 300;
-  alloc3 (400, c, 2);
-  ck_assert_double_eq_tol (c[0].out, 250, 1e-6);
-  ck_assert_double_eq_tol (c[1].out, 300, 1e-6);
+  ck_assert_double_eq_tol (sioc_allocate (400, c, 2), 360.0 / 550, 1e-9);
+  ck_assert_double_eq_tol (c[0].reserved, 250 * 360.0 / 550, 1e-6);
+  ck_assert_double_eq_tol (c[1].reserved, 300 * 360.0 / 550, 1e-6);
+  ck_assert_double_eq_tol (c[0].out, 250 * 360.0 / 550, 1e-6);
+  ck_assert_double_eq_tol (c[0].out + c[1].out, 400, 1e-6);
+}
+END_TEST
+
+/* The audit's case: one disk reserves 100000 IOPS on a datastore of 250;
+ * its neighbour with twice the shares keeps the unreservable 10%, not the
+ * crawl it got when the reservation was honoured whole.
+ */
+START_TEST (allocate_huge_reservation_scaled)
+{
+  struct sioc_claim c[2] = {
+    { .shares = 1000, .reservation = 100000, .cap = INFINITY },
+    { .shares = 2000, .cap = INFINITY },
+  };
+
+  ck_assert_double_lt (sioc_allocate (250, c, 2), 0.01);
+  ck_assert_double_eq_tol (c[0].reserved, 225, 1e-6);
+  ck_assert_double_eq_tol (c[0].out, 225, 1e-6);
+  ck_assert_double_eq_tol (c[1].reserved, 0, 1e-9);
+  ck_assert_double_eq_tol (c[1].out, 25, 1e-6);
+  /* Reservations that fit are untouched. */
+  c[0].reservation = 100;
+  ck_assert_double_eq (sioc_allocate (250, c, 2), 1);
+  ck_assert_double_eq_tol (c[0].reserved, 100, 1e-9);
 }
 END_TEST
 
@@ -435,6 +465,59 @@ START_TEST (congestion_cut_floor)
 }
 END_TEST
 
+/* A follower with a fake leader: the leader's word is taken only within
+ * the follower's own bounds.
+ */
+START_TEST (follower_bounds_leader)
+{
+  struct sioc_congestion c;
+  struct sioc_datastore_sample lone = sample (1000, 240, 60, 1),
+                               two = sample (1000, 240, 60, 2);
+
+  sioc_congestion_init (&c);
+  /* A lone active disk told "congested, capacity 0.001": not congested,
+   * and the refusal is reported.
+   */
+  ck_assert (sioc_congestion_follow (&c, true, 0.001, &lone));
+  ck_assert (!c.congested);
+  ck_assert_double_eq (c.capacity_iops, 0);
+  /* Two contenders: congested, but the capacity is floored at half the
+   * throughput the slots showed at onset (240).
+   */
+  ck_assert (sioc_congestion_follow (&c, true, 0.001, &two));
+  ck_assert (c.congested);
+  ck_assert_double_eq_tol (c.capacity_iops, 120, 1e-9);
+  /* The floor is the follower's own reading: the leader keeping the
+   * disks throttled (their throughput falls) does not walk it down, for
+   * as long as it lasts.
+   */
+  two.delivered_iops = 30;
+  for (int i = 0; i < 10000; i++)
+    ck_assert (sioc_congestion_follow (&c, true, 0.001, &two));
+  ck_assert_double_eq_tol (c.capacity_iops, 120, 1e-9);
+  /* More throughput raises it. */
+  two.delivered_iops = 300;
+  ck_assert (sioc_congestion_follow (&c, true, 0.001, &two));
+  ck_assert_double_eq_tol (c.capacity_iops, 150, 1e-9);
+  two.delivered_iops = 30;
+  /* A sane estimate passes untouched. */
+  ck_assert (!sioc_congestion_follow (&c, true, 200, &two));
+  ck_assert_double_eq_tol (c.capacity_iops, 200, 1e-9);
+  /* Uncongested: nothing to refuse, and the peak fades (0.998 a step):
+   * after a while the floor is down to what the slots now show.
+   */
+  ck_assert (!sioc_congestion_follow (&c, false, 0, &two));
+  ck_assert (!c.congested);
+  ck_assert (sioc_congestion_follow (&c, true, 5, &two));
+  ck_assert_double_eq_tol (c.capacity_iops, 150 * 0.998, 1e-9);
+  two.delivered_iops = 8;
+  for (int i = 0; i < 3000; i++)
+    sioc_congestion_follow (&c, false, 0, &two);
+  ck_assert (sioc_congestion_follow (&c, true, 5, &two));
+  ck_assert_double_eq_tol (c.capacity_iops, SIOC_MIN_CAPACITY, 1e-9);
+}
+END_TEST
+
 START_TEST (vanishing_rate_is_floored)
 {
   struct sioc_tags t = { 0 };
@@ -465,6 +548,45 @@ START_TEST (auto_threshold)
   ck_assert_double_eq (sioc_auto_threshold_get (&a, 30 * MS), 80 * MS);
   sioc_auto_threshold_observe (&a, 1700, 9 * MS); /* 85%: not enough */
   ck_assert_double_eq (sioc_auto_threshold_get (&a, 30 * MS), 80 * MS);
+}
+END_TEST
+
+static void
+observe_n (struct sioc_auto_threshold *a, unsigned n, double iops, double lat)
+{
+  for (unsigned i = 0; i < n; i++)
+    sioc_auto_threshold_observe (a, iops, lat);
+}
+
+/* The peak is not kept for ever: a datastore that got slower is learnt
+ * again within two epochs; one that keeps reaching its knee keeps it.
+ */
+START_TEST (auto_threshold_forgets)
+{
+  struct sioc_auto_threshold a;
+
+  sioc_auto_threshold_init (&a);
+  sioc_auto_threshold_observe (&a, 250, 60 * MS);
+  observe_n (&a, SIOC_AUTO_EPOCH - 1, 240, 5 * MS);
+  ck_assert_double_eq (sioc_auto_threshold_get (&a, 30 * MS), 5 * MS);
+  /* Same datastore, next epoch starts under load (long queue, a touch
+   * above the old peak): the old knee stays, and the datastore reaching
+   * it again keeps it into the next epoch.
+   */
+  observe_n (&a, 10, 255, 60 * MS);
+  ck_assert_double_eq (sioc_auto_threshold_get (&a, 30 * MS), 5 * MS);
+  observe_n (&a, SIOC_AUTO_EPOCH - 10, 240, 5 * MS);
+  ck_assert_double_eq (sioc_auto_threshold_get (&a, 30 * MS), 5 * MS);
+  /* The datastore halves: 120 IOPS, knee 10ms.  Still the old knee while
+   * the old epoch is remembered...
+   */
+  observe_n (&a, SIOC_AUTO_EPOCH - 1, 120, 10 * MS);
+  ck_assert_double_eq (sioc_auto_threshold_get (&a, 30 * MS), 5 * MS);
+  /* ...then learnt afresh. */
+  observe_n (&a, 1, 120, 10 * MS);
+  ck_assert_double_eq (sioc_auto_threshold_get (&a, 30 * MS), 10 * MS);
+  observe_n (&a, 5, 125, 40 * MS);
+  ck_assert_double_eq (sioc_auto_threshold_get (&a, 30 * MS), 10 * MS);
 }
 END_TEST
 
@@ -651,6 +773,29 @@ START_TEST (segment_stale_and_dead_slots_reclaimed)
 }
 END_TEST
 
+/* vaioctl's datastore names map to <state-dir>/datastores/NAME.seg: the
+ * first disk makes the directory, owner-only; a missing state dir above
+ * it is an error naming the segment.
+ */
+START_TEST (segment_makes_datastores_dir)
+{
+  char path[192], err[512];
+  struct sioc_segment *seg;
+  struct stat st;
+
+  snprintf (path, sizeof path, "%s/datastores/ds1.seg", tmpdir);
+  seg = sioc_segment_open (path, err, sizeof err);
+  ck_assert_msg (seg != NULL, "%s", err);
+  sioc_segment_close (seg);
+  snprintf (path, sizeof path, "%s/datastores", tmpdir);
+  ck_assert_int_eq (stat (path, &st), 0);
+  ck_assert_uint_eq (st.st_mode & 0777, 0700);
+  snprintf (path, sizeof path, "%s/nowhere/datastores/ds1.seg", tmpdir);
+  ck_assert_ptr_null (sioc_segment_open (path, err, sizeof err));
+  ck_assert_ptr_nonnull (strstr (err, path));
+}
+END_TEST
+
 static void
 expect_open_error (const char *want)
 {
@@ -732,17 +877,21 @@ sioc_suite (void)
   tcase_add_test (tags, share_reservation_and_limit);
   tcase_add_test (tags, allocate_by_shares);
   tcase_add_test (tags, allocate_reservation_first);
+  tcase_add_test (tags, allocate_huge_reservation_scaled);
   tcase_add_test (tags, allocate_caps_redistribute);
   tcase_add_test (cong, congestion_needs_two_contenders);
   tcase_add_test (cong, congestion_cut_probe_exit);
   tcase_add_test (cong, congestion_cut_floor);
   tcase_add_test (tags, vanishing_rate_is_floored);
   tcase_add_test (cong, auto_threshold);
+  tcase_add_test (cong, auto_threshold_forgets);
+  tcase_add_test (cong, follower_bounds_leader);
   tcase_add_checked_fixture (seg, seg_setup, remove_tmpdir);
   tcase_add_test (seg, segment_create_publish_read);
   tcase_add_test (seg, segment_rejects_corrupt_and_insane_slots);
   tcase_add_test (seg, segment_stale_and_dead_slots_reclaimed);
   tcase_add_test (seg, segment_header_corruption);
+  tcase_add_test (seg, segment_makes_datastores_dir);
   suite_add_tcase (s, policy);
   suite_add_tcase (s, tags);
   suite_add_tcase (s, cong);

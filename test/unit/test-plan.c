@@ -327,6 +327,43 @@ START_TEST (luks_passphrase_as_plus_file)
 }
 END_TEST
 
+/* vaio-sioc: `sioc-datastore: NAME` names a datastore in the host's
+ * state dir; a value with a '/' is still a path relative to the config.
+ */
+static char *
+sioc_plan (const char *datastore)
+{
+  struct fixture f;
+  char *body, *line;
+
+  ck_assert_int_ne (asprintf (&body,
+                              "policies:\n"
+                              "  - name: p\n"
+                              "    sioc: { sioc-datastore: %s }\n"
+                              "%s",
+                              datastore, vms),
+                    -1);
+  load (&f, body);
+  line = plan_line (&f, 0, 0);
+  free (body);
+  unload (&f);
+  return line;
+}
+
+START_TEST (test_sioc_datastore_name)
+{
+  char *line = sioc_plan ("ds1");
+
+  ck_assert_ptr_nonnull (
+      strstr (line, " sioc-datastore=@TMP@/state/datastores/ds1.seg "));
+  free (line);
+  line = sioc_plan ("shared/ds1.seg");
+  ck_assert_ptr_nonnull (
+      strstr (line, " sioc-datastore=@TMP@/shared/ds1.seg "));
+  free (line);
+}
+END_TEST
+
 static Suite *
 plan_suite (void)
 {
@@ -339,6 +376,7 @@ plan_suite (void)
   tcase_add_test (tc, test_tcp_disk_and_uri);
   tcase_add_test (tc, test_shell_quoting);
   tcase_add_test (tc, luks_passphrase_as_plus_file);
+  tcase_add_test (tc, test_sioc_datastore_name);
   suite_add_tcase (s, tc);
   return s;
 }
