@@ -31,6 +31,7 @@
 #include <libnbd.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -624,6 +625,8 @@ resume_on_signal (const char *sock)
     {
       paused_sun.sun_family = AF_UNIX;
       strcpy (paused_sun.sun_path, sock);
+      /* The handler must see the whole address once it sees paused. */
+      atomic_signal_fence (memory_order_seq_cst);
       paused = 1;
     }
 }
@@ -1283,6 +1286,42 @@ configured (const struct vaio_config *cfg, const struct vaio_host *h,
   return false;
 }
 
+/* Stop a disk no longer in the config as `down` does: flush first (a
+ * write-back filter would otherwise lose what it holds), then SIGTERM.
+ * Only its paths are known: the default socket and state dir.
+ */
+static void
+stop_removed_disk (char *vm_name, char *disk_name, const char *vmdir,
+                   const struct vaio_apply_options *o)
+{
+  struct vaio_vm vm = { .name = vm_name };
+  struct vaio_disk d = { .name = disk_name };
+  struct vaio_plan_disk p = { .vm = &vm, .disk = &d };
+  struct vaio_diag diag = { 0 };
+  pid_t pid;
+  int r = -1;
+
+  if (asprintf (&p.state_dir, "%s/%s", vmdir, disk_name) != -1
+      && asprintf (&p.pidfile, "%s/nbdkit.pid", p.state_dir) != -1
+      && asprintf (&p.socket, "%s/%s.sock", vmdir, disk_name) != -1)
+    {
+      pid = vaio_disk_pid (p.pidfile);
+      r = vaio_disk_stop (&p, o->timeout_ms, &diag);
+      vaio_diag_print (&diag, stderr);
+      if (r >= 0)
+        printf ("%s/%s: stopped (no longer in the config; pid %ld)%s\n",
+                vm_name, disk_name, (long)pid,
+                r == 1 ? ", NOT flushed" : ", flushed");
+      else
+        fprintf (stderr, "vaioctl: %s/%s: nbdkit (pid %ld) still runs\n",
+                 vm_name, disk_name, (long)pid);
+    }
+  vaio_diag_free (&diag);
+  free (p.state_dir);
+  free (p.pidfile);
+  free (p.socket);
+}
+
 /* Stop every disk still running under a host's state dir that the config
  * no longer names (a VM or disk removed from the YAML).  The pidfile and
  * socket are where `up` put them: <state>/vms/VM/DISK{/nbdkit.pid,.sock}.
@@ -1291,7 +1330,7 @@ static void
 stop_unconfigured (const struct vaio_config *cfg, const struct vaio_host *h,
                    const struct vaio_apply_options *o)
 {
-  char *vmsdir, *pidfile, *sock;
+  char *vmsdir, *pidfile;
   DIR *vms, *vmd;
   struct dirent *ve, *de;
 
@@ -1318,22 +1357,7 @@ stop_unconfigured (const struct vaio_config *cfg, const struct vaio_host *h,
             printf ("%s/%s: stop (no longer in the config; pid %ld)\n",
                     ve->d_name, de->d_name, (long)pid);
           else if (pid > 0)
-            {
-              kill (pid, SIGTERM);
-              for (int i = 0;
-                   i < o->timeout_ms / 10 && vaio_disk_pid_alive (pid); i++)
-                usleep (10000);
-              if (vaio_disk_pid_alive (pid))
-                kill_and_wait (pid);
-              unlink (pidfile);
-              if (asprintf (&sock, "%s/%s.sock", vmdir, de->d_name) != -1)
-                {
-                  unlink (sock);
-                  free (sock);
-                }
-              printf ("%s/%s: stopped (no longer in the config; pid %ld)\n",
-                      ve->d_name, de->d_name, (long)pid);
-            }
+            stop_removed_disk (ve->d_name, de->d_name, vmdir, o);
           free (pidfile);
         }
       if (vmd)

@@ -73,7 +73,7 @@ awk '/^  - name: vm2/ { skip = 1 } !skip' "$T/c2.yaml" > "$T/c4.yaml"
 grep -q "name: vm2" "$T/c4.yaml" && fail "c4 still has vm2"
 pid2c=$(cat "$T/state/host1/vms/vm2/disk0/nbdkit.pid")
 out=$("$VAIOCTL" apply "$T/c4.yaml")
-grep -q "vm2/disk0: stopped (no longer in the config; pid $pid2c)" <<<"$out" || fail "vm2 not stopped: $out"
+grep -q "vm2/disk0: stopped (no longer in the config; pid $pid2c), flushed" <<<"$out" || fail "vm2 not stopped: $out"
 grep -q "vm1/disk0: unchanged (pid $pid1)" <<<"$out" || fail "vm1 touched: $out"
 alive "$pid2c" && fail "vm2's nbdkit still running"
 pass "a VM removed from the config is stopped; the other keeps running"
