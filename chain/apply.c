@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "apply.h"
+#include "units.h"
 #include "plan.h"
 #include "stats.h"
 #include "supervise.h"
@@ -285,15 +286,15 @@ cache_publishes_stats (const char *state_dir)
   return access (path, F_OK) == 0;
 }
 
-/* The value of parameter KEY among argv, or NULL. */
+/* The value of "key=value" among argv, or NULL when key is not set. */
 static const char *
-param_value (char *const *argv, size_t argc, const char *key)
+argv_value (char *const *argv, size_t argc, const char *key)
 {
-  size_t klen = strlen (key);
+  size_t len = strlen (key);
 
   for (size_t i = 0; i < argc; i++)
-    if (strncmp (argv[i], key, klen) == 0 && argv[i][klen] == '=')
-      return argv[i] + klen + 1;
+    if (strncmp (argv[i], key, len) == 0 && argv[i][len] == '=')
+      return argv[i] + len + 1;
   return NULL;
 }
 
@@ -309,6 +310,21 @@ param_value (char *const *argv, size_t argc, const char *key)
 static const char *const cache_layout_keys[]
     = { "cache-size", "cache-block-size", "cache-disk-id", NULL };
 
+/* Equal values of a parameter: the same text, or the same size however
+ * spelt (1G and 1024M lay a cache out alike).
+ */
+static bool
+same_size (const char *a, const char *b)
+{
+  uint64_t x, y;
+
+  if (a == NULL || b == NULL)
+    return a == b;
+  return strcmp (a, b) == 0
+         || (vaio_parse_size (a, &x) == 0 && vaio_parse_size (b, &y) == 0
+             && x == y);
+}
+
 static const char *
 cache_layout_change (const struct change *ch)
 {
@@ -323,10 +339,9 @@ cache_layout_change (const struct change *ch)
     return NULL;
   for (size_t i = 0; cache_layout_keys[i]; i++)
     {
-      const char *was = param_value (r->argv, r->argc, cache_layout_keys[i]);
-      const char *now = param_value (p->argv, p->argc, cache_layout_keys[i]);
-      if ((was == NULL) != (now == NULL)
-          || (was != NULL && strcmp (was, now) != 0))
+      const char *was = argv_value (r->argv, r->argc, cache_layout_keys[i]);
+      const char *now = argv_value (p->argv, p->argc, cache_layout_keys[i]);
+      if (!same_size (was, now))
         return cache_layout_keys[i];
     }
   enc_new = plan_has (p, VAIO_CLASS_ENCRYPTION, &new_pos);
@@ -344,11 +359,11 @@ cache_layout_change (const struct change *ch)
 static char *
 old_cache_file (const struct running *r)
 {
-  const char *f = param_value (r->argv, r->argc, "cache-file");
-  const char *d = param_value (r->argv, r->argc, "cache-state-dir");
+  const char *f = argv_value (r->argv, r->argc, "cache-file");
+  const char *d = argv_value (r->argv, r->argc, "cache-state-dir");
   char *path = NULL;
 
-  if (param_value (r->argv, r->argc, "cache-device") != NULL)
+  if (argv_value (r->argv, r->argc, "cache-device") != NULL)
     return NULL;
   if (f != NULL)
     return strdup (f);
@@ -648,15 +663,16 @@ drain_file (const struct change *ch)
  * stats (nbdkit's own) writes dirty blocks back on flush.
  */
 static int
-wait_cache_clean (const struct change *ch, const struct vaio_apply_options *o)
+wait_cache_clean (const struct change *ch, const struct vaio_apply_options *o,
+                  bool *clean)
 {
   uint64_t deadline = now_ms () + (uint64_t)o->timeout_ms, dirty;
+  bool removed = ch->old.has_class[VAIO_CLASS_CACHING]
+                 && !plan_has (&ch->plan, VAIO_CLASS_CACHING, NULL);
   char *drain;
   int fd, r = 0;
 
-  bool removed = ch->old.has_class[VAIO_CLASS_CACHING]
-                 && !plan_has (&ch->plan, VAIO_CLASS_CACHING, NULL);
-
+  *clean = false;
   if (!(removed || cache_layout_change (ch) != NULL)
       || !cache_publishes_stats (ch->plan.state_dir))
     return 0;
@@ -678,7 +694,10 @@ wait_cache_clean (const struct change *ch, const struct vaio_apply_options *o)
           break;
         }
       if (dirty == 0)
-        break;
+        {
+          *clean = true;
+          break;
+        }
       if (now_ms () > deadline)
         {
           r = -1;
@@ -742,18 +761,27 @@ rollback (const struct change *ch, int listen_fd, struct vaio_diag *diag)
   free (argv);
 }
 
-/* After a destage (nothing dirty) and with the old chain gone, a cache
- * whose layout changes is removed, so the new chain creates it empty.
+/* After a destage that reached zero dirty bytes, with the old chain
+ * gone, a cache whose layout changes is removed, so the new chain creates
+ * it empty.
  */
 static void
-empty_relaid_cache (const struct change *ch)
+empty_relaid_cache (const struct change *ch, bool clean)
 {
   const char *layout = cache_layout_change (ch);
   char *file;
 
   if (layout == NULL || (file = old_cache_file (&ch->old)) == NULL)
     return;
-  if (unlink (file) == 0)
+  /* --force past unreadable stats: nothing says the cache holds no dirty
+   * data, so it stays (the new chain refuses it, and apply rolls back).
+   */
+  if (!clean)
+    fprintf (stderr,
+             "vaioctl: %s/%s: %s changed, but the cache (%s) could not be "
+             "confirmed clean: left in place\n",
+             ch->plan.vm->name, ch->plan.disk->name, layout, file);
+  else if (unlink (file) == 0)
     printf ("%s/%s: %s changed: the cache (%s) was destaged and starts "
             "empty\n",
             ch->plan.vm->name, ch->plan.disk->name, layout, file);
@@ -763,6 +791,18 @@ empty_relaid_cache (const struct change *ch)
   free (file);
 }
 
+static void
+block_stop_signals (bool block)
+{
+  sigset_t set;
+
+  sigemptyset (&set);
+  sigaddset (&set, SIGINT);
+  sigaddset (&set, SIGTERM);
+  sigaddset (&set, SIGHUP);
+  sigprocmask (block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
 static int
 swap_disk (struct change *ch, const struct vaio_apply_options *o)
 {
@@ -770,6 +810,7 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
   const struct vaio_plan_disk *p = &ch->plan;
   uint64_t t0 = now_ms ();
   const char *step = NULL;
+  bool clean = false;
   int r = -1, fr, listen_fd;
 
   if (pause_command (p->pause_socket, 'p', o->timeout_ms) == -1)
@@ -779,7 +820,7 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
       resume_on_signal (p->pause_socket);
       if ((fr = flush_disk (p, o->timeout_ms)) != 0)
         step = fr == -2 ? "flush (timed out)" : "flush";
-      else if (wait_cache_clean (ch, o) == -1)
+      else if (wait_cache_clean (ch, o, &clean) == -1)
         step = "destage the cache being removed or re-laid out";
       else if (wait_replica_caught_up (ch, o) == -1)
         step = "ship the journal of the replication filter being removed";
@@ -787,14 +828,28 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
   if (step)
     {
       /* Nothing was dropped yet: resume and leave the old chain serving. */
-      pause_command (p->pause_socket, 'r', 1000);
+      bool resumed = pause_command (p->pause_socket, 'r', o->timeout_ms) == 0;
+
       resume_on_signal (NULL);
-      fprintf (stderr,
-               "vaioctl: %s/%s: swap aborted at %s; old chain "
-               "still serving\n",
-               p->vm->name, p->disk->name, step);
+      if (resumed)
+        fprintf (stderr,
+                 "vaioctl: %s/%s: swap aborted at %s; old chain "
+                 "still serving\n",
+                 p->vm->name, p->disk->name, step);
+      else
+        fprintf (stderr,
+                 "vaioctl: %s/%s: swap aborted at %s, and the old chain "
+                 "did not resume: its I/O is still held; resume it by "
+                 "writing 'r' to %s (e.g. with socat) or restart it with "
+                 "vaioctl down/up\n",
+                 p->vm->name, p->disk->name, step, p->pause_socket);
       return -1;
     }
+  /* From here until a chain serves again, a signal must not end apply
+   * half-way (old chain gone, new one not started, or the socket path
+   * taken over by a listener that dies with us): it waits until then.
+   */
+  block_stop_signals (true);
   /* A client that reconnects from now on (QEMU tries at once when the
    * old chain drops it, then only after a second) waits in the new
    * socket's backlog for the new chain.
@@ -802,7 +857,7 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
   listen_fd = vaio_disk_take_over_socket (p);
   kill_and_wait (ch->pid);
   resume_on_signal (NULL);
-  empty_relaid_cache (ch);
+  empty_relaid_cache (ch, clean);
   if (vaio_disk_start_on (p, listen_fd, o->timeout_ms, &diag) > 0)
     {
       printf ("%s/%s: swapped chain (pid %ld -> %ld); I/O held %llu ms\n",
@@ -815,6 +870,7 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
     rollback (ch, listen_fd, &diag);
   if (listen_fd >= 0)
     close (listen_fd);
+  block_stop_signals (false);
   vaio_diag_print (&diag, stderr);
   vaio_diag_free (&diag);
   return r;
@@ -961,18 +1017,6 @@ live_param_owner (const struct vaio_plan_disk *p, const char *word)
           return (int)i;
       }
   return -1;
-}
-
-/* The value of "key=value" among argv, or NULL when key is not set. */
-static const char *
-argv_value (char *const *argv, size_t argc, const char *key)
-{
-  size_t len = strlen (key);
-
-  for (size_t i = 0; i < argc; i++)
-    if (strncmp (argv[i], key, len) == 0 && argv[i][len] == '=')
-      return argv[i] + len + 1;
-  return NULL;
 }
 
 static bool

@@ -224,11 +224,9 @@ disk_connect (const struct vaio_plan_disk *p, pid_t pid, int timeout_ms,
       /* libnbd runs the handshake as far as it can inside this call, so
        * a refusal may already show here.
        */
+      /* The handle owns fd from here on, even when the call fails. */
       if (fd >= 0 && (r = nbd_aio_connect_socket (nbd, fd)) == -1)
-        {
-          snprintf (err, errlen, "NBD handshake failed: %s", nbd_get_error ());
-          close (fd);
-        }
+        snprintf (err, errlen, "NBD handshake failed: %s", nbd_get_error ());
     }
   else
     {

@@ -136,12 +136,14 @@ check_value (struct vcheck *v, const struct vaio_param_spec *ps,
       break;
     case VAIO_PARAM_SIZE:
       if (vaio_parse_size (s->value, &u) == -1)
-        vaio_diag_add (v->diag, &s->loc,
-                       errno == ERANGE
-                           ? "size '%s' for '%s' in %s is too large"
-                           : "bad size '%s' for '%s' in %s (expected digits "
-                             "and an optional K, M, G, T, P or E, e.g. 64M)",
-                       s->value, s->key, where);
+        vaio_diag_add (
+            v->diag, &s->loc,
+            errno == ERANGE
+                ? "size '%s' for '%s' in %s is too large"
+                : "bad size '%s' for '%s' in %s (expected digits "
+                  "and an optional B, S (512-byte sectors), K, M, G, T, P "
+                  "or E, e.g. 64M)",
+            s->value, s->key, where);
       break;
     case VAIO_PARAM_DURATION:
       if (vaio_parse_duration (s->value, &u) == -1)

@@ -185,8 +185,8 @@ START_TEST (bad_values_by_type)
          "replication (filter 'test-repl') (expected a non-negative decimal "
          "integer)\n"
          "@TMP@/c.yaml:12:7: bad size '1.5G' for 'cache-size' in policy 'p' "
-         "caching (filter 'test-cache') (expected digits and an optional K, "
-         "M, G, T, P or E, e.g. 64M)\n"
+         "caching (filter 'test-cache') (expected digits and an optional B, "
+         "S (512-byte sectors), K, M, G, T, P or E, e.g. 64M)\n"
          "@TMP@/c.yaml:13:7: bad value 'writearound' for 'cache-mode' in "
          "policy 'p' caching (filter 'test-cache') (expected one of: "
          "writeback, writethrough)\n"
@@ -435,8 +435,8 @@ START_TEST (each_problem_reported_once)
          "    caching: { cache-size: lots }\n" VM1
          "      - { name: d1, image: b.img, policy: p }\n",
          "@TMP@/c.yaml:11:16: bad size 'lots' for 'cache-size' in policy 'p' "
-         "caching (filter 'test-cache') (expected digits and an optional K, "
-         "M, G, T, P or E, e.g. 64M)");
+         "caching (filter 'test-cache') (expected digits and an optional B, "
+         "S (512-byte sectors), K, M, G, T, P or E, e.g. 64M)");
 }
 END_TEST
 
