@@ -21,9 +21,9 @@ static struct sioc_rates rates;
 static bool throttling __attribute__ ((aligned (64)));
 
 /* Monotonic counters, updated with relaxed atomics (no lock).  Every
- * request writes them and reads `throttling`: each gets a cache line of
- * its own (and apart from the lock, tags and rates), so the writes do
- * not keep evicting the flag every admission reads.
+ * request writes them and reads `throttling`: each starts a cache line
+ * (apart from the lock, tags and rates before them), so the counter
+ * writes do not keep evicting the flag every admission reads.
  */
 static struct sioc_sched_counters counters __attribute__ ((aligned (64)));
 
