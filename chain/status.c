@@ -314,27 +314,192 @@ compliance (const struct vaio_plan_disk *p, const char *rec, char *why,
   return "compliant";
 }
 
-static json_object *
-disk_json (const struct vaio_plan_disk *p, int *problems)
+/* One filter of a chain as status shows it. */
+struct chain_entry
 {
-  json_object *d = json_object_new_object (), *chain = json_object_new_array ();
+  char cls[32], name[256], version[128];
+};
+
+/* The "filter CLASS NAME VERSION SHA256" lines of a running record: the
+ * chain `up` (or apply) started, guest → disk.  Returns how many.
+ */
+static size_t
+record_chain (const char *rec, struct chain_entry *out, size_t max)
+{
+  size_t n = 0;
+
+  for (const char *l = rec; l && *l;
+       l = strchr (l, '\n') ? strchr (l, '\n') + 1 : NULL)
+    if (n < max
+        && sscanf (l, "filter %31s %255s %127s", out[n].cls, out[n].name,
+                   out[n].version)
+               == 3)
+      n++;
+  return n;
+}
+
+static size_t
+plan_chain (const struct vaio_plan_disk *p, struct chain_entry *out)
+{
+  for (size_t i = 0; i < p->n_chain; i++)
+    {
+      snprintf (out[i].cls, sizeof out[i].cls, "%s",
+                vaio_class_name (p->chain[i]));
+      snprintf (out[i].name, sizeof out[i].name, "%s", p->filters[i]->name);
+      snprintf (out[i].version, sizeof out[i].version, "%s",
+                p->filters[i]->version);
+    }
+  return p->n_chain;
+}
+
+static bool
+chains_equal (const struct chain_entry *a, size_t na,
+              const struct chain_entry *b, size_t nb)
+{
+  if (na != nb)
+    return false;
+  for (size_t i = 0; i < na; i++)
+    if (strcmp (a[i].cls, b[i].cls) != 0 || strcmp (a[i].name, b[i].name) != 0
+        || strcmp (a[i].version, b[i].version) != 0)
+      return false;
+  return true;
+}
+
+/* The --filter= words of a command line, in order, one per line:
+ * from /proc/PID/cmdline (NUL-separated) when rec is NULL, else from
+ * the record's "argv" lines.  NULL when the process is unreadable.
+ */
+static char *
+filter_words (pid_t pid, const char *rec)
+{
+  char *out = NULL, *word = NULL, path[64];
+  size_t olen = 0, cap = 0;
+  FILE *fp, *o;
+
+  if (rec)
+    fp = fmemopen ((void *)rec, strlen (rec), "r");
+  else
+    {
+      snprintf (path, sizeof path, "/proc/%ld/cmdline", (long)pid);
+      fp = fopen (path, "r");
+    }
+  if (fp == NULL)
+    return NULL;
+  o = open_memstream (&out, &olen);
+  if (o == NULL)
+    {
+      fclose (fp);
+      return NULL;
+    }
+  while (getdelim (&word, &cap, rec ? '\n' : '\0', fp) != -1)
+    {
+      const char *w = word;
+      word[strcspn (word, "\n")] = '\0';
+      if (rec && strncmp (w, "argv ", 5) != 0)
+        continue;
+      if (rec)
+        w += 5;
+      if (strncmp (w, "--filter=", 9) == 0)
+        fprintf (o, "%s\n", w);
+    }
+  free (word);
+  fclose (fp);
+  fclose (o);
+  return out;
+}
+
+/* Does nbdkit pid run the filters its running record names, in the same
+ * order?  A record left by another process, or edited, would make status
+ * show a chain that does not run.  True when the process cannot be read
+ * (it exited meanwhile: its state says so).
+ */
+static bool
+process_matches_record (pid_t pid, const char *rec, char *why, size_t len)
+{
+  char *have = filter_words (pid, NULL), *want = filter_words (0, rec);
+  bool ok = have == NULL || want == NULL || strcmp (have, want) == 0;
+
+  if (!ok)
+    {
+      for (char *s = have; *s; s++)
+        if (*s == '\n' && s[1])
+          *s = ' ';
+      for (char *s = want; *s; s++)
+        if (*s == '\n' && s[1])
+          *s = ' ';
+      have[strcspn (have, "\n")] = want[strcspn (want, "\n")] = '\0';
+      snprintf (why, len,
+                "nbdkit (pid %ld) runs %s but its running record says %s",
+                (long)pid, have, want);
+    }
+  free (have);
+  free (want);
+  return ok;
+}
+
+static json_object *
+chain_json (const struct chain_entry *c, size_t n, const char *state_dir,
+            bool with_stats)
+{
+  json_object *arr = json_object_new_array ();
+
+  for (size_t i = 0; i < n; i++)
+    {
+      json_object *f = json_object_new_object (), *st;
+      enum vaio_class cls;
+      json_object_object_add (f, "class", json_object_new_string (c[i].cls));
+      json_object_object_add (f, "filter", json_object_new_string (c[i].name));
+      json_object_object_add (f, "version",
+                              json_object_new_string (c[i].version));
+      if (with_stats && vaio_class_parse (c[i].cls, &cls) == 0
+          && (st = stats_json (state_dir, cls)) != NULL)
+        json_object_object_add (f, "stats", st);
+      json_object_array_add (arr, f);
+    }
+  return arr;
+}
+
+/* One disk.  error: why it could not be planned (p then holds only its
+ * paths).  A running disk's chain is what its running record says runs
+ * (checked against the process's own --filter= arguments), not what the
+ * policy asks for now; when the two differ the policy's chain is shown
+ * as planned_chain and the disk is out of compliance.
+ */
+static json_object *
+disk_json (const struct vaio_plan_disk *p, const char *error, int *problems)
+{
+  json_object *d = json_object_new_object ();
   pid_t pid = vaio_disk_pid (p->pidfile);
   bool stale = pid == 0 && access (p->pidfile, F_OK) == 0;
   const char *state = pid ? "running" : stale ? "dead" : "stopped";
-  char *uri = vaio_plan_uri (p), *rec = NULL, why[512] = "";
+  char *uri = error ? NULL : vaio_plan_uri (p), *rec = NULL, why[1024] = "";
   const char *comp = "not running";
+  struct chain_entry run[VAIO_CLASS_COUNT * 2], plan[VAIO_CLASS_COUNT];
+  size_t n_run = 0, n_plan = error ? 0 : plan_chain (p, plan);
+  bool from_record = false;
 
   if (pid)
     {
       rec = vaio_disk_running_record (p->state_dir);
-      comp = compliance (p, rec, why, sizeof why);
+      from_record = rec != NULL;
+      if (rec)
+        n_run = record_chain (rec, run, sizeof run / sizeof run[0]);
+      if (error)
+        {
+          snprintf (why, sizeof why, "%s", error);
+          comp = "unknown";
+        }
+      else
+        comp = compliance (p, rec, why, sizeof why);
+      if (rec && !process_matches_record (pid, rec, why, sizeof why))
+        comp = "noncompliant";
     }
-  if (stale || (pid && strcmp (comp, "compliant") != 0))
+  if (stale || error || (pid && strcmp (comp, "compliant") != 0))
     (*problems)++;
 
   json_object_object_add (d, "name", json_object_new_string (p->disk->name));
   json_object_object_add (d, "policy",
-                          json_object_new_string (p->policy->name));
+                          json_object_new_string (p->disk->policy));
   json_object_object_add (d, "image", json_object_new_string (p->disk->image));
   json_object_object_add (d, "uri", json_object_new_string (uri ? uri : ""));
   json_object_object_add (
@@ -347,23 +512,32 @@ disk_json (const struct vaio_plan_disk *p, int *problems)
   if (why[0])
     json_object_object_add (d, "compliance_detail",
                             json_object_new_string (why));
-  for (size_t i = 0; i < p->n_chain; i++)
+  if (error)
+    json_object_object_add (d, "error", json_object_new_string (error));
+  json_object_object_add (
+      d, "chain_source",
+      json_object_new_string (from_record ? "running" : "policy"));
+  if (from_record)
     {
-      json_object *f = json_object_new_object (), *st;
-      json_object_object_add (
-          f, "class", json_object_new_string (vaio_class_name (p->chain[i])));
-      json_object_object_add (f, "filter",
-                              json_object_new_string (p->filters[i]->name));
-      json_object_object_add (f, "version",
-                              json_object_new_string (p->filters[i]->version));
-      if (pid && (st = stats_json (p->state_dir, p->chain[i])) != NULL)
-        json_object_object_add (f, "stats", st);
-      json_object_array_add (chain, f);
+      json_object_object_add (d, "chain",
+                              chain_json (run, n_run, p->state_dir, true));
+      if (!error && !chains_equal (run, n_run, plan, n_plan))
+        json_object_object_add (d, "planned_chain",
+                                chain_json (plan, n_plan, NULL, false));
     }
-  json_object_object_add (d, "chain", chain);
+  else
+    json_object_object_add (d, "chain",
+                            chain_json (plan, n_plan, p->state_dir, pid != 0));
   free (uri);
   free (rec);
   return d;
+}
+
+/* The first message of a diag, for a disk that cannot be planned. */
+static const char *
+diag_first (const struct vaio_diag *diag)
+{
+  return diag->n ? diag->msgs[0] : "cannot plan this disk";
 }
 
 static json_object *
@@ -383,11 +557,32 @@ vms_json (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
         {
           struct vaio_plan_disk p;
           struct vaio_diag diag = { 0 };
+          struct vaio_diag quiet = { 0 };
+          /* A disk that cannot be planned is still shown (with why), and
+           * from its paths, whether it runs.
+           */
           if (vaio_plan_disk (cfg, hf, vm, &vm->disks[i], &p, &diag) == 0)
             {
-              json_object_array_add (disks, disk_json (&p, problems));
+              json_object_array_add (disks, disk_json (&p, NULL, problems));
               vaio_plan_disk_free (&p);
             }
+          else if (vaio_disk_paths (cfg, vm, &vm->disks[i], &p, &quiet) == 0)
+            {
+              json_object_array_add (
+                  disks, disk_json (&p, diag_first (&diag), problems));
+              vaio_plan_disk_free (&p);
+            }
+          else
+            {
+              json_object *d = json_object_new_object ();
+              json_object_object_add (
+                  d, "name", json_object_new_string (vm->disks[i].name));
+              json_object_object_add (
+                  d, "error", json_object_new_string (diag_first (&diag)));
+              json_object_array_add (disks, d);
+              (*problems)++;
+            }
+          vaio_diag_free (&quiet);
           vaio_diag_free (&diag);
         }
       json_object_object_add (o, "disks", disks);
@@ -462,6 +657,20 @@ print_hosts (json_object *hosts, FILE *fp)
 }
 
 static void
+print_chain (json_object *chain, FILE *fp)
+{
+  if (chain == NULL)
+    {
+      fprintf (fp, "-\n");
+      return;
+    }
+  for (size_t k = 0; k < json_object_array_length (chain); k++)
+    fprintf (fp, "%s -> ",
+             jstr (json_object_array_get_idx (chain, k), "filter"));
+  fprintf (fp, "file\n");
+}
+
+static void
 print_vms (json_object *vms, FILE *fp)
 {
   for (size_t v = 0; v < json_object_array_length (vms); v++)
@@ -478,10 +687,14 @@ print_vms (json_object *vms, FILE *fp)
           fprintf (fp, "  %-10s %-10s %-8s %-8s %-12s ", jstr (d, "name"),
                    jstr (d, "policy"), jstr (d, "state"), jstr (d, "pid"),
                    jstr (d, "compliance"));
-          for (size_t k = 0; k < json_object_array_length (chain); k++)
-            fprintf (fp, "%s -> ",
-                     jstr (json_object_array_get_idx (chain, k), "filter"));
-          fprintf (fp, "file\n");
+          print_chain (chain, fp);
+          if (jget (d, "planned_chain"))
+            {
+              fprintf (fp, "  %-10s planned by the policy: ", "");
+              print_chain (jget (d, "planned_chain"), fp);
+            }
+          if (jget (d, "error"))
+            fprintf (fp, "  %-10s error: %s\n", "", jstr (d, "error"));
           fprintf (fp, "  %-10s uri %s\n", "", jstr (d, "uri"));
           if (jget (d, "compliance_detail"))
             fprintf (fp, "  %-10s %s\n", "", jstr (d, "compliance_detail"));
