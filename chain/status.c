@@ -736,7 +736,8 @@ vaio_status (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
 
 struct top_disk
 {
-  struct vaio_plan_disk plan;
+  struct vaio_plan_disk plan; /* only paths when error is set */
+  char *error;                /* why the disk could not be planned */
   pid_t pid_prev, pid_cur;
   bool had[VAIO_CLASS_COUNT], have[VAIO_CLASS_COUNT];
   struct vaio_stats_snapshot prev[VAIO_CLASS_COUNT], cur[VAIO_CLASS_COUNT];
@@ -811,9 +812,10 @@ top_filter_json (const struct top_disk *t, size_t k)
     {
       uint64_t h = s->body.counters[hits] - t->prev[k].body.counters[hits];
       uint64_t m = s->body.counters[misses] - t->prev[k].body.counters[misses];
+      /* No lookups in the interval: no ratio, not a ratio of 0. */
       json_object_object_add (
           f, "hit_ratio",
-          json_object_new_double (h + m ? (double)h / (double)(h + m) : 0));
+          h + m ? json_object_new_double ((double)h / (double)(h + m)) : NULL);
     }
   return f;
 }
@@ -872,7 +874,10 @@ top_disk_json (const struct top_disk *t, double secs)
       json_object_object_add (o, "mib_s", NULL);
       json_object_object_add (o, "latency_p99_us", NULL);
     }
+  json_object_object_add (o, "interval_s", json_object_new_double (secs));
   json_object_object_add (o, "restarted", json_object_new_boolean (restarted));
+  if (t->error)
+    json_object_object_add (o, "error", json_object_new_string (t->error));
   for (size_t k = 0; k < t->plan.n_chain; k++)
     if (t->have[k])
       json_object_object_add (extra, vaio_class_name (t->plan.chain[k]),
@@ -881,21 +886,30 @@ top_disk_json (const struct top_disk *t, double secs)
   return o;
 }
 
+/* On a terminal each table replaces the last (cursor home, clear
+ * screen), as top(1) does; into a pipe or file the tables follow one
+ * another, so a log or a test keeps every sample.
+ */
 static void
-top_print_text (json_object *arr, FILE *fp)
+top_print_text (json_object *arr, double secs, FILE *fp)
 {
   time_t now = time (NULL);
   char ts[32];
 
+  if (isatty (fileno (fp)))
+    fputs ("\033[H\033[2J", fp);
   strftime (ts, sizeof ts, "%H:%M:%S", localtime (&now));
-  fprintf (fp, "vaioctl top  %s\n%-24s %10s %10s %10s  %s\n", ts, "VM/DISK",
-           "IOPS", "MiB/s", "p99(us)", "FILTER FIGURES");
+  fprintf (fp, "vaioctl top  %s  (over %.2f s)\n%-24s %10s %10s %10s  %s\n", ts,
+           secs, "VM/DISK", "IOPS", "MiB/s", "p99(us)", "FILTER FIGURES");
   for (size_t i = 0; i < json_object_array_length (arr); i++)
     {
       json_object *d = json_object_array_get_idx (arr, i);
       char name[256];
       snprintf (name, sizeof name, "%s/%s", jstr (d, "disk"), jstr (d, "name"));
-      if (json_object_get_boolean (jget (d, "restarted")))
+      if (jget (d, "error"))
+        fprintf (fp, "%-24s %10s %10s %10s  (error: %s)", name, "-", "-", "-",
+                 jstr (d, "error"));
+      else if (json_object_get_boolean (jget (d, "restarted")))
         fprintf (fp, "%-24s %10s %10s %10s  (restarted in this interval)", name,
                  "-", "-", "-");
       else if (jget (d, "iops") == NULL
@@ -925,50 +939,90 @@ top_print_text (json_object *arr, FILE *fp)
   fflush (fp);
 }
 
+static double
+monotonic_s (void)
+{
+  struct timespec ts;
+
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Plan every disk; one that cannot be planned is kept with its paths
+ * and the reason, so top shows it rather than leaving it out.
+ */
+static struct top_disk *
+top_disks (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
+           size_t *n)
+{
+  struct top_disk *t = NULL;
+
+  *n = 0;
+  for (size_t v = 0; v < cfg->n_vms; v++)
+    for (size_t i = 0; i < cfg->vms[v].n_disks; i++)
+      {
+        const struct vaio_vm *vm = &cfg->vms[v];
+        struct vaio_diag diag = { 0 }, quiet = { 0 };
+        struct top_disk *grown = realloc (t, (*n + 1) * sizeof *t);
+        if (grown == NULL)
+          return t;
+        t = grown;
+        memset (&t[*n], 0, sizeof t[*n]);
+        if (vaio_plan_disk (cfg, hf, vm, &vm->disks[i], &t[*n].plan, &diag)
+            == 0)
+          (*n)++;
+        else if (vaio_disk_paths (cfg, vm, &vm->disks[i], &t[*n].plan, &quiet)
+                 == 0)
+          {
+            t[*n].error = strdup (diag_first (&diag));
+            (*n)++;
+          }
+        else
+          vaio_diag_print (&diag, stderr);
+        vaio_diag_free (&quiet);
+        vaio_diag_free (&diag);
+      }
+  return t;
+}
+
 int
 vaio_top (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
           unsigned iterations, unsigned interval_ms, bool json, FILE *fp)
 {
-  struct top_disk *t = NULL;
-  size_t n = 0;
+  size_t n;
+  struct top_disk *t = top_disks (cfg, hf, &n);
   struct timespec ts
       = { interval_ms / 1000, (long)(interval_ms % 1000) * 1000000 };
-
-  for (size_t v = 0; v < cfg->n_vms; v++)
-    for (size_t i = 0; i < cfg->vms[v].n_disks; i++)
-      {
-        struct vaio_diag diag = { 0 };
-        struct top_disk *grown = realloc (t, (n + 1) * sizeof *t);
-        if (grown == NULL)
-          break;
-        t = grown;
-        memset (&t[n], 0, sizeof t[n]);
-        if (vaio_plan_disk (cfg, hf, &cfg->vms[v], &cfg->vms[v].disks[i],
-                            &t[n].plan, &diag)
-            == 0)
-          n++;
-        vaio_diag_free (&diag);
-      }
+  double prev_s, now_s;
 
   top_sample (t, n);
+  prev_s = monotonic_s ();
   for (unsigned it = 0; iterations == 0 || it < iterations; it++)
     {
       json_object *arr = json_object_new_array ();
       nanosleep (&ts, NULL);
       top_sample (t, n);
+      /* Rates over the time that passed between the two samples, not the
+       * interval asked for: sleeping and reading the stats files take
+       * their own time, and a loaded host oversleeps.
+       */
+      now_s = monotonic_s ();
       for (size_t i = 0; i < n; i++)
-        json_object_array_add (arr,
-                               top_disk_json (&t[i], interval_ms / 1000.0));
+        json_object_array_add (arr, top_disk_json (&t[i], now_s - prev_s));
       if (json)
         fprintf (fp, "%s\n",
                  json_object_to_json_string_ext (arr, JSON_C_TO_STRING_PLAIN));
       else
-        top_print_text (arr, fp);
+        top_print_text (arr, now_s - prev_s, fp);
       fflush (fp);
       json_object_put (arr);
+      prev_s = now_s;
     }
   for (size_t i = 0; i < n; i++)
-    vaio_plan_disk_free (&t[i].plan);
+    {
+      vaio_plan_disk_free (&t[i].plan);
+      free (t[i].error);
+    }
   free (t);
   return 0;
 }

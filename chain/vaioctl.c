@@ -647,14 +647,16 @@ main (int argc, char **argv)
    * allowed.  The filter and host commands are how a config is made valid
    * (installing the filter its policies need), so they only need it
    * parsed.  status reports an altered filter as non-compliance rather
-   * than refusing to show anything.
+   * than refusing to show anything, and top, which only reads stats
+   * files, goes on showing the figures of the disks that run.
    */
   if (cluster_load (o.config, &c,
                     strcmp (cmd, "down") != 0 && strcmp (cmd, "filter") != 0
                         && strcmp (cmd, "host") != 0,
                     strcmp (cmd, "down") != 0 && strcmp (cmd, "filter") != 0
                         && strcmp (cmd, "host") != 0
-                        && strcmp (cmd, "status") != 0)
+                        && strcmp (cmd, "status") != 0
+                        && strcmp (cmd, "top") != 0)
       == -1)
     return 1;
 

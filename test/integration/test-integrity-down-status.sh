@@ -32,6 +32,12 @@ grep -q "^             sioc filter nbdkit-rate fails its integrity check" <<<"$o
   fail "text view: $out"
 pass "status shows vm1 (uses the altered filter) noncompliant, vm2 compliant"
 
+# top, like status, reads only stats: it goes on for every disk.
+out=$("$VAIOCTL" top "$T/c.yaml" --iterations 1 --interval 100 --json 2>"$T/top.err") ||
+  fail "top refused with an altered filter: $(cat "$T/top.err")"
+[ "$(jq -r 'map(.disk) | join(",")' <<<"$out")" = vm1,vm2 ] || fail "top: $out"
+pass "top still shows both disks"
+
 # Commands that start chains refuse; validate reports every error at once.
 expect_fail "up with an altered filter" "integrity check failed" "$VAIOCTL" up "$T/c.yaml"
 sed 's/      rate: 10G/      rate: 10GiB/' "$T/c.yaml" > "$T/c2.yaml"
