@@ -34,9 +34,14 @@ pass "data written through both chains reads back"
 [ "$(jq -r '[.vms[].disks[].compliance] | join(",")' "$T/status.json")" = "compliant,compliant" ] ||
   fail "compliance"
 pid1=$(jq -r '.vms[0].disks[0].pid' "$T/status.json")
-grep -q -- "--filter=.*nbdkit-cache-filter.so" "/proc/$pid1/cmdline" 2>/dev/null ||
-  tr '\0' ' ' < "/proc/$pid1/cmdline" | grep -q "nbdkit-cache-filter.so.*nbdkit-rate-filter.so" ||
-  fail "vm1 nbdkit argv lacks the chain in order"
+pid2=$(jq -r '.vms[1].disks[0].pid' "$T/status.json")
+# Each process's --filter= arguments, in argv order, are exactly the pause
+# filter then the policy's filters in class order (caching, then sioc).
+filters_of () { tr '\0' '\n' < "/proc/$1/cmdline" | sed -n 's/^--filter=//p' | paste -sd' '; }
+so () { sed -n 's/^path: *//p' "$MAN/$1.yaml"; }
+want1="pause $(so nbdkit-cache) $(so nbdkit-rate)"
+[ "$(filters_of "$pid1")" = "$want1" ] || fail "vm1 nbdkit --filter= args: $(filters_of "$pid1"), want $want1"
+[ "$(filters_of "$pid2")" = "pause $(so nbdkit-cache)" ] || fail "vm2 nbdkit --filter= args: $(filters_of "$pid2")"
 pass "status --json shows both chains running, compliant, in class order"
 
 "$VAIOCTL" status "$T/c.yaml" | grep -q "nbdkit-cache -> nbdkit-rate -> file" || fail "text view"
