@@ -1,26 +1,54 @@
 #!/bin/bash
-# make install (meson install, staged with DESTDIR) installs a manifest
-# for every filter in <prefix>/<datadir>/vaio-nbd/manifests: vaio-nbd's
-# four name the .so where it is installed (without DESTDIR) and carry the
-# sha256 of the file as installed; nbdkit's own three come as built.
-# vaioctl accepts them: a config listing them (with the staged .so paths)
-# validates, sha256 checks included.
+# make install, staged with DESTDIR and PREFIX as the README says, on the
+# existing build (nothing is rebuilt when it is up to date):
+# - vaio-nbd's four filters land in nbdkit's own filterdir (what
+#   `nbdkit --dump-config` says, under DESTDIR), vaioctl and vaio-crypt in
+#   $PREFIX/bin, and nothing else is installed but the manifests;
+# - a manifest for every filter in $PREFIX/share/vaio-nbd/manifests:
+#   vaio-nbd's four name the .so where it is installed (without DESTDIR)
+#   and carry the sha256 of the file as installed; nbdkit's own three
+#   come as built;
+# - vaioctl accepts them: a config listing them (with the staged .so
+#   paths) validates, sha256 checks included.
 set -euo pipefail
 : "${VAIO_BUILD:?run through meson test}"
+: "${VAIO_SRC:?run through meson test}"
 T=$(mktemp -d /tmp/vaio-install.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 fail () { echo "FAIL: $*" >&2; exit 1; }
 
-opt () { meson introspect "$VAIO_BUILD" --buildoptions | jq -r ".[] | select(.name == \"$1\") | .value"; }
-mandir=$(opt prefix)/$(opt datadir)/vaio-nbd/manifests
-filterdir=$(meson introspect "$VAIO_BUILD" --installed |
-  jq -r '.[] | select(endswith("/nbdkit-vaio-cache-filter.so"))' | xargs dirname)
-[ -n "$filterdir" ] || fail "the build installs no vaio-cache filter"
+PREFIX=/usr/local
+D=$T/dest
+filterdir=$(nbdkit --dump-config | sed -n 's/^filterdir=//p')
+[ -n "$filterdir" ] || fail "nbdkit --dump-config names no filterdir"
+mandir=$PREFIX/share/vaio-nbd/manifests
 
-DESTDIR= meson install -C "$VAIO_BUILD" --no-rebuild --quiet --destdir "$T/dest" >/dev/null
+make -s -C "$VAIO_SRC" install BUILD="$VAIO_BUILD" DESTDIR="$D" PREFIX="$PREFIX" \
+  > "$T/make.log" 2>&1 || fail "make install: $(tail -20 "$T/make.log")"
+
+want=$(
+  for f in crypt replication cache sioc; do echo "$filterdir/nbdkit-vaio-$f-filter.so"; done
+  echo "$PREFIX/bin/vaio-crypt"
+  echo "$PREFIX/bin/vaioctl"
+  for f in vaio-crypt vaio-replication vaio-cache vaio-sioc nbdkit-cache nbdkit-rate nbdkit-luks; do
+    echo "$mandir/$f.yaml"
+  done
+)
+got=$(cd "$D" && find . -type f -o -type l | sed 's/^\.//')
+diff <(sort <<<"$want") <(sort <<<"$got") >&2 || fail "make install installed other files than these"
+for f in "$PREFIX/bin/vaio-crypt" "$PREFIX/bin/vaioctl"; do
+  [ -x "$D$f" ] || fail "$f is not executable"
+done
+grep -q "^    vaioctl validate FILE" <<<"$("$D$PREFIX/bin/vaioctl" --help)" || fail "installed vaioctl does not run"
+for cf in encryption:crypt replication:replication caching:cache sioc:sioc; do
+  so=nbdkit-vaio-${cf#*:}-filter.so
+  cmp "$D$filterdir/$so" "$VAIO_BUILD/nbdkit-filters/${cf%%:*}/$so" ||
+    fail "installed $so is not the one built"
+done
+echo "ok: make install DESTDIR PREFIX=$PREFIX: filters in \$DESTDIR$filterdir (nbdkit --dump-config), vaioctl and vaio-crypt in \$DESTDIR$PREFIX/bin"
 
 for f in vaio-crypt vaio-replication vaio-cache vaio-sioc nbdkit-cache nbdkit-rate nbdkit-luks; do
-  m=$T/dest$mandir/$f.yaml
+  m=$D$mandir/$f.yaml
   [ -f "$m" ] || fail "$mandir/$f.yaml not installed"
   [ "$(stat -c %a "$m")" = 644 ] || fail "$f.yaml mode $(stat -c %a "$m")"
   path=$(sed -n 's/^path: *//p' "$m")
@@ -28,7 +56,7 @@ for f in vaio-crypt vaio-replication vaio-cache vaio-sioc nbdkit-cache nbdkit-ra
   case $f in
     vaio-*)
       [ "$path" = "$filterdir/nbdkit-$f-filter.so" ] || fail "$f.yaml path '$path'"
-      so=$T/dest$path ;;
+      so=$D$path ;;
     *) so=$path ;;
   esac
   [ "$(sha256sum "$so" | cut -d' ' -f1)" = "$sum" ] || fail "$f.yaml sha256 is not that of $so"
