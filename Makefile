@@ -6,9 +6,10 @@
 #   make demo       serve two VM disks through a full chain and show it working
 #   make bench      fio benchmarks, ratios against bare nbdkit in the same run
 #   make install    filters into nbdkit's filterdir, vaioctl and vaio-crypt into
-#                   $(PREFIX)/bin, every filter's manifest (path and sha256 of
-#                   the installed .so) into $(PREFIX)/share/vaio-nbd/manifests
-#                   (DESTDIR and PREFIX honoured)
+#                   $(PREFIX)/bin, vaioctl.1 into $(PREFIX)/share/man/man1,
+#                   every filter's manifest (path and sha256 of the installed
+#                   .so) into $(PREFIX)/share/vaio-nbd/manifests (DESTDIR and
+#                   PREFIX honoured; FILTERDIR overrides nbdkit's filterdir)
 #   make format     clang-format every C file in place
 
 BUILD     ?= build

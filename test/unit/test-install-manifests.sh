@@ -3,7 +3,8 @@
 # existing build (nothing is rebuilt when it is up to date):
 # - vaio-nbd's four filters land in nbdkit's own filterdir (what
 #   `nbdkit --dump-config` says, under DESTDIR), vaioctl and vaio-crypt in
-#   $PREFIX/bin, and nothing else is installed but the manifests;
+#   $PREFIX/bin, the manual page in $PREFIX/share/man/man1, and nothing
+#   else but the manifests;
 # - a manifest for every filter in $PREFIX/share/vaio-nbd/manifests:
 #   vaio-nbd's four name the .so where it is installed (without DESTDIR)
 #   and carry the sha256 of the file as installed; nbdkit's own three
@@ -30,6 +31,7 @@ want=$(
   for f in crypt replication cache sioc; do echo "$filterdir/nbdkit-vaio-$f-filter.so"; done
   echo "$PREFIX/bin/vaio-crypt"
   echo "$PREFIX/bin/vaioctl"
+  echo "$PREFIX/share/man/man1/vaioctl.1"
   for f in vaio-crypt vaio-replication vaio-cache vaio-sioc nbdkit-cache nbdkit-rate nbdkit-luks; do
     echo "$mandir/$f.yaml"
   done
@@ -45,7 +47,8 @@ for cf in encryption:crypt replication:replication caching:cache sioc:sioc; do
   cmp "$D$filterdir/$so" "$VAIO_BUILD/nbdkit-filters/${cf%%:*}/$so" ||
     fail "installed $so is not the one built"
 done
-echo "ok: make install DESTDIR PREFIX=$PREFIX: filters in \$DESTDIR$filterdir (nbdkit --dump-config), vaioctl and vaio-crypt in \$DESTDIR$PREFIX/bin"
+cmp "$D$PREFIX/share/man/man1/vaioctl.1" "$VAIO_SRC/docs/vaioctl.1" || fail "installed vaioctl.1 differs"
+echo "ok: make install DESTDIR PREFIX=$PREFIX: filters in \$DESTDIR$filterdir (nbdkit --dump-config), vaioctl and vaio-crypt in \$DESTDIR$PREFIX/bin, vaioctl.1 in \$DESTDIR$PREFIX/share/man/man1"
 
 for f in vaio-crypt vaio-replication vaio-cache vaio-sioc nbdkit-cache nbdkit-rate nbdkit-luks; do
   m=$D$mandir/$f.yaml
