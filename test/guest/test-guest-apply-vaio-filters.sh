@@ -10,10 +10,16 @@
 #      connected and records are shipped to it
 #   5. remove caching                            -> swap, started while the
 #      cache holds dirty blocks (dirty_bytes > 0), so it must destage
+#   6. add caching again                         -> swap; the guest wrote
+#      blocks the old cache held while it was gone: none may read stale
+#   7. remove replication                        -> swap
+#   8. add replication again                     -> swap; connected and
+#      shipping, and the replica must catch up on the writes it missed
 # After each step the guest's acknowledged writes must keep growing.  The
-# guest must log zero I/O errors and mismatches; after `vaioctl down`
-# the backing image and the replica must each hold every block the guest
-# last wrote, and be identical.
+# guest must log zero I/O errors and mismatches; its disk read through the
+# final chain, and after `vaioctl down` the backing image and the replica,
+# must each hold every block the guest last wrote, and the image and the
+# replica be identical.
 . "$(dirname "$0")/lib.sh"
 seed=${VAIO_GUEST_SEED:-$((RANDOM + 1))}
 echo "seed $seed (VAIO_GUEST_SEED=$seed reproduces the block sequences)"
@@ -55,9 +61,12 @@ config "$T/c2.yaml" "$SIOC1"$'\n'"$CACHE"
 config "$T/c3.yaml" "$SIOC2"$'\n'"$CACHE"
 config "$T/c4.yaml" "$SIOC2"$'\n'"$CACHE"$'\n'"$REPL"
 config "$T/c5.yaml" "$SIOC2"$'\n'"$REPL"
+config "$T/c6.yaml" "$SIOC2"$'\n'"$CACHE"$'\n'"$REPL"
+config "$T/c7.yaml" "$SIOC2"$'\n'"$CACHE"
+config "$T/c8.yaml" "$SIOC2"$'\n'"$CACHE"$'\n'"$REPL"
 
 "$VAIOCTL" up "$T/c1.yaml" > "$T/up.out" || fail "vaioctl up: $(cat "$T/up.out")"
-guest_start g1 30 64 "$seed" "$(vaio_sock vm1)"
+guest_start g1 35 256 "$seed" "$(vaio_sock vm1)"
 guest_wait_for g1 'VAIO-GUEST START disk=vda' 90
 pass "guest writing on vm1 (chain: vaio-sioc)"
 sleep 2
@@ -84,10 +93,10 @@ wait_gauge () {
 
 wait_gauge "$T/c1.yaml" sioc limit-iops -eq 5000 5
 
-# step CONFIG WHAT PATTERN: apply, expect PATTERN for vm1 in the output,
-# then wait until the guest acknowledged 5 more writes.
+# step CONFIG WHAT PATTERN [N]: apply, expect PATTERN for vm1 in the
+# output, then wait until the guest acknowledged N (5) more writes.
 step () {
-  local out w0 w
+  local out w0 w n=${4:-5}
   guest_running g1 || fail "guest finished before '$2': the test proves nothing"
   w0=$(progress)
   out=$("$VAIOCTL" apply "$1" 2>&1) || fail "vaioctl apply ($2): $out"
@@ -95,7 +104,7 @@ step () {
   pass "$2: $(grep vm1/disk0 <<<"$out")"
   for _ in $(seq 150); do
     w=$(progress)
-    [ "${w:-0}" -ge $((${w0:-0} + 5)) ] && return 0
+    [ "${w:-0}" -ge $((${w0:-0} + n)) ] && return 0
     guest_running g1 || break
     sleep 0.1
   done
@@ -117,16 +126,38 @@ wait_gauge "$T/c4.yaml" replication shipped_bytes -gt 0 10
 pass "replica connected; $GAUGE bytes shipped to it"
 # The removal must destage: start it while the cache holds dirty blocks.
 wait_gauge "$T/c4.yaml" caching dirty_bytes -gt 0 10
-step "$T/c5.yaml" "remove caching (cache held $GAUGE dirty bytes)" "$(swapped)"
+# 30 writes without the cache: some land on blocks the old cache holds,
+# which the re-added cache must not serve.  256 blocks, not 64, so that
+# the rest of the run does not overwrite every block a gap wrote (and with
+# it the evidence of a stale cache or replica).
+step "$T/c5.yaml" "remove caching (cache held $GAUGE dirty bytes)" "$(swapped)" 30
+step "$T/c6.yaml" "add caching again" "$(swapped)"
+# 30 writes the replica does not see while replication is gone.
+step "$T/c7.yaml" "remove replication" "$(swapped)" 30
+step "$T/c8.yaml" "add replication again" "$(swapped)"
+wait_gauge "$T/c8.yaml" replication replica_connected -eq 1 10
+wait_gauge "$T/c8.yaml" replication shipped_bytes -gt 0 10
+pass "replica connected again; $GAUGE bytes shipped to it"
 through=yes
 guest_running g1 || through=no
 
 guest_wait g1 180
-"$VAIOCTL" status "$T/c5.yaml" --json |
-  jq -e '.vms[0].disks[0].chain | map(.filter) == ["vaio-replication", "vaio-sioc"]' >/dev/null ||
-  fail "final chain is not replication -> sioc"
-"$VAIOCTL" down "$T/c5.yaml" >/dev/null
+"$VAIOCTL" status "$T/c8.yaml" --json |
+  jq -e '.vms[0].disks[0].chain | map(.filter) == ["vaio-replication", "vaio-cache", "vaio-sioc"]' >/dev/null ||
+  fail "final chain is not replication -> cache -> sioc"
 bad=0
+( guest_verify "$(vaio_uri vm1)" g1 vda ) || bad=1
+# down must stop the chain cleanly: flush, then SIGTERM, on which the
+# cache destages into the image (a SIGKILL after the timeout leaves it in
+# the cache, and the image checks below fail for that reason).
+"$VAIOCTL" down "$T/c8.yaml" --timeout 10 > "$T/down.out" 2>&1 || fail "vaioctl down: $(cat "$T/down.out")"
+if grep -q "vm1/disk0: stopped (pid [0-9]*), flushed" "$T/down.out" &&
+   ! grep -q "killed" "$T/down.out"; then
+  pass "vaioctl down: $(tr '\n' ' ' < "$T/down.out")"
+else
+  echo "FAIL: vaioctl down did not stop vm1 cleanly: $(cat "$T/down.out")" >&2
+  bad=1
+fi
 ( guest_check g1 ) || bad=1
 ( guest_verify "$T/vm1.img" g1 vda ) || bad=1
 ( guest_verify "$T/replica.img" g1 vda ) || bad=1
