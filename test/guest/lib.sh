@@ -13,9 +13,12 @@
 #                                    rate), vm2 (silver: cache, default
 #                                    writeback); 32 MiB images in $T.  Only
 #                                    VAIO_GUEST_FAULT=unsafe-cache uses it
-#   vaio_two_vm_config FILE [GOLD [SILVER]]
+#   vaio_two_vm_config FILE [GOLD [SILVER [sioc]]]
 #                                    the same on vaio-cache (cache modes
 #                                    GOLD, SILVER: write-through) + vaio-sioc
+#                                    (datastore ds1; silver too with "sioc")
+#   vaio_segment                     ds1's SIOC segment file
+#   $SIOC_INSPECT                    test/sioc/sioc-inspect (segment slots)
 #   vaio_sock VM / vaio_pid VM       disk0's socket / nbdkit pid under vaioctl
 #   vaio_uri VM [DISK]               NBD URI of that socket (verify-image
 #                                    reads through the running chain)
@@ -40,6 +43,7 @@ set -euo pipefail
 GUEST_DIR=$VAIO_BUILD/guest
 VERIFY_IMAGE=$VAIO_BUILD/test/guest/verify-image
 VAIOCTL=$VAIO_BUILD/chain/vaioctl
+SIOC_INSPECT=$VAIO_BUILD/test/sioc/sioc-inspect
 MAN=$VAIO_BUILD/configs
 GUEST_RECONNECT_DELAY=${GUEST_RECONNECT_DELAY:-30}
 T=$(mktemp -d /tmp/vaio-guest.XXXXXX)
@@ -91,19 +95,24 @@ two_vm_config () {
   GUEST_CONFIGS+=("$1")
 }
 
-# vaio_two_vm_config FILE [GOLD [SILVER]]: as two_vm_config, on vaio-nbd's
-# own filters: gold = vaio-cache (mode GOLD) + vaio-sioc, silver =
-# vaio-cache (mode SILVER); both modes default to write-through.
+# vaio_two_vm_config FILE [GOLD [SILVER [SIOC]]]: as two_vm_config, on
+# vaio-nbd's own filters: gold = vaio-cache (mode GOLD) + vaio-sioc on
+# datastore ds1, silver = vaio-cache (mode SILVER), and with SIOC=sioc
+# also vaio-sioc on ds1 (both disks then share one SIOC segment,
+# $(vaio_segment)); both modes default to write-through.
 vaio_two_vm_config () {
   local f=$1 gold=${2:-write-through} silver=${3:-write-through}
-  local b=$VAIO_BUILD/nbdkit-filters
+  local b=$VAIO_BUILD/nbdkit-filters silver_sioc=""
+  [ "${4:-}" != sioc ] || silver_sioc='\n    sioc: { sioc-datastore: ds1 }'
   two_vm_config "$f"
   sed -i -e "s|      - $MAN/nbdkit-cache.yaml|      - $b/caching/vaio-cache.yaml|" \
          -e "s|      - $MAN/nbdkit-rate.yaml|      - $b/sioc/vaio-sioc.yaml|" \
          -e "s|      cache: writethrough|      cache-size: 8M\n      cache-mode: $gold|" \
-         -e "s|      rate: 10G|      sioc-datastore: state/ds.seg|" \
-         -e "s|    caching: {}|    caching: { cache-size: 8M, cache-mode: $silver }|" "$f"
+         -e "s|      rate: 10G|      sioc-datastore: ds1|" \
+         -e "s|    caching: {}|    caching: { cache-size: 8M, cache-mode: $silver }$silver_sioc|" "$f"
 }
+# vaio_segment: the SIOC segment of host1's datastore ds1.
+vaio_segment () { echo "$T/state/host1/datastores/ds1.seg"; }
 
 # vaio_sock VM [DISK] / vaio_pid VM [DISK]: under vaioctl (host1's state dir).
 vaio_sock () { echo "$T/state/host1/vms/$1/${2:-disk0}.sock"; }
