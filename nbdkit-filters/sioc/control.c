@@ -424,11 +424,15 @@ coordinate (uint64_t now)
     lead (&sample);
   else
     follow (&peers[0].d, &sample);
-  /* Reservations may take the whole capacity; the others still crawl
-   * rather than stop (and 0 would mean "not congested" to the tags).
+  /* Whatever the peers claim (shares, demand, reservations), this disk
+   * keeps its floor (sioc_contender_floor), and never stops: 0 would
+   * mean "not congested" to the tags.
    */
   if (ctl.cong.congested && ctl.cong.capacity_iops > 0)
-    ctl.entitlement = fmax (entitlement_of_self (peers, n), ENTITLEMENT_FLOOR);
+    ctl.entitlement = fmax (
+        entitlement_of_self (peers, n),
+        fmax (sioc_contender_floor (ctl.cong.capacity_iops, sample.contenders),
+              ENTITLEMENT_FLOOR));
   else
     ctl.reserve_scale = 1;
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "policy.h"
 #include "segment.h"
 
 #define READ_TRIES     4
@@ -274,7 +275,7 @@ owner_dead (uint64_t owner)
 bool
 sioc_slot_data_sane (const struct sioc_slot_data *d, uint64_t now_ns)
 {
-  return d->pid != 0 && d->shares >= 1 && d->shares <= 1000000
+  return d->pid != 0 && d->shares >= 1 && d->shares <= SIOC_SHARES_MAX
          && (d->flags & ~(SIOC_SLOT_BACKLOGGED | SIOC_SLOT_CONGESTED)) == 0
          && d->reservation_miops <= MAX_MIOPS && d->limit_miops <= MAX_MIOPS
          && d->delivered_miops <= MAX_MIOPS && d->capacity_miops <= MAX_MIOPS

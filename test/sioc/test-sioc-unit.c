@@ -74,6 +74,12 @@ START_TEST (policy_defaults_and_shares)
                     -1);
   ck_assert_int_eq (sioc_policy_set (&p, "sioc-shares", "2000000", err, 256),
                     -1);
+  /* VMware's range: 10000 at most. */
+  ck_assert_int_eq (sioc_policy_set (&p, "sioc-shares", "10001", err, 256), -1);
+  ck_assert_ptr_nonnull (strstr (err, "from 1 to 10000"));
+  ck_assert_int_eq (sioc_policy_set (&p, "sioc-shares", "10000", err, 256), 0);
+  ck_assert_uint_eq (p.shares, 10000);
+  ck_assert_int_eq (sioc_policy_set (&p, "sioc-shares", "1234", err, 256), 0);
   ck_assert_uint_eq (p.shares, 1234); /* untouched by bad values */
 }
 END_TEST
@@ -360,6 +366,44 @@ START_TEST (allocate_huge_reservation_scaled)
   c[0].reservation = 100;
   ck_assert_double_eq (sioc_allocate (250, c, 2), 1);
   ck_assert_double_eq_tol (c[0].reserved, 100, 1e-9);
+}
+END_TEST
+
+/* The audit's case: a peer claims 300 IOPS of backlogged demand and the
+ * most shares a slot may carry (10000, larger is refused) beside two
+ * real 1000-share disks on a capacity of 270.  By shares the real disks
+ * get 22.5 each; with 100 shares each 2.6, and the floor (capacity / 4
+ * per contender, 3 contenders) lifts them to 22.5.
+ */
+START_TEST (contender_floor_bounds_overstating_peer)
+{
+  struct sioc_claim c[3] = {
+    { .shares = 10000, .cap = INFINITY },
+    { .shares = 1000, .cap = INFINITY },
+    { .shares = 1000, .cap = INFINITY },
+  };
+
+  sioc_allocate (270, c, 3);
+  ck_assert_double_eq_tol (c[1].out, 22.5, 1e-6);
+  c[1].shares = c[2].shares = 100;
+  sioc_allocate (270, c, 3);
+  ck_assert_double_lt (c[1].out, 3);
+  ck_assert_double_eq_tol (sioc_contender_floor (270, 3), 22.5, 1e-9);
+  ck_assert_double_eq (sioc_contender_floor (0, 3), 0);
+  ck_assert_double_eq_tol (sioc_contender_floor (100, 0), 25, 1e-9);
+  /* Any mix of the presets is divided by shares alone: the worst case,
+   * low beside n-1 disks at high, is still above the floor.
+   */
+  for (unsigned n = 2; n <= 64; n++)
+    {
+      struct sioc_claim m[64];
+
+      for (unsigned i = 0; i < n; i++)
+        m[i] = (struct sioc_claim){ .shares = i == 0 ? 500 : 2000,
+                                    .cap = INFINITY };
+      sioc_allocate (1000, m, n);
+      ck_assert_double_gt (m[0].out, sioc_contender_floor (1000, n));
+    }
 }
 END_TEST
 
@@ -694,6 +738,11 @@ START_TEST (segment_rejects_corrupt_and_insane_slots)
   ck_assert_int_eq (sioc_segment_read (seg, i, now, 400 * MS, &got),
                     SIOC_SLOT_BAD);
   d = slot_data (now, 1000);
+  d.shares = 10001; /* above the most a policy may set */
+  sioc_segment_publish (seg, i, tok, &d);
+  ck_assert_int_eq (sioc_segment_read (seg, i, now, 400 * MS, &got),
+                    SIOC_SLOT_BAD);
+  d = slot_data (now, 1000);
   d.delivered_miops = UINT64_C (1) << 60;
   sioc_segment_publish (seg, i, tok, &d);
   ck_assert_int_eq (sioc_segment_read (seg, i, now, 400 * MS, &got),
@@ -879,6 +928,7 @@ sioc_suite (void)
   tcase_add_test (tags, allocate_reservation_first);
   tcase_add_test (tags, allocate_huge_reservation_scaled);
   tcase_add_test (tags, allocate_caps_redistribute);
+  tcase_add_test (tags, contender_floor_bounds_overstating_peer);
   tcase_add_test (cong, congestion_needs_two_contenders);
   tcase_add_test (cong, congestion_cut_probe_exit);
   tcase_add_test (cong, congestion_cut_floor);
