@@ -183,13 +183,17 @@ open_existing (const char *path, char *err, size_t errlen)
 }
 
 struct sioc_segment *
-sioc_segment_open (const char *path, char *err, size_t errlen)
+sioc_segment_open (const char *path, bool *corrupt, char *err, size_t errlen)
 {
   struct sioc_seg_header h;
   struct sioc_segment *seg;
   struct stat st;
+  bool dummy;
   int fd;
 
+  if (corrupt == NULL)
+    corrupt = &dummy;
+  *corrupt = false;
   fd = open_existing (path, err, errlen);
   if (fd == -1)
     return NULL;
@@ -198,6 +202,7 @@ sioc_segment_open (const char *path, char *err, size_t errlen)
       snprintf (err, errlen, "%s: not a regular file", path);
       goto fail;
     }
+  *corrupt = true;
   if (pread (fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
     {
       snprintf (err, errlen, "%s: too short for a vaio-sioc datastore segment",
@@ -213,6 +218,7 @@ sioc_segment_open (const char *path, char *err, size_t errlen)
                 path, (long long)st.st_size, segment_size ());
       goto fail;
     }
+  *corrupt = false;
 
   seg = calloc (1, sizeof *seg);
   if (seg == NULL)

@@ -210,7 +210,7 @@ segment_cmd (const char *path)
   char err[512];
   uint64_t now = now_ns ();
 
-  seg = sioc_segment_open (path, err, sizeof err);
+  seg = sioc_segment_open (path, NULL, err, sizeof err);
   if (seg == NULL)
     {
       fprintf (stderr, "sioc-inspect: %s\n", err);
@@ -247,7 +247,7 @@ fake_peer_cmd (const char *path, const char *cap, const char *flags,
   char err[512];
   int idx;
 
-  seg = sioc_segment_open (path, err, sizeof err);
+  seg = sioc_segment_open (path, NULL, err, sizeof err);
   if (seg == NULL)
     {
       fprintf (stderr, "sioc-inspect: %s\n", err);

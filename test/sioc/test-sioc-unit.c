@@ -642,7 +642,8 @@ static struct sioc_segment *
 open_seg (void)
 {
   char err[512];
-  struct sioc_segment *seg = sioc_segment_open (seg_path, err, sizeof err);
+  struct sioc_segment *seg
+      = sioc_segment_open (seg_path, NULL, err, sizeof err);
 
   ck_assert_msg (seg != NULL, "%s", err);
   return seg;
@@ -831,17 +832,20 @@ START_TEST (segment_makes_datastores_dir)
   char path[192], err[512];
   struct sioc_segment *seg;
   struct stat st;
+  bool corrupt;
 
   snprintf (path, sizeof path, "%s/datastores/ds1.seg", tmpdir);
-  seg = sioc_segment_open (path, err, sizeof err);
+  seg = sioc_segment_open (path, NULL, err, sizeof err);
   ck_assert_msg (seg != NULL, "%s", err);
   sioc_segment_close (seg);
   snprintf (path, sizeof path, "%s/datastores", tmpdir);
   ck_assert_int_eq (stat (path, &st), 0);
   ck_assert_uint_eq (st.st_mode & 0777, 0700);
   snprintf (path, sizeof path, "%s/nowhere/datastores/ds1.seg", tmpdir);
-  ck_assert_ptr_null (sioc_segment_open (path, err, sizeof err));
+  corrupt = true;
+  ck_assert_ptr_null (sioc_segment_open (path, &corrupt, err, sizeof err));
   ck_assert_ptr_nonnull (strstr (err, path));
+  ck_assert (!corrupt); /* a path that cannot be used, not a bad file */
 }
 END_TEST
 
@@ -849,9 +853,12 @@ static void
 expect_open_error (const char *want)
 {
   char err[512];
-  struct sioc_segment *seg = sioc_segment_open (seg_path, err, sizeof err);
+  bool corrupt = false;
+  struct sioc_segment *seg
+      = sioc_segment_open (seg_path, &corrupt, err, sizeof err);
 
   ck_assert_ptr_null (seg);
+  ck_assert_msg (corrupt, "'%s' not reported as corrupt contents", err);
   ck_assert_msg (strstr (err, want) != NULL, "'%s' lacks '%s'", err, want);
   ck_assert_ptr_nonnull (strstr (err, seg_path));
 }
