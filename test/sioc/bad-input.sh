@@ -22,6 +22,7 @@ expect_fail "sioc-limit-mbps: '1.5'" sioc-limit-mbps=1.5
 expect_fail "sioc-reservation: '99999999'" sioc-reservation=99999999
 expect_fail "sioc-shares: '0'" sioc-shares=0
 expect_fail "sioc-shares: 'medium'" sioc-shares=medium
+expect_fail "sioc-shares: '10001' is not low, normal, high or a number from 1 to 10000" sioc-shares=10001
 expect_fail "sioc-latency-threshold: '30'" sioc-latency-threshold=30
 expect_fail "sioc-latency-threshold: '20s'" sioc-latency-threshold=20s
 expect_fail "sioc-reservation=500 is above sioc-limit-iops=100" \
