@@ -20,9 +20,10 @@
 #include "segment.h"
 #include "stats.h"
 
-#define TICK_NS           50000000u  /* control period */
-#define RELOAD_NS         100000000u /* settings file checked this often */
-#define STALE_NS          400000000u /* peer silent this long is gone */
+#define TICK_NS           50000000u   /* control period */
+#define RELOAD_NS         100000000u  /* settings file checked this often */
+#define STALE_NS          400000000u  /* peer silent this long is gone */
+#define REOPEN_NS         1000000000u /* a corrupt segment is retried */
 #define EWMA_ALPHA        0.3
 #define ACTIVE_IOPS       1.0 /* below: idle, not a contender */
 #define DEMAND_HEADROOM   1.5 /* non-backlogged disk's cap */
@@ -51,6 +52,7 @@ static const struct vaio_stats_counter_def counter_defs[C_COUNT] = {
   [C_SETTINGS_ERRORS] = { "settings-errors", VAIO_COUNTER },
   [C_SLOT] = { "slot", VAIO_GAUGE },
   [C_RESERVATION_EFFECTIVE] = { "reservation-effective-iops", VAIO_GAUGE },
+  [C_UNCOORDINATED] = { "uncoordinated", VAIO_GAUGE },
 };
 
 struct peer
@@ -91,6 +93,8 @@ static struct
   double reserve_scale; /* last scale applied to the reservations, 1 = none */
   unsigned peers;
   bool full_warned; /* the segment-full warning was given */
+  bool seg_bad;     /* the segment file is corrupt: retried, limits only */
+  uint64_t next_reopen_ns;
 
   pthread_t thread;
   bool running;
@@ -244,6 +248,59 @@ own_threshold (void)
   return (double)ctl.policy.latency_threshold_ns;
 }
 
+/* Open the datastore's segment.  A file that is there but corrupt (a
+ * bad write by anyone) leaves this disk uncoordinated, limits only,
+ * rather than refusing to start it: one bad write must not stop every
+ * later disk on the datastore.  Said once per episode at error level;
+ * the control thread retries every REOPEN_NS, so a segment replaced by
+ * a valid one (or removed, then recreated here) is picked up.  Other
+ * failures at start (the path cannot be opened, created or mapped: a
+ * mistake in this disk's configuration) are -1; on a retry they only
+ * mean trying again.
+ */
+static int
+open_segment (bool at_start)
+{
+  char err[512];
+  bool corrupt;
+
+  ctl.seg
+      = sioc_segment_open (ctl.cfg.datastore_path, &corrupt, err, sizeof err);
+  if (ctl.seg != NULL)
+    {
+      if (ctl.seg_bad)
+        nbdkit_debug ("vaio-sioc: datastore segment %s is valid again: "
+                      "coordinating",
+                      ctl.cfg.datastore_path);
+      ctl.seg_bad = false;
+      /* The token holds the pid: made after nbdkit forks (at start, by
+       * sioc_control_start).
+       */
+      if (!at_start)
+        ctl.token = sioc_segment_token ();
+      return 0;
+    }
+  if (!corrupt && at_start)
+    {
+      nbdkit_error ("vaio-sioc: sioc-datastore: %s", err);
+      return -1;
+    }
+  if (!ctl.seg_bad)
+    nbdkit_error ("vaio-sioc: warning: sioc-datastore: %s: this disk runs "
+                  "uncoordinated, limits only, until the segment is valid "
+                  "(checked every second)",
+                  err);
+  ctl.seg_bad = true;
+  return 0;
+}
+
+static void
+set_uncoordinated (uint64_t why)
+{
+  vaio_stats_set (ctl.stats, C_SLOT, SIOC_NO_SLOT);
+  vaio_stats_set (ctl.stats, C_UNCOORDINATED, why);
+}
+
 static void
 ensure_slot (uint64_t now)
 {
@@ -253,7 +310,7 @@ ensure_slot (uint64_t now)
       = sioc_segment_claim (ctl.seg, ctl.token, now, STALE_NS, ctl.cfg.name);
   if (ctl.slot < 0)
     {
-      vaio_stats_set (ctl.stats, C_SLOT, SIOC_NO_SLOT);
+      set_uncoordinated (SIOC_SEGMENT_FULL);
       /* Once per episode: the control thread retries every tick. */
       if (!ctl.full_warned)
         nbdkit_error ("vaio-sioc: warning: datastore segment %s is full "
@@ -268,6 +325,7 @@ ensure_slot (uint64_t now)
                   ctl.cfg.datastore_path, ctl.slot);
   ctl.full_warned = false;
   vaio_stats_set (ctl.stats, C_SLOT, (uint64_t)ctl.slot);
+  vaio_stats_set (ctl.stats, C_UNCOORDINATED, SIOC_COORDINATED);
 }
 
 /* Read every live peer; own slot from our fresh numbers. */
@@ -409,8 +467,17 @@ coordinate (uint64_t now)
   ctl.entitlement = 0;
   ctl.reserved = (double)ctl.policy.reservation_iops;
   ctl.peers = 1;
+  if (ctl.seg == NULL && ctl.seg_bad && now >= ctl.next_reopen_ns)
+    {
+      open_segment (false);
+      ctl.next_reopen_ns = now + REOPEN_NS;
+    }
   if (ctl.seg == NULL)
-    return;
+    {
+      if (ctl.seg_bad)
+        set_uncoordinated (SIOC_SEGMENT_BAD);
+      return;
+    }
   ensure_slot (now);
   if (ctl.slot < 0)
     return;
@@ -424,11 +491,15 @@ coordinate (uint64_t now)
     lead (&sample);
   else
     follow (&peers[0].d, &sample);
-  /* Reservations may take the whole capacity; the others still crawl
-   * rather than stop (and 0 would mean "not congested" to the tags).
+  /* Whatever the peers claim (shares, demand, reservations), this disk
+   * keeps its floor (sioc_contender_floor), and never stops: 0 would
+   * mean "not congested" to the tags.
    */
   if (ctl.cong.congested && ctl.cong.capacity_iops > 0)
-    ctl.entitlement = fmax (entitlement_of_self (peers, n), ENTITLEMENT_FLOOR);
+    ctl.entitlement = fmax (
+        entitlement_of_self (peers, n),
+        fmax (sioc_contender_floor (ctl.cong.capacity_iops, sample.contenders),
+              ENTITLEMENT_FLOOR));
   else
     ctl.reserve_scale = 1;
 
@@ -536,8 +607,6 @@ control_thread (void *arg)
 int
 sioc_control_prepare (const struct sioc_control_config *cfg)
 {
-  char err[512];
-
   ctl.cfg = *cfg;
   ctl.policy = cfg->policy;
   sioc_congestion_init (&ctl.cong);
@@ -561,15 +630,8 @@ sioc_control_prepare (const struct sioc_control_config *cfg)
       if (load_settings (true) == -1)
         return -1;
     }
-  if (cfg->datastore_path != NULL)
-    {
-      ctl.seg = sioc_segment_open (cfg->datastore_path, err, sizeof err);
-      if (ctl.seg == NULL)
-        {
-          nbdkit_error ("vaio-sioc: sioc-datastore: %s", err);
-          return -1;
-        }
-    }
+  if (cfg->datastore_path != NULL && open_segment (true) == -1)
+    return -1;
   return 0;
 }
 
@@ -596,6 +658,8 @@ sioc_control_start (void)
       ctl.token = sioc_segment_token ();
       ensure_slot (vaio_stats_now_ns ());
     }
+  else if (ctl.seg_bad)
+    set_uncoordinated (SIOC_SEGMENT_BAD);
   ctl.last_ns = vaio_stats_now_ns ();
   apply_rates ();
 

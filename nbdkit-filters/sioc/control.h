@@ -41,8 +41,16 @@ enum sioc_counter
   C_SETTINGS_ERRORS,
   C_SLOT,
   C_RESERVATION_EFFECTIVE,
+  C_UNCOORDINATED,
   C_COUNT
 };
+
+/* The `uncoordinated` gauge: why a disk with a sioc-datastore runs on
+ * its limits only, without the other disks.
+ */
+#define SIOC_COORDINATED  0 /* holds a slot, or has no datastore */
+#define SIOC_SEGMENT_FULL 1 /* every slot live: waits for one to free */
+#define SIOC_SEGMENT_BAD  2 /* the file is not a valid segment */
 
 /* The `slot` gauge of a disk that holds no slot (no sioc-datastore, or
  * the segment is full): -1 as the gauge's unsigned 64-bit value, as no
@@ -51,7 +59,11 @@ enum sioc_counter
 #define SIOC_NO_SLOT UINT64_MAX
 
 /* Open the segment and read the settings file: errors that should stop
- * nbdkit from starting (reported with nbdkit_error).  Before fork.
+ * nbdkit from starting (reported with nbdkit_error).  Before fork.  A
+ * segment file whose contents are corrupt does not stop it: one bad
+ * write must not keep every later disk on the datastore from starting.
+ * The disk runs uncoordinated (limits only) and says so, and the control
+ * thread tries the file again every second.
  */
 int sioc_control_prepare (const struct sioc_control_config *cfg);
 

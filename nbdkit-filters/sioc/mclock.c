@@ -154,3 +154,11 @@ sioc_allocate (double capacity, struct sioc_claim *c, size_t n)
     c[i].out = clamp_claim (&c[i], hi);
   return scale;
 }
+
+double
+sioc_contender_floor (double capacity, unsigned contenders)
+{
+  if (capacity <= 0)
+    return 0;
+  return capacity / (SIOC_FAIR_FLOOR_DIV * (contenders > 0 ? contenders : 1));
+}

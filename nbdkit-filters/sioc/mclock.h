@@ -95,4 +95,19 @@ struct sioc_claim
  */
 double sioc_allocate (double capacity, struct sioc_claim *c, size_t n);
 
+/* The least a contender is entitled to while the datastore is congested,
+ * whatever the others claim: capacity / (SIOC_FAIR_FLOOR_DIV *
+ * contenders).  A peer's shares (within 1..SIOC_SHARES_MAX), demand and
+ * throughput are its own word: one that overstates them would otherwise
+ * take nearly all the capacity.  The number of contenders and the
+ * capacity are this disk's own reading (congestion.h bounds them).  4 is
+ * VMware's widest preset ratio (high:low = 2000:500): a disk at low
+ * beside n-1 disks at high gets capacity / (4n - 3) by shares, above the
+ * floor, so any mix of low, normal and high is divided exactly by
+ * shares; only custom ratios wider than 4:1 are lifted to it.
+ */
+#define SIOC_FAIR_FLOOR_DIV 4.0
+
+double sioc_contender_floor (double capacity, unsigned contenders);
+
 #endif /* SIOC_MCLOCK_H */

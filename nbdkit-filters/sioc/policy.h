@@ -10,10 +10,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SIOC_SHARES_LOW           500
-#define SIOC_SHARES_NORMAL        1000
-#define SIOC_SHARES_HIGH          2000
-#define SIOC_SHARES_MAX           1000000
+#define SIOC_SHARES_LOW    500
+#define SIOC_SHARES_NORMAL 1000
+#define SIOC_SHARES_HIGH   2000
+/* VMware's range for a disk's custom shares.  Also the most a peer's
+ * slot may claim (segment.c): a larger claim is refused, not used.
+ */
+#define SIOC_SHARES_MAX           10000
 #define SIOC_RATE_MAX             10000000 /* IOPS or MB/s: sanity bound */
 #define SIOC_DEFAULT_THRESHOLD_NS 30000000 /* 30ms, as VMware's default */
 

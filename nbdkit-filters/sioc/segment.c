@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "policy.h"
 #include "segment.h"
 
 #define READ_TRIES     4
@@ -182,13 +183,17 @@ open_existing (const char *path, char *err, size_t errlen)
 }
 
 struct sioc_segment *
-sioc_segment_open (const char *path, char *err, size_t errlen)
+sioc_segment_open (const char *path, bool *corrupt, char *err, size_t errlen)
 {
   struct sioc_seg_header h;
   struct sioc_segment *seg;
   struct stat st;
+  bool dummy;
   int fd;
 
+  if (corrupt == NULL)
+    corrupt = &dummy;
+  *corrupt = false;
   fd = open_existing (path, err, errlen);
   if (fd == -1)
     return NULL;
@@ -197,6 +202,7 @@ sioc_segment_open (const char *path, char *err, size_t errlen)
       snprintf (err, errlen, "%s: not a regular file", path);
       goto fail;
     }
+  *corrupt = true;
   if (pread (fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
     {
       snprintf (err, errlen, "%s: too short for a vaio-sioc datastore segment",
@@ -212,6 +218,7 @@ sioc_segment_open (const char *path, char *err, size_t errlen)
                 path, (long long)st.st_size, segment_size ());
       goto fail;
     }
+  *corrupt = false;
 
   seg = calloc (1, sizeof *seg);
   if (seg == NULL)
@@ -274,7 +281,7 @@ owner_dead (uint64_t owner)
 bool
 sioc_slot_data_sane (const struct sioc_slot_data *d, uint64_t now_ns)
 {
-  return d->pid != 0 && d->shares >= 1 && d->shares <= 1000000
+  return d->pid != 0 && d->shares >= 1 && d->shares <= SIOC_SHARES_MAX
          && (d->flags & ~(SIOC_SLOT_BACKLOGGED | SIOC_SLOT_CONGESTED)) == 0
          && d->reservation_miops <= MAX_MIOPS && d->limit_miops <= MAX_MIOPS
          && d->delivered_miops <= MAX_MIOPS && d->capacity_miops <= MAX_MIOPS

@@ -86,10 +86,13 @@ enum sioc_slot_state
 struct sioc_segment; /* the mapping */
 
 /* Open (creating if absent, mode 0600) and validate the segment at path.
- * NULL with a message naming the file in err.
+ * NULL with a message naming the file in err; *corrupt (if not NULL)
+ * then says whether the file is there but its contents are not a valid
+ * segment (too short, bad magic, version, checksum, geometry or size),
+ * as opposed to a path that cannot be opened, created or mapped.
  */
-struct sioc_segment *sioc_segment_open (const char *path, char *err,
-                                        size_t errlen);
+struct sioc_segment *sioc_segment_open (const char *path, bool *corrupt,
+                                        char *err, size_t errlen);
 void sioc_segment_close (struct sioc_segment *seg);
 
 /* A new owner token for this process. */

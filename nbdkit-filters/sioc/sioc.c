@@ -113,7 +113,7 @@ sioc_config_complete (nbdkit_next_config_complete *next, nbdkit_backend *nxdata)
   "sioc-limit-iops=N         IOPS cap (32 KiB units), 0 = none.\n"             \
   "sioc-limit-mbps=N         MiB/s cap, 0 = none.\n"                           \
   "sioc-reservation=N        IOPS guaranteed under contention.\n"              \
-  "sioc-shares=S             low|normal|high|N (500|1000|2000|N).\n"           \
+  "sioc-shares=S             low|normal|high|N (500|1000|2000|1..10000).\n"    \
   "sioc-latency-threshold=T  Congestion latency (30ms) or auto."
 
 static const char *

@@ -13,8 +13,9 @@
 #     same two VMs without control, with nbdkit's rate filter (static
 #     per-VM rates in the shares' proportion, adding up to the measured
 #     capacity) and with a QEMU throttle group holding both (limit = the
-#     capacity).  Then work conservation: one VM idle, what the other
-#     gets under each.  Pair runs skip their first 2 s (fio ramp), while
+#     capacity).  The same with three VMs, shares 500:1000:2000 (static
+#     rates C/7, 2C/7, 4C/7).  Then work conservation: one VM idle, what
+#     the other gets under each.  Pair runs skip their first 2 s (fio ramp), while
 #     the controller converges.
 set -euo pipefail
 : "${VAIO_SRC:=$(cd "$(dirname "$0")/../.." && pwd)}"
@@ -160,7 +161,9 @@ limit_rows mbps 64k 16 MiB/s 2
 #    (C/3 and 2C/3 as 4k bit rates), adding up to C;
 #  - a qemu-storage-daemon throttle group holding both disks, its limit C:
 #    a group divides evenly (it has no shares);
-# then work conservation: vm1 alone (vm2 idle), what it gets under each.
+# then the same four with three VMs at shares 500:1000:2000 (C measured
+# again, with three), and work conservation: vm1 alone (vm2 idle), what
+# it gets under each.
 bench_title "shares 1000:2000 on a congested datastore (ratio = vm2 / vm1 IOPS)"
 # noextents: the memory disk is all holes, and qemu's NBD export answers
 # reads of a hole from block status (unthrottled, never reaching the
@@ -168,29 +171,38 @@ bench_title "shares 1000:2000 on a congested datastore (ratio = vm2 / vm1 IOPS)"
 # every read a read, for every peer alike.
 serve ds nbdkit -f -U "$W/ds.sock" --filter=noextents --filter=noparallel \
   --filter=delay memory 1G serialize=all-requests delay-read=2ms delay-write=2ms
-# start_pair KIND: vm1 and vm2 (sockets vm1/vm2, or qsd exports on "qg")
-start_pair () {
-  case $1 in
+# start_vms KIND SHARES...: one VM per share value, vm1, vm2, ...
+# (sockets vm1/vm2/..., or qsd exports on "qg"): for vaio-sioc those
+# shares; for nbdkit's rate filter static rates C * share / total shares
+# (as 4k bit rates), adding up to C; a QEMU throttle group holds them all.
+start_vms () {
+  local kind=$1 n=0 total=0 sh d; shift
+  for sh in "$@"; do total=$(( total + sh )); done
+  case $kind in
     none)
-      serve vm1 nbdkit -f -U "$W/vm1.sock" nbd socket="$W/ds.sock"
-      serve vm2 nbdkit -f -U "$W/vm2.sock" nbd socket="$W/ds.sock" ;;
+      for sh in "$@"; do
+        n=$(( n + 1 ))
+        serve vm$n nbdkit -f -U "$W/vm$n.sock" nbd socket="$W/ds.sock"
+      done ;;
     sioc)
       rm -f "$W/shares.seg"
-      serve vm1 nbdkit -f -U "$W/vm1.sock" --filter="$SIOC" nbd socket="$W/ds.sock" \
-        sioc-datastore="$W/shares.seg" sioc-shares=normal
-      serve vm2 nbdkit -f -U "$W/vm2.sock" --filter="$SIOC" nbd socket="$W/ds.sock" \
-        sioc-datastore="$W/shares.seg" sioc-shares=high ;;
+      for sh in "$@"; do
+        n=$(( n + 1 ))
+        serve vm$n nbdkit -f -U "$W/vm$n.sock" --filter="$SIOC" nbd socket="$W/ds.sock" \
+          sioc-datastore="$W/shares.seg" sioc-shares="$sh"
+      done ;;
     rate)
-      serve vm1 nbdkit -f -U "$W/vm1.sock" --filter=rate nbd socket="$W/ds.sock" \
-        rate=$(( CAP * 4096 * 8 / 3 ))
-      serve vm2 nbdkit -f -U "$W/vm2.sock" --filter=rate nbd socket="$W/ds.sock" \
-        rate=$(( CAP * 4096 * 8 * 2 / 3 )) ;;
+      for sh in "$@"; do
+        n=$(( n + 1 ))
+        serve vm$n nbdkit -f -U "$W/vm$n.sock" --filter=rate nbd socket="$W/ds.sock" \
+          rate=$(( CAP * 4096 * 8 * sh / total ))
+      done ;;
     qsd)
-      local d
+      n=$#
       # --nbd-server before the exports: they need it running.
       set -- --object "throttle-group,id=tg0,x-iops-total=$CAP" \
         --nbd-server "addr.type=unix,addr.path=$W/qg.sock"
-      for d in 1 2; do
+      for d in $(seq "$n"); do
         set -- "$@" \
           --blockdev "driver=nbd,node-name=n$d,server.type=unix,server.path=$W/ds.sock" \
           --blockdev "driver=throttle,node-name=t$d,throttle-group=tg0,file=n$d" \
@@ -199,15 +211,16 @@ start_pair () {
       serve qg qemu-storage-daemon "$@" ;;
   esac
 }
+start_pair () { start_vms "$1" 1000 2000; }
 vm_uri () { # KIND N
   if [ "$1" = qsd ]; then uri qg "vm$2"; else uri "vm$2"; fi
 }
-# stop_pair: stop vm1/vm2 (or qsd), keep the datastore.
+# stop_pair: stop the VMs (or qsd), keep the datastore.
 stop_pair () {
   local keep=("${PIDS[0]}") p
   for p in "${PIDS[@]:1}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   PIDS=("${keep[@]}")
-  rm -f "$W/vm1.sock" "$W/vm2.sock" "$W/qg.sock"
+  rm -f "$W"/vm[0-9].sock "$W/qg.sock"
 }
 pair () { # KIND LABEL: both VMs busy; sets PAIR_TOTAL
   local a b
@@ -220,6 +233,20 @@ pair () { # KIND LABEL: both VMs busy; sets PAIR_TOTAL
   PAIR_TOTAL=$(( a + b ))
   bench_row "$2: vm1 (1000)" "$a" "$ma" "$a" ""
   bench_row "$2: vm2 (2000)" "$b" "$mb" "$a" "ratio vm2/vm1 (want 2.00); total $PAIR_TOTAL IOPS"
+}
+triple () { # KIND LABEL: three VMs busy, shares 500:1000:2000; sets PAIR_TOTAL
+  local a b c
+  start_vms "$1" 500 1000 2000
+  FIO_RAMP=2 fio_nbd "$(vm_uri "$1" 1)" randread 4k > "$W/a" & fa=$!
+  FIO_RAMP=2 fio_nbd "$(vm_uri "$1" 2)" randread 4k > "$W/b" & fb=$!
+  FIO_RAMP=2 fio_nbd "$(vm_uri "$1" 3)" randread 4k > "$W/c" & fc=$!
+  wait $fa $fb $fc
+  stop_pair
+  read -r a ma _ < "$W/a"; read -r b mb _ < "$W/b"; read -r c mc _ < "$W/c"
+  PAIR_TOTAL=$(( a + b + c ))
+  bench_row "$2: vm1 (500)" "$a" "$ma" "$a" ""
+  bench_row "$2: vm2 (1000)" "$b" "$mb" "$a" "ratio vm2/vm1 (want 2.00)"
+  bench_row "$2: vm3 (2000)" "$c" "$mc" "$a" "ratio vm3/vm1 (want 4.00); total $PAIR_TOTAL IOPS"
 }
 alone () { # KIND LABEL: vm1 busy, vm2 idle
   local a
@@ -234,6 +261,14 @@ CAP=$PAIR_TOTAL
 pair sioc "vaio-sioc shares"
 pair rate "nbdkit rate, static C/3 : 2C/3"
 pair qsd "QEMU throttle group, limit C"
+bench_title "shares 500:1000:2000, three VMs on that datastore (ratio = / vm1 IOPS)"
+triple none "no control"
+CAP3=$PAIR_TOTAL
+triple sioc "vaio-sioc shares"
+PAIR_CAP=$CAP; CAP=$CAP3
+triple rate "nbdkit rate, static C/7:2C/7:4C/7"
+triple qsd "QEMU throttle group, limit C"
+CAP=$PAIR_CAP
 bench_title "work conservation: vm1 alone on the datastore, vm2 idle (ratio = / capacity)"
 alone sioc "vaio-sioc (shares 1000:2000)"
 alone rate "nbdkit rate (static C/3)"

@@ -1,6 +1,7 @@
 #!/bin/bash
 # sioc-limit-mbps caps bandwidth (MiB/s) +- 5%, and large I/Os are charged
 # in 32 KiB units: 128 KiB requests under sioc-limit-iops=200 run at 50/s.
+# 10 s runs, as the limit-accuracy tests.
 source "$(dirname "$0")/lib.sh"
 
 truncate -s 256M "$T/disk.img"
@@ -14,7 +15,7 @@ serve () {
 }
 run_fio () { # BS OUT
   fio --name=t --ioengine=nbd --uri="nbd+unix:///?socket=$T/vm.sock" \
-    --rw=randread --bs="$1" --iodepth=8 --ramp_time=1 --runtime=5 \
+    --rw=randread --bs="$1" --iodepth=8 --ramp_time=1 --runtime=10 \
     --time_based=1 --size=256M --norandommap=1 --randrepeat=0 \
     --output-format=json --output="$2" > /dev/null 2>&1
 }

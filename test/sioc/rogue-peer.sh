@@ -2,8 +2,9 @@
 # Peers' numbers are trusted only within sane bounds.  Two fake peers on
 # the segment publish numbers that pass the checksum and range checks but
 # lie: the leader (lowest slot) says the datastore is congested with a
-# capacity of 0.001 IOPS; another claims to be backlogged with 1000000
-# shares and a reservation of 1000000 IOPS.  Neither moves any I/O.  A
+# capacity of 0.001 IOPS; another claims to be backlogged with 10000
+# shares (the most a slot may claim) and a reservation of 1000000 IOPS.
+# Neither moves any I/O.  A
 # lone real disk must not be throttled by them (the audit measured 2.9
 # IOPS), must refuse the leader's verdict (counted in peer-rejected), and
 # must deliver most of what the datastore gives it without the filter
@@ -15,7 +16,7 @@ start_datastore 4ms
 "$SIOC_INSPECT" fake-peer "$T/datastore.seg" 1 2 1000 > "$T/leader.out" &
 SERVER_PIDS+=($!)
 for i in $(seq 50); do [ -s "$T/leader.out" ] && break; sleep 0.1; done
-"$SIOC_INSPECT" fake-peer "$T/datastore.seg" 0 1 1000000 > "$T/greedy.out" &
+"$SIOC_INSPECT" fake-peer "$T/datastore.seg" 0 1 10000 > "$T/greedy.out" &
 SERVER_PIDS+=($!)
 for i in $(seq 50); do [ -s "$T/greedy.out" ] && break; sleep 0.1; done
 [ "$(cat "$T/leader.out")" = 0 ] || fail "fake leader got slot $(cat "$T/leader.out")"
@@ -42,7 +43,7 @@ awk -v l="$lone" -v b="$bare" 'BEGIN { exit !(l >= 0.5 * b) }' ||
 # 0.001": the followers floor it at half the throughput they saw lately
 # (the floor the leader allows itself), so the pair gets at least about
 # a third of the datastore (0.3 is the bar; 5 IOPS each before).  And
-# the greedy fake (backlogged, 1000000 shares, a huge reservation, no
+# the greedy fake (backlogged, 10000 shares, a huge reservation, no
 # I/O) must not take that capacity from them.
 start_vm other
 fio_start lone "$T/l2.json" randread 4k 16 2 3; f1=$FIO_PID
@@ -54,3 +55,44 @@ echo "two real disks beside the fakes: $l2 + $o2 IOPS ($bare alone without the f
   "effective reservation $(counter reservation-effective-iops lone)"
 awk -v a="$l2" -v b="$o2" -v t="$bare" 'BEGIN { exit !(a + b >= 0.3 * t && a >= 0.1 * t && b >= 0.1 * t) }' ||
   fail "the greedy fake starved the real disks: $l2 + $o2 IOPS of $bare"
+
+# A peer that overstates: it claims 300 IOPS of backlogged demand (so it
+# is a contender) and 10000 shares, beside the two real disks, now at
+# 100 shares each (a live change).  By shares they would get 1/102 of
+# the capacity each (about 2.6 IOPS; 5, the crawl floor, before the
+# fix); every contender keeps at least capacity / (4 x contenders)
+# whatever its peers claim, so each must get at least 1/20 of what the
+# datastore gives one disk without the filter (the floor gives ~1/12).
+# A slot claiming more than 10000 shares is refused outright.
+"$SIOC_INSPECT" fake-peer "$T/datastore.seg" 0 1 10000 300000 0 > "$T/liar.out" &
+SERVER_PIDS+=($!)
+"$SIOC_INSPECT" fake-peer "$T/datastore.seg" 0 1 1000000 300000 0 > "$T/huge.out" &
+SERVER_PIDS+=($!)
+for i in $(seq 50); do [ -s "$T/liar.out" ] && [ -s "$T/huge.out" ] && break; sleep 0.1; done
+for vm in lone other; do
+  echo "sioc-shares=100" > "$T/$vm/settings.tmp"
+  mv "$T/$vm/settings.tmp" "$T/$vm/settings"
+done
+rej0=$(counter peer-rejected lone)
+for vm in lone other; do
+  "$SIOC_INSPECT" wait-ge "$T/$vm/stats" settings-reloads 1 3000 > /dev/null ||
+    fail "$vm did not apply sioc-shares=100"
+done
+fio_start lone "$T/l3.json" randread 4k 16 2 4; f1=$FIO_PID
+fio_start other "$T/o3.json" randread 4k 16 2 4; f2=$FIO_PID
+wait $f1 $f2
+l3=$(fio_iops "$T/l3.json"); o3=$(fio_iops "$T/o3.json")
+rej1=$(counter peer-rejected lone)
+echo "100-share disks beside a peer claiming 300 IOPS and 10000 shares:" \
+  "$l3 + $o3 IOPS ($bare alone without the filter); entitlements" \
+  "$(counter entitlement-iops lone) / $(counter entitlement-iops other)," \
+  "congested=$(counter congested lone), peers=$(counter peers lone)," \
+  "peer-rejected $rej0 -> $rej1"
+"$SIOC_INSPECT" segment "$T/datastore.seg"
+[ "$(counter shares lone)" = 100 ] || fail "lone at $(counter shares lone) shares, want 100"
+awk -v a="$l3" -v b="$o3" -v t="$bare" 'BEGIN { exit !(a >= t / 20 && b >= t / 20) }' ||
+  fail "the overstating peer starved the real disks: $l3 + $o3 IOPS of $bare"
+# The 1000000-share slot is refused every control step (20 a second).
+[ "$rej1" -ge $((rej0 + 20)) ] || fail "the 1000000-share slot was not refused ($rej0 -> $rej1)"
+[ "$(counter peers lone)" = 5 ] ||
+  fail "lone counts $(counter peers lone) live slots, want 5 (the 1000000-share one refused)"

@@ -2,7 +2,8 @@
 # A disk that finds its datastore's segment full (64 live disks) runs
 # uncoordinated, says so at nbdkit error level naming the segment, and
 # publishes slot -1 (as the unsigned gauge: 18446744073709551615), as
-# does a disk without a datastore; it claims the first slot that frees.
+# does a disk without a datastore, and uncoordinated=1 (segment full);
+# it claims the first slot that frees.
 source "$(dirname "$0")/lib.sh"
 
 NO_SLOT=18446744073709551615
@@ -21,6 +22,7 @@ start_vm late
 "$SIOC_INSPECT" wait-ge "$T/late/stats" slot 0 2000 > /dev/null ||
   fail "no slot gauge published"
 [ "$(counter slot late)" = $NO_SLOT ] || fail "slot gauge $(counter slot late) with a full segment"
+[ "$(counter uncoordinated late)" = 1 ] || fail "uncoordinated=$(counter uncoordinated late) with a full segment, want 1"
 grep -q "error: vaio-sioc: warning: datastore segment $T/datastore.seg is full" "$T/late.log" ||
   { cat "$T/late.log" >&2; fail "no error-level warning naming the full segment"; }
 [ "$(grep -c 'is full' "$T/late.log")" = 1 ] || fail "the warning repeats every tick"
@@ -33,6 +35,7 @@ for i in $(seq 50); do
   sleep 0.1
 done
 [ "$(counter slot late)" = 10 ] || fail "slot $(counter slot late) after slot 10 freed"
+[ "$(counter uncoordinated late)" = 0 ] || fail "uncoordinated=$(counter uncoordinated late) holding slot 10"
 # No datastore: no slot either.
 nbdkit -f -U "$T/solo.sock" --filter="$SIOC_FILTER" memory 1M \
   sioc-state-dir="$T/solo" 2> "$T/solo.log" &

@@ -14,12 +14,17 @@
  *                                          timeout)
  *   sioc-inspect segment SEGMENT-FILE      one line per claimed slot
  *   sioc-inspect fake-peer SEGMENT-FILE CAPACITY-MIOPS FLAGS SHARES
+ *                [DELIVERED-MIOPS [RESERVATION-MIOPS]]
  *                                          a rogue peer: claim a slot and
  *                                          publish, every 50 ms until
  *                                          killed, numbers that pass the
  *                                          sanity checks but lie (flags 2:
- *                                          "congested"; 1: "backlogged";
- *                                          no I/O).  Prints the slot.
+ *                                          "congested"; 1: "backlogged",
+ *                                          with a reservation of 1000000
+ *                                          IOPS unless given; it moves no
+ *                                          I/O, whatever throughput it
+ *                                          claims, 0 by default).  Prints
+ *                                          the slot.
  *
  * Exit 1 with the reader's message when a file is missing or corrupt.
  */
@@ -205,7 +210,7 @@ segment_cmd (const char *path)
   char err[512];
   uint64_t now = now_ns ();
 
-  seg = sioc_segment_open (path, err, sizeof err);
+  seg = sioc_segment_open (path, NULL, err, sizeof err);
   if (seg == NULL)
     {
       fprintf (stderr, "sioc-inspect: %s\n", err);
@@ -232,7 +237,8 @@ segment_cmd (const char *path)
 
 static int
 fake_peer_cmd (const char *path, const char *cap, const char *flags,
-               const char *shares)
+               const char *shares, const char *delivered,
+               const char *reservation)
 {
   struct timespec tick = { 0, 50000000 };
   struct sioc_segment *seg;
@@ -241,7 +247,7 @@ fake_peer_cmd (const char *path, const char *cap, const char *flags,
   char err[512];
   int idx;
 
-  seg = sioc_segment_open (path, err, sizeof err);
+  seg = sioc_segment_open (path, NULL, err, sizeof err);
   if (seg == NULL)
     {
       fprintf (stderr, "sioc-inspect: %s\n", err);
@@ -261,6 +267,10 @@ fake_peer_cmd (const char *path, const char *cap, const char *flags,
   d.flags = (uint32_t)strtoul (flags, NULL, 10);
   d.capacity_miops = strtoull (cap, NULL, 10);
   d.reservation_miops = d.flags & SIOC_SLOT_BACKLOGGED ? 1000000000 : 0;
+  if (reservation != NULL)
+    d.reservation_miops = strtoull (reservation, NULL, 10);
+  if (delivered != NULL)
+    d.delivered_miops = strtoull (delivered, NULL, 10);
   d.threshold_ns = 30000000;
   strcpy (d.name, "fake");
   for (;;)
@@ -285,8 +295,9 @@ main (int argc, char **argv)
     return wait_cmd (argv[2], argv[3], argv[4], argv[5]);
   if (argc == 3 && strcmp (argv[1], "segment") == 0)
     return segment_cmd (argv[2]);
-  if (argc == 6 && strcmp (argv[1], "fake-peer") == 0)
-    return fake_peer_cmd (argv[2], argv[3], argv[4], argv[5]);
+  if (argc >= 6 && argc <= 8 && strcmp (argv[1], "fake-peer") == 0)
+    return fake_peer_cmd (argv[2], argv[3], argv[4], argv[5],
+                          argc > 6 ? argv[6] : NULL, argc > 7 ? argv[7] : NULL);
   fprintf (stderr, "usage: sioc-inspect counter|stats|rate|wait-ge|segment|"
                    "fake-peer "
                    "FILE [NAME [SECS]]\n");

@@ -74,6 +74,12 @@ START_TEST (policy_defaults_and_shares)
                     -1);
   ck_assert_int_eq (sioc_policy_set (&p, "sioc-shares", "2000000", err, 256),
                     -1);
+  /* VMware's range: 10000 at most. */
+  ck_assert_int_eq (sioc_policy_set (&p, "sioc-shares", "10001", err, 256), -1);
+  ck_assert_ptr_nonnull (strstr (err, "from 1 to 10000"));
+  ck_assert_int_eq (sioc_policy_set (&p, "sioc-shares", "10000", err, 256), 0);
+  ck_assert_uint_eq (p.shares, 10000);
+  ck_assert_int_eq (sioc_policy_set (&p, "sioc-shares", "1234", err, 256), 0);
   ck_assert_uint_eq (p.shares, 1234); /* untouched by bad values */
 }
 END_TEST
@@ -363,6 +369,44 @@ START_TEST (allocate_huge_reservation_scaled)
 }
 END_TEST
 
+/* The audit's case: a peer claims 300 IOPS of backlogged demand and the
+ * most shares a slot may carry (10000, larger is refused) beside two
+ * real 1000-share disks on a capacity of 270.  By shares the real disks
+ * get 22.5 each; with 100 shares each 2.6, and the floor (capacity / 4
+ * per contender, 3 contenders) lifts them to 22.5.
+ */
+START_TEST (contender_floor_bounds_overstating_peer)
+{
+  struct sioc_claim c[3] = {
+    { .shares = 10000, .cap = INFINITY },
+    { .shares = 1000, .cap = INFINITY },
+    { .shares = 1000, .cap = INFINITY },
+  };
+
+  sioc_allocate (270, c, 3);
+  ck_assert_double_eq_tol (c[1].out, 22.5, 1e-6);
+  c[1].shares = c[2].shares = 100;
+  sioc_allocate (270, c, 3);
+  ck_assert_double_lt (c[1].out, 3);
+  ck_assert_double_eq_tol (sioc_contender_floor (270, 3), 22.5, 1e-9);
+  ck_assert_double_eq (sioc_contender_floor (0, 3), 0);
+  ck_assert_double_eq_tol (sioc_contender_floor (100, 0), 25, 1e-9);
+  /* Any mix of the presets is divided by shares alone: the worst case,
+   * low beside n-1 disks at high, is still above the floor.
+   */
+  for (unsigned n = 2; n <= 64; n++)
+    {
+      struct sioc_claim m[64];
+
+      for (unsigned i = 0; i < n; i++)
+        m[i] = (struct sioc_claim){ .shares = i == 0 ? 500 : 2000,
+                                    .cap = INFINITY };
+      sioc_allocate (1000, m, n);
+      ck_assert_double_gt (m[0].out, sioc_contender_floor (1000, n));
+    }
+}
+END_TEST
+
 START_TEST (allocate_caps_redistribute)
 {
   struct sioc_claim c[3] = {
@@ -598,7 +642,8 @@ static struct sioc_segment *
 open_seg (void)
 {
   char err[512];
-  struct sioc_segment *seg = sioc_segment_open (seg_path, err, sizeof err);
+  struct sioc_segment *seg
+      = sioc_segment_open (seg_path, NULL, err, sizeof err);
 
   ck_assert_msg (seg != NULL, "%s", err);
   return seg;
@@ -694,6 +739,11 @@ START_TEST (segment_rejects_corrupt_and_insane_slots)
   ck_assert_int_eq (sioc_segment_read (seg, i, now, 400 * MS, &got),
                     SIOC_SLOT_BAD);
   d = slot_data (now, 1000);
+  d.shares = 10001; /* above the most a policy may set */
+  sioc_segment_publish (seg, i, tok, &d);
+  ck_assert_int_eq (sioc_segment_read (seg, i, now, 400 * MS, &got),
+                    SIOC_SLOT_BAD);
+  d = slot_data (now, 1000);
   d.delivered_miops = UINT64_C (1) << 60;
   sioc_segment_publish (seg, i, tok, &d);
   ck_assert_int_eq (sioc_segment_read (seg, i, now, 400 * MS, &got),
@@ -782,17 +832,20 @@ START_TEST (segment_makes_datastores_dir)
   char path[192], err[512];
   struct sioc_segment *seg;
   struct stat st;
+  bool corrupt;
 
   snprintf (path, sizeof path, "%s/datastores/ds1.seg", tmpdir);
-  seg = sioc_segment_open (path, err, sizeof err);
+  seg = sioc_segment_open (path, NULL, err, sizeof err);
   ck_assert_msg (seg != NULL, "%s", err);
   sioc_segment_close (seg);
   snprintf (path, sizeof path, "%s/datastores", tmpdir);
   ck_assert_int_eq (stat (path, &st), 0);
   ck_assert_uint_eq (st.st_mode & 0777, 0700);
   snprintf (path, sizeof path, "%s/nowhere/datastores/ds1.seg", tmpdir);
-  ck_assert_ptr_null (sioc_segment_open (path, err, sizeof err));
+  corrupt = true;
+  ck_assert_ptr_null (sioc_segment_open (path, &corrupt, err, sizeof err));
   ck_assert_ptr_nonnull (strstr (err, path));
+  ck_assert (!corrupt); /* a path that cannot be used, not a bad file */
 }
 END_TEST
 
@@ -800,9 +853,12 @@ static void
 expect_open_error (const char *want)
 {
   char err[512];
-  struct sioc_segment *seg = sioc_segment_open (seg_path, err, sizeof err);
+  bool corrupt = false;
+  struct sioc_segment *seg
+      = sioc_segment_open (seg_path, &corrupt, err, sizeof err);
 
   ck_assert_ptr_null (seg);
+  ck_assert_msg (corrupt, "'%s' not reported as corrupt contents", err);
   ck_assert_msg (strstr (err, want) != NULL, "'%s' lacks '%s'", err, want);
   ck_assert_ptr_nonnull (strstr (err, seg_path));
 }
@@ -879,6 +935,7 @@ sioc_suite (void)
   tcase_add_test (tags, allocate_reservation_first);
   tcase_add_test (tags, allocate_huge_reservation_scaled);
   tcase_add_test (tags, allocate_caps_redistribute);
+  tcase_add_test (tags, contender_floor_bounds_overstating_peer);
   tcase_add_test (cong, congestion_needs_two_contenders);
   tcase_add_test (cong, congestion_cut_probe_exit);
   tcase_add_test (cong, congestion_cut_floor);
