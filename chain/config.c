@@ -216,7 +216,8 @@ parse_host (struct parse *p, yaml_node_t *map, struct vaio_host *h)
      bad key to report the rest too. */
   yu_check_map (p->y, map, what, host_keys, p->diag);
   h->name = parse_name (p, map, "name", what, "host", NULL);
-  h->state_dir = parse_path (p, map, "state-dir", what, true, NULL);
+  h->state_dir
+      = parse_path (p, map, "state-dir", what, true, &h->state_dir_loc);
   parse_host_filters (p, map, what, h);
 }
 

@@ -183,7 +183,8 @@ struct vaio_policy
 struct vaio_host
 {
   char *name;
-  char *state_dir;     /* absolute */
+  char *state_dir; /* absolute */
+  struct vaio_loc state_dir_loc;
   char **filter_files; /* manifest paths, absolute */
   struct vaio_loc *filter_locs;
   size_t n_filter_files;

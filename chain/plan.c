@@ -319,6 +319,23 @@ vaio_plan_mkdir_line (const struct vaio_plan_disk *p)
   shell_quote (fp, p->vm_dir);
   fputc (' ', fp);
   shell_quote (fp, p->state_dir);
+  /* An explicit socket elsewhere: up makes its directory when missing
+   * (mkdir -p leaves an existing one as it is).
+   */
+  if (p->socket && (dir = strrchr (p->socket, '/')) != NULL && dir != p->socket
+      && ((size_t)(dir - p->socket) != strlen (p->vm_dir)
+          || strncmp (p->socket, p->vm_dir, strlen (p->vm_dir)) != 0))
+    {
+      char *sd = strndup (p->socket, (size_t)(dir - p->socket));
+      if (sd == NULL)
+        ok = false;
+      else
+        {
+          fputc (' ', fp);
+          shell_quote (fp, sd);
+          free (sd);
+        }
+    }
   for (size_t i = 0; i < p->n_chain; i++)
     {
       if (asprintf (&dir, "%s/%s", p->state_dir, vaio_class_name (p->chain[i]))
