@@ -404,6 +404,40 @@ write_installed_copy (const struct vaio_manifest *m, const char *dest,
   return r;
 }
 
+/* The config's filters: list declares the host's filters too: installing
+ * another package under a declared name (another .so, another sha256)
+ * would leave the host with two of them, and every later validate would
+ * fail.  The config entry is what has to change.  0, or -1 + diag.
+ */
+static int
+check_not_declared_otherwise (const struct vaio_host *h,
+                              const struct vaio_manifest *m,
+                              struct vaio_diag *diag)
+{
+  int r = 0;
+
+  for (size_t j = 0; j < h->n_filter_files; j++)
+    {
+      struct vaio_diag quiet = { 0 };
+      struct vaio_manifest *dm
+          = vaio_manifest_load (h->filter_files[j], &quiet);
+      if (dm && strcmp (dm->name, m->name) == 0
+          && strcmp (dm->sha256, m->sha256) != 0)
+        {
+          vaio_diag_add (diag, &h->filter_locs[j],
+                         "host '%s': refusing to install '%s' from %s: the "
+                         "config declares filter '%s' here as %s, with "
+                         "another sha256; change the host's filters list "
+                         "instead",
+                         h->name, m->name, m->file, dm->name, dm->file);
+          r = -1;
+        }
+      vaio_manifest_free (dm);
+      vaio_diag_free (&quiet);
+    }
+  return r;
+}
+
 int
 vaio_filter_install (const struct vaio_config *cfg, const struct vaio_host *h,
                      const char *file, struct vaio_diag *diag)
@@ -415,7 +449,8 @@ vaio_filter_install (const struct vaio_config *cfg, const struct vaio_host *h,
 
   if (m == NULL)
     return -1;
-  if (vaio_manifest_verify (m, diag) == -1)
+  if (vaio_manifest_verify (m, diag) == -1
+      || check_not_declared_otherwise (h, m, diag) == -1)
     goto out;
   for (size_t j = 0; j < h->n_filter_files; j++)
     load_one (&hf, h->filter_files[j], &h->filter_locs[j], diag);
