@@ -407,6 +407,14 @@ cmd_filter (struct cluster *c, const struct options *o, int argc, char **argv)
   return r == 0 ? 0 : 1;
 }
 
+static void
+free_strv (char **v)
+{
+  for (size_t i = 0; v && v[i]; i++)
+    free (v[i]);
+  free (v);
+}
+
 static int
 cmd_maintenance (struct cluster *c, const struct options *o, int argc,
                  char **argv)
@@ -434,9 +442,7 @@ cmd_maintenance (struct cluster *c, const struct options *o, int argc,
                    "vaioctl: host '%s': refusing maintenance mode: disk %s%s "
                    "is running (use --stop-disks to stop them first)\n",
                    h->name, running[0], running[1] ? " and others" : "");
-          for (size_t i = 0; running[i]; i++)
-            free (running[i]);
-          free (running);
+          free_strv (running);
           return 1;
         }
       for (size_t v = 0; v < c->cfg->n_vms; v++)
@@ -447,10 +453,23 @@ cmd_maintenance (struct cluster *c, const struct options *o, int argc,
             if (for_each_disk (c, &vo, down_one) == -1)
               return 1;
           }
+      /* Disks the config no longer names are not stopped from here
+       * (only their default paths are known): apply stops them.
+       */
+      free_strv (running);
+      running = vaio_host_running_disks (c->cfg, h, VAIO_CLASS_COUNT);
+      if (running && running[0])
+        {
+          fprintf (stderr,
+                   "vaioctl: host '%s': refusing maintenance mode: disk %s%s "
+                   "is still running (vaioctl apply stops disks no longer "
+                   "in the config)\n",
+                   h->name, running[0], running[1] ? " and others" : "");
+          free_strv (running);
+          return 1;
+        }
     }
-  for (size_t i = 0; running && running[i]; i++)
-    free (running[i]);
-  free (running);
+  free_strv (running);
   if (vaio_host_set_maintenance (h, on) == -1)
     {
       fprintf (stderr, "vaioctl: host '%s': %s: %m\n", h->name, h->state_dir);
