@@ -123,7 +123,7 @@ load_one (struct vaio_host_filters *hf, const char *file,
   m = vaio_manifest_load (file, diag);
   if (m == NULL)
     return -1;
-  intact = vaio_manifest_verify (m, diag);
+  intact = vaio_manifest_verify_at (m, at, diag);
   if (host_filters_add (hf, m, at, diag) == -1)
     return -1;
   return intact;

@@ -127,6 +127,10 @@ void vaio_manifest_free (struct vaio_manifest *m);
 int vaio_manifest_verify (const struct vaio_manifest *m,
                           struct vaio_diag *diag);
 
+/* The same, reported at `at` (a config's filters: entry) when not NULL. */
+int vaio_manifest_verify_at (const struct vaio_manifest *m,
+                             const struct vaio_loc *at, struct vaio_diag *diag);
+
 /* sha256 of a file as 64 hex digits + NUL into out[65]; -1 + errno. */
 int vaio_sha256_file (const char *path, char out[65]);
 
