@@ -185,9 +185,9 @@ static const char usage_text[]
       "driver=nbd,node-name=d0,server.type=unix,\\\n"
       "        server.path=STATE/vms/vm1/disk0.sock,reconnect-delay=30 \\\n"
       "        -device virtio-blk-pci,drive=d0\n"
-      "    vaioctl filter install build/manifests/vaio-cache.yaml --host host1 "
+      "    vaioctl filter install build/nbdkit-filters/caching/vaio-cache.yaml "
       "\\\n"
-      "        -c configs/demo.yaml\n";
+      "        --host host1 -c configs/demo.yaml\n";
 
 struct options
 {
