@@ -208,6 +208,7 @@ struct vaio_disk
   struct vaio_vm *vm;
   struct vaio_loc loc;
   struct vaio_loc image_loc, policy_loc, socket_loc, port_loc;
+  struct vaio_loc address_loc; /* of 'address', or of 'port' (default) */
 };
 
 struct vaio_vm

@@ -2,7 +2,10 @@
  * the comment above vaio_validate in model.h.  Every problem is reported,
  * each at the location of the key that causes it.
  */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -318,6 +321,144 @@ check_image (struct vcheck *v, const struct vaio_disk *d)
                    d->image, d->name, d->vm->name);
 }
 
+/* ---- TCP endpoints ----
+ *
+ * An address is an IPv4 or IPv6 literal or a host name (resolved, as
+ * nbdkit's --ipaddr is); endpoints are compared by what they resolve to,
+ * so localhost and 127.0.0.1 on one port are one endpoint.
+ */
+enum
+{
+  MAX_ADDRS = 16
+};
+
+struct endpoint
+{
+  size_t n;
+  bool wildcard; /* 0.0.0.0 or ::: every address of the host */
+  struct
+  {
+    int family;
+    unsigned char bytes[16];
+  } a[MAX_ADDRS];
+};
+
+/* RFC 1123 host name: dot-separated labels of letters, digits and
+ * hyphens, no label empty, starting or ending with a hyphen.
+ */
+static bool
+is_host_name (const char *s)
+{
+  size_t label = 0, n = strlen (s);
+
+  if (n == 0 || n > 253)
+    return false;
+  for (size_t i = 0; i <= n; i++)
+    {
+      if (s[i] == '.' || s[i] == '\0')
+        {
+          if (label == 0 || label > 63 || s[i - 1] == '-')
+            return false;
+          label = 0;
+        }
+      else if (isalnum ((unsigned char)s[i]) || (s[i] == '-' && label > 0))
+        label++;
+      else
+        return false;
+    }
+  return true;
+}
+
+static void
+endpoint_add (struct endpoint *ep, int family, const void *bytes)
+{
+  static const unsigned char zero[16];
+  size_t len = family == AF_INET ? 4 : 16;
+
+  if (memcmp (bytes, zero, len) == 0)
+    ep->wildcard = true;
+  if (ep->n == MAX_ADDRS)
+    return;
+  ep->a[ep->n].family = family;
+  memcpy (ep->a[ep->n].bytes, bytes, len);
+  ep->n++;
+}
+
+/* Resolve d->address into ep; on failure report at the address and
+ * return -1.
+ */
+static int
+resolve_endpoint (struct vcheck *v, const struct vaio_disk *d,
+                  struct endpoint *ep)
+{
+  const char *a = d->address, *why = NULL;
+  unsigned char buf[16];
+  struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *r;
+  int e;
+
+  memset (ep, 0, sizeof *ep);
+  if (inet_pton (AF_INET, a, buf) == 1)
+    endpoint_add (ep, AF_INET, buf);
+  else if (inet_pton (AF_INET6, a, buf) == 1)
+    endpoint_add (ep, AF_INET6, buf);
+  else if (strspn (a, "0123456789.") == strlen (a))
+    why = "not an IPv4 address";
+  else if (strchr (a, ':'))
+    why = "not an IPv6 address";
+  else if (!is_host_name (a))
+    why = "not an IP address or host name";
+  else if ((e = getaddrinfo (a, NULL, &hints, &res)) != 0)
+    {
+      vaio_diag_add (v->diag, &d->address_loc,
+                     "bad address '%s' for 'address' in disk '%s' of vm "
+                     "'%s': cannot resolve it: %s",
+                     a, d->name, d->vm->name, gai_strerror (e));
+      return -1;
+    }
+  else
+    {
+      for (r = res; r; r = r->ai_next)
+        if (r->ai_family == AF_INET)
+          endpoint_add (ep, AF_INET,
+                        &((struct sockaddr_in *)(void *)r->ai_addr)->sin_addr);
+        else if (r->ai_family == AF_INET6)
+          endpoint_add (
+              ep, AF_INET6,
+              &((struct sockaddr_in6 *)(void *)r->ai_addr)->sin6_addr);
+      freeaddrinfo (res);
+    }
+  if (why)
+    {
+      vaio_diag_add (v->diag, &d->address_loc,
+                     "bad address '%s' for 'address' in disk '%s' of vm "
+                     "'%s': %s",
+                     a, d->name, d->vm->name, why);
+      return -1;
+    }
+  return 0;
+}
+
+/* A wildcard listens on every address, so it clashes with any other
+ * address on the same port.
+ */
+static bool
+same_endpoint (const struct vaio_disk *a, const struct endpoint *ea,
+               const struct vaio_disk *b, const struct endpoint *eb)
+{
+  if (a->port == 0 || a->port != b->port || ea->n == 0 || eb->n == 0)
+    return false;
+  if (ea->wildcard || eb->wildcard)
+    return true;
+  for (size_t i = 0; i < ea->n; i++)
+    for (size_t j = 0; j < eb->n; j++)
+      if (ea->a[i].family == eb->a[j].family
+          && memcmp (ea->a[i].bytes, eb->a[j].bytes,
+                     ea->a[i].family == AF_INET ? 4 : 16)
+                 == 0)
+        return true;
+  return false;
+}
+
 /* What each disk occupies; two disks must never share any of it.  The
  * canonical forms (symlinks in what exists resolved) are what is
  * compared: two spellings of one file are one file.
@@ -331,7 +472,8 @@ struct claim
   char *sock_canon;
   char *state_dir; /* NULL for unknown host */
   char *state_canon;
-  char *vm_canon; /* the VM's directory */
+  char *vm_canon;           /* the VM's directory */
+  struct endpoint endpoint; /* n == 0: unix socket, or unresolved */
 };
 
 /* The path with the symlinks of its existing part resolved; what does
@@ -365,20 +507,6 @@ under (const char *path, const char *dir)
 
   return path && n && strncmp (path, dir, n) == 0
          && (path[n] == '/' || path[n] == '\0');
-}
-
-/* 0.0.0.0 and :: listen on every address, so they clash with any other
- * address on the same port.
- */
-static bool
-same_endpoint (const struct vaio_disk *a, const struct vaio_disk *b)
-{
-  if (a->port == 0 || a->port != b->port)
-    return false;
-  return strcmp (a->address, b->address) == 0
-         || strcmp (a->address, "0.0.0.0") == 0
-         || strcmp (b->address, "0.0.0.0") == 0
-         || strcmp (a->address, "::") == 0 || strcmp (b->address, "::") == 0;
 }
 
 static void
@@ -416,7 +544,7 @@ check_shared (struct vcheck *v, const struct claim *cl, size_t n)
         if (same (cl[i].sock_canon, cl[j].sock_canon))
           report_shared (v, d->socket ? &d->socket_loc : &d->loc, "socket",
                          cl[i].socket, &cl[i], &cl[j]);
-        if (same_endpoint (d, e))
+        if (same_endpoint (d, &cl[i].endpoint, e, &cl[j].endpoint))
           {
             snprintf (endpoint, sizeof endpoint, "%.200s:%d", d->address,
                       d->port);
@@ -454,6 +582,8 @@ claim_disk (struct vcheck *v, const struct vaio_disk *d, struct claim *c)
     c->socket = strdup (d->socket);
   if (c->socket != NULL)
     c->sock_canon = canon_path (c->socket);
+  if (d->port != 0 && d->address != NULL)
+    resolve_endpoint (v, d, &c->endpoint);
 }
 
 /* ---- where a unix socket may be ----
