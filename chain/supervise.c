@@ -345,6 +345,8 @@ vaio_disk_record_running (const struct vaio_plan_disk *p)
     fprintf (fp, "filter %s %s %s %s\n", vaio_class_name (p->chain[i]),
              p->filters[i]->name, p->filters[i]->version,
              p->filters[i]->sha256);
+  if (p->tmpdir_env)
+    fprintf (fp, "env %s\n", p->tmpdir_env);
   for (size_t i = 0; i < p->argc; i++)
     fprintf (fp, "argv %s\n", p->argv[i]);
   if (fclose (fp) != 0)
@@ -552,6 +554,8 @@ spawn_detached (const struct vaio_plan_disk *p, int logfd, int listen_fd,
           dup2 (logfd, 1);
           dup2 (logfd, 2);
           umask (077);
+          if (p->tmpdir_env)
+            putenv (p->tmpdir_env);
           if (listen_fd >= 0)
             {
               hand_over_listener (listen_fd, &exec[1]);
