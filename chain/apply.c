@@ -743,6 +743,21 @@ kill_and_wait (pid_t pid)
 /* Start the old argv again after a failed swap, and put back the old
  * running record: it, not the new plan, describes what runs now.
  */
+/* The "env TMPDIR=..." line of a running record (the old chain's
+ * environment, which the new plan's may not match), or NULL.
+ */
+static char *
+recorded_env (const char *raw)
+{
+  const char *l = raw ? strstr (raw, "\nenv ") : NULL;
+
+  if (raw && strncmp (raw, "env ", 4) == 0)
+    l = raw;
+  else if (l)
+    l++;
+  return l ? strndup (l + 4, strcspn (l + 4, "\n")) : NULL;
+}
+
 static void
 rollback (const struct change *ch, int listen_fd, struct vaio_diag *diag)
 {
@@ -754,11 +769,13 @@ rollback (const struct change *ch, int listen_fd, struct vaio_diag *diag)
   memcpy (argv, ch->old.argv, ch->old.argc * sizeof *argv);
   old.argv = argv;
   old.argc = ch->old.argc;
+  old.tmpdir_env = recorded_env (ch->old.raw);
   if (vaio_disk_start_on (&old, listen_fd, 10000, diag) > 0
       && vaio_disk_write_record (ch->plan.state_dir, ch->old.raw) == 0)
     vaio_diag_add (diag, NULL, "%s/%s: rolled back to the previous chain",
                    ch->plan.vm->name, ch->plan.disk->name);
   free (argv);
+  free (old.tmpdir_env);
 }
 
 /* After a destage that reached zero dirty bytes, with the old chain

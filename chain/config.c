@@ -216,7 +216,8 @@ parse_host (struct parse *p, yaml_node_t *map, struct vaio_host *h)
      bad key to report the rest too. */
   yu_check_map (p->y, map, what, host_keys, p->diag);
   h->name = parse_name (p, map, "name", what, "host", NULL);
-  h->state_dir = parse_path (p, map, "state-dir", what, true, NULL);
+  h->state_dir
+      = parse_path (p, map, "state-dir", what, true, &h->state_dir_loc);
   parse_host_filters (p, map, what, h);
 }
 
@@ -330,11 +331,15 @@ parse_port (struct parse *p, yaml_node_t *map, const char *what,
 
   if (s == NULL)
     return;
-  if (vaio_parse_uint (s, &v) == -1 || v < 1 || v > 65535)
+  /* Decimal digits without a leading zero: "010809" would be octal to
+   * some readers and 10809 to others.
+   */
+  if (s[0] < '1' || s[0] > '9' || strspn (s, "0123456789") != strlen (s)
+      || strlen (s) > 5 || vaio_parse_uint (s, &v) == -1 || v > 65535)
     {
       vaio_diag_add (p->diag, &d->port_loc,
-                     "bad port '%s' for 'port' in %s: must be an integer "
-                     "1..65535",
+                     "bad port '%s' for 'port' in %s: must be a decimal "
+                     "integer 1..65535 without leading zeros",
                      s, what);
       return;
     }
@@ -361,7 +366,10 @@ parse_endpoint (struct parse *p, yaml_node_t *map, const char *what,
                    "has no address)",
                    what);
   if (d->port != 0)
-    d->address = dup_or_oom (p, addr ? addr : "127.0.0.1");
+    {
+      d->address = dup_or_oom (p, addr ? addr : "127.0.0.1");
+      d->address_loc = addr ? addr_loc : d->port_loc;
+    }
 }
 
 static void

@@ -123,7 +123,7 @@ load_one (struct vaio_host_filters *hf, const char *file,
   m = vaio_manifest_load (file, diag);
   if (m == NULL)
     return -1;
-  intact = vaio_manifest_verify (m, diag);
+  intact = vaio_manifest_verify_at (m, at, diag);
   if (host_filters_add (hf, m, at, diag) == -1)
     return -1;
   return intact;
@@ -214,15 +214,110 @@ record_uses (const char *rec, int c, const char *name)
   return false;
 }
 
+/* Append "label" to the NULL-terminated list *out (of *n) when the disk
+ * whose state dir is state runs (a live nbdkit in its pidfile) and uses
+ * class c or the filter called name (see record_uses), or runs at all when
+ * c == VAIO_CLASS_COUNT and name == NULL.
+ */
+static void
+add_if_user (char ***out, size_t *n, const char *state, const char *label,
+             int c, const char *name)
+{
+  char *pidfile, *rec, **grown;
+  bool uses;
+
+  if (*out == NULL || asprintf (&pidfile, "%s/nbdkit.pid", state) == -1)
+    return;
+  rec = vaio_disk_running_record (state);
+  uses = vaio_disk_pid (pidfile) > 0
+         && ((c == VAIO_CLASS_COUNT && name == NULL)
+             || record_uses (rec, c, name));
+  free (rec);
+  free (pidfile);
+  if (!uses || (grown = realloc (*out, (*n + 2) * sizeof **out)) == NULL)
+    return;
+  *out = grown;
+  if (((*out)[*n] = strdup (label)) != NULL)
+    (*out)[++*n] = NULL;
+}
+
+static bool
+configured (const struct vaio_config *cfg, const struct vaio_host *h,
+            const char *vm, const char *disk)
+{
+  for (size_t v = 0; v < cfg->n_vms; v++)
+    if (strcmp (cfg->vms[v].name, vm) == 0
+        && strcmp (cfg->vms[v].host, h->name) == 0)
+      for (size_t i = 0; i < cfg->vms[v].n_disks; i++)
+        if (strcmp (cfg->vms[v].disks[i].name, disk) == 0)
+          return true;
+  return false;
+}
+
+static int
+visible (const struct dirent *d)
+{
+  return d->d_name[0] != '.';
+}
+
+/* Disks still running under the host's state dir that the config no
+ * longer names (a VM or disk removed from the YAML): their chains run on
+ * whatever filters they were started with, so they count as users too.
+ * Where `up` put them: <state>/vms/VM/DISK/{nbdkit.pid,running}.
+ */
+static void
+add_unconfigured_users (const struct vaio_config *cfg,
+                        const struct vaio_host *h, int c, const char *name,
+                        char ***out, size_t *n)
+{
+  struct dirent **vms = NULL, **disks;
+  char *vmsdir, *vmdir, *state, *label;
+  int nv, nd;
+
+  if (asprintf (&vmsdir, "%s/vms", h->state_dir) == -1)
+    return;
+  nv = scandir (vmsdir, &vms, visible, alphasort);
+  for (int i = 0; i < nv; i++)
+    {
+      if (asprintf (&vmdir, "%s/%s", vmsdir, vms[i]->d_name) != -1)
+        {
+          nd = scandir (vmdir, &disks, visible, alphasort);
+          for (int j = 0; j < nd; j++)
+            {
+              if (!configured (cfg, h, vms[i]->d_name, disks[j]->d_name)
+                  && asprintf (&state, "%s/%s", vmdir, disks[j]->d_name) != -1)
+                {
+                  if (asprintf (&label, "%s/%s (no longer in the config)",
+                                vms[i]->d_name, disks[j]->d_name)
+                      != -1)
+                    {
+                      add_if_user (out, n, state, label, c, name);
+                      free (label);
+                    }
+                  free (state);
+                }
+              free (disks[j]);
+            }
+          if (nd >= 0)
+            free (disks);
+          free (vmdir);
+        }
+      free (vms[i]);
+    }
+  if (nv >= 0)
+    free (vms);
+  free (vmsdir);
+}
+
 /* Running disks of host h that use class c or the filter called name (see
  * record_uses), or every running disk when c == VAIO_CLASS_COUNT and
- * name == NULL.
+ * name == NULL: the config's disks first, then those it no longer names.
  */
 static char **
 running_users (const struct vaio_config *cfg, const struct vaio_host *h, int c,
                const char *name)
 {
-  char **out = calloc (1, sizeof *out);
+  char **out = calloc (1, sizeof *out), *state, *label;
   size_t n = 0;
 
   for (size_t v = 0; out && v < cfg->n_vms; v++)
@@ -232,32 +327,17 @@ running_users (const struct vaio_config *cfg, const struct vaio_host *h, int c,
         continue;
       for (size_t d = 0; d < vm->n_disks; d++)
         {
-          char *state = vaio_disk_state_dir (h, &vm->disks[d]), *pidfile, *rec,
-               **grown;
-          bool uses;
-          if (state == NULL
-              || asprintf (&pidfile, "%s/nbdkit.pid", state) == -1)
+          state = vaio_disk_state_dir (h, &vm->disks[d]);
+          if (state != NULL
+              && asprintf (&label, "%s/%s", vm->name, vm->disks[d].name) != -1)
             {
-              free (state);
-              continue;
+              add_if_user (&out, &n, state, label, c, name);
+              free (label);
             }
-          rec = vaio_disk_running_record (state);
-          uses = vaio_disk_pid (pidfile) > 0
-                 && ((c == VAIO_CLASS_COUNT && name == NULL)
-                     || record_uses (rec, c, name));
-          free (rec);
-          free (pidfile);
           free (state);
-          if (!uses)
-            continue;
-          grown = realloc (out, (n + 2) * sizeof *out);
-          if (grown == NULL)
-            break;
-          out = grown;
-          if (asprintf (&out[n], "%s/%s", vm->name, vm->disks[d].name) != -1)
-            out[++n] = NULL;
         }
     }
+  add_unconfigured_users (cfg, h, c, name, &out, &n);
   return out;
 }
 
@@ -404,6 +484,40 @@ write_installed_copy (const struct vaio_manifest *m, const char *dest,
   return r;
 }
 
+/* The config's filters: list declares the host's filters too: installing
+ * another package under a declared name (another .so, another sha256)
+ * would leave the host with two of them, and every later validate would
+ * fail.  The config entry is what has to change.  0, or -1 + diag.
+ */
+static int
+check_not_declared_otherwise (const struct vaio_host *h,
+                              const struct vaio_manifest *m,
+                              struct vaio_diag *diag)
+{
+  int r = 0;
+
+  for (size_t j = 0; j < h->n_filter_files; j++)
+    {
+      struct vaio_diag quiet = { 0 };
+      struct vaio_manifest *dm
+          = vaio_manifest_load (h->filter_files[j], &quiet);
+      if (dm && strcmp (dm->name, m->name) == 0
+          && strcmp (dm->sha256, m->sha256) != 0)
+        {
+          vaio_diag_add (diag, &h->filter_locs[j],
+                         "host '%s': refusing to install '%s' from %s: the "
+                         "config declares filter '%s' here as %s, with "
+                         "another sha256; change the host's filters list "
+                         "instead",
+                         h->name, m->name, m->file, dm->name, dm->file);
+          r = -1;
+        }
+      vaio_manifest_free (dm);
+      vaio_diag_free (&quiet);
+    }
+  return r;
+}
+
 int
 vaio_filter_install (const struct vaio_config *cfg, const struct vaio_host *h,
                      const char *file, struct vaio_diag *diag)
@@ -415,7 +529,8 @@ vaio_filter_install (const struct vaio_config *cfg, const struct vaio_host *h,
 
   if (m == NULL)
     return -1;
-  if (vaio_manifest_verify (m, diag) == -1)
+  if (vaio_manifest_verify (m, diag) == -1
+      || check_not_declared_otherwise (h, m, diag) == -1)
     goto out;
   for (size_t j = 0; j < h->n_filter_files; j++)
     load_one (&hf, h->filter_files[j], &h->filter_locs[j], diag);

@@ -27,8 +27,11 @@ bool vaio_host_in_maintenance (const struct vaio_host *h);
 int vaio_host_set_maintenance (const struct vaio_host *h, bool on);
 
 /* Names of running disks on host h whose chain uses a filter of class c
- * (c == VAIO_CLASS_COUNT: any running disk).  Returns a NULL-terminated
- * array of "vm/disk" strings (free each and the array).
+ * (c == VAIO_CLASS_COUNT: any running disk), found by their pidfiles and
+ * running records under the host's state dir: the config's disks, then
+ * disks it no longer names (still running since a VM or disk was removed
+ * from the YAML).  Returns a NULL-terminated array of "vm/disk" strings
+ * ("vm/disk (no longer in the config)") (free each and the array).
  */
 char **vaio_host_running_disks (const struct vaio_config *cfg,
                                 const struct vaio_host *h, int c);

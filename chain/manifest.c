@@ -444,23 +444,37 @@ fail:
 }
 
 int
-vaio_manifest_verify (const struct vaio_manifest *m, struct vaio_diag *diag)
+vaio_manifest_verify_at (const struct vaio_manifest *m,
+                         const struct vaio_loc *at, struct vaio_diag *diag)
 {
-  char actual[65];
+  char actual[65], who[4200];
 
+  /* Listed in a config's filters: the error is the config's to fix, at
+   * that entry (naming the manifest); installed ones are named by file.
+   */
+  if (at)
+    snprintf (who, sizeof who, "filter manifest %.4000s", m->file);
+  else
+    snprintf (who, sizeof who, "%.4000s", m->file);
   if (vaio_sha256_file (m->path, actual) == -1)
     {
-      vaio_diag_add (diag, NULL, "%s: cannot check the integrity of %s: %s",
-                     m->file, m->path, strerror (errno));
+      vaio_diag_add (diag, at, "%s: cannot check the integrity of %s: %s", who,
+                     m->path, strerror (errno));
       return -1;
     }
   if (strcmp (actual, m->sha256) != 0)
     {
-      vaio_diag_add (diag, NULL,
+      vaio_diag_add (diag, at,
                      "%s: integrity check failed for %s: sha256 is %s, "
                      "manifest says %s",
-                     m->file, m->path, actual, m->sha256);
+                     who, m->path, actual, m->sha256);
       return -1;
     }
   return 0;
+}
+
+int
+vaio_manifest_verify (const struct vaio_manifest *m, struct vaio_diag *diag)
+{
+  return vaio_manifest_verify_at (m, NULL, diag);
 }

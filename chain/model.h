@@ -127,6 +127,10 @@ void vaio_manifest_free (struct vaio_manifest *m);
 int vaio_manifest_verify (const struct vaio_manifest *m,
                           struct vaio_diag *diag);
 
+/* The same, reported at `at` (a config's filters: entry) when not NULL. */
+int vaio_manifest_verify_at (const struct vaio_manifest *m,
+                             const struct vaio_loc *at, struct vaio_diag *diag);
+
 /* sha256 of a file as 64 hex digits + NUL into out[65]; -1 + errno. */
 int vaio_sha256_file (const char *path, char out[65]);
 
@@ -183,7 +187,8 @@ struct vaio_policy
 struct vaio_host
 {
   char *name;
-  char *state_dir;     /* absolute */
+  char *state_dir; /* absolute */
+  struct vaio_loc state_dir_loc;
   char **filter_files; /* manifest paths, absolute */
   struct vaio_loc *filter_locs;
   size_t n_filter_files;
@@ -203,6 +208,7 @@ struct vaio_disk
   struct vaio_vm *vm;
   struct vaio_loc loc;
   struct vaio_loc image_loc, policy_loc, socket_loc, port_loc;
+  struct vaio_loc address_loc; /* of 'address', or of 'port' (default) */
 };
 
 struct vaio_vm

@@ -188,6 +188,23 @@ build_argv (const struct vaio_config *cfg, struct vaio_plan_disk *p)
   return 0;
 }
 
+/* A caching filter that is not told where its state goes (no state-param
+ * in its manifest: nbdkit's own cache filter) puts its cache file in
+ * $TMPDIR; point that at the filter's state dir like any other's.
+ */
+static int
+set_tmpdir (struct vaio_plan_disk *p)
+{
+  for (size_t i = 0; i < p->n_chain; i++)
+    if (p->chain[i] == VAIO_CLASS_CACHING && p->filters[i]->state_param == NULL)
+      return asprintf (&p->tmpdir_env, "TMPDIR=%s/%s", p->state_dir,
+                       vaio_class_name (p->chain[i]))
+                     == -1
+                 ? -1
+                 : 0;
+  return 0;
+}
+
 int
 vaio_plan_disk (const struct vaio_config *cfg,
                 const struct vaio_host_filters *hf, const struct vaio_vm *vm,
@@ -235,7 +252,7 @@ vaio_plan_disk (const struct vaio_config *cfg,
       || asprintf (&p->pidfile, "%s/nbdkit.pid", p->state_dir) == -1
       || asprintf (&p->logfile, "%s/nbdkit.log", p->state_dir) == -1
       || asprintf (&p->pause_socket, "%s/pause.sock", p->state_dir) == -1
-      || build_argv (cfg, p) == -1)
+      || build_argv (cfg, p) == -1 || set_tmpdir (p) == -1)
     {
       vaio_diag_add (diag, &d->loc, "disk '%s/%s': out of memory", vm->name,
                      d->name);
@@ -258,6 +275,7 @@ vaio_plan_disk_free (struct vaio_plan_disk *p)
   free (p->pidfile);
   free (p->logfile);
   free (p->pause_socket);
+  free (p->tmpdir_env);
   memset (p, 0, sizeof *p);
 }
 
@@ -291,6 +309,12 @@ vaio_plan_shell_line (const struct vaio_plan_disk *p)
 
   if (fp == NULL)
     return NULL;
+  if (p->tmpdir_env)
+    {
+      fputs ("TMPDIR=", fp);
+      shell_quote (fp, p->tmpdir_env + strlen ("TMPDIR="));
+      fputc (' ', fp);
+    }
   for (size_t i = 0; i < p->argc; i++)
     {
       if (i)
@@ -319,6 +343,23 @@ vaio_plan_mkdir_line (const struct vaio_plan_disk *p)
   shell_quote (fp, p->vm_dir);
   fputc (' ', fp);
   shell_quote (fp, p->state_dir);
+  /* An explicit socket elsewhere: up makes its directory when missing
+   * (mkdir -p leaves an existing one as it is).
+   */
+  if (p->socket && (dir = strrchr (p->socket, '/')) != NULL && dir != p->socket
+      && ((size_t)(dir - p->socket) != strlen (p->vm_dir)
+          || strncmp (p->socket, p->vm_dir, strlen (p->vm_dir)) != 0))
+    {
+      char *sd = strndup (p->socket, (size_t)(dir - p->socket));
+      if (sd == NULL)
+        ok = false;
+      else
+        {
+          fputc (' ', fp);
+          shell_quote (fp, sd);
+          free (sd);
+        }
+    }
   for (size_t i = 0; i < p->n_chain; i++)
     {
       if (asprintf (&dir, "%s/%s", p->state_dir, vaio_class_name (p->chain[i]))

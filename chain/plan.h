@@ -16,6 +16,11 @@ struct vaio_plan_disk
   char *vm_dir, *state_dir, *socket, *pidfile, *logfile, *pause_socket;
   char **argv; /* NULL-terminated; argv[0] is "nbdkit" */
   size_t argc;
+  /* NULL, or "TMPDIR=<disk-state>/caching": a caching filter without a
+   * state parameter (nbdkit's cache filter) keeps its cache file in
+   * $TMPDIR, which must be the disk's own state, not /var/tmp.
+   */
+  char *tmpdir_env;
 };
 
 /* Plan one disk.  cfg must have passed vaio_validate.  Returns 0 or -1. */

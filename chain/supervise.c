@@ -345,6 +345,8 @@ vaio_disk_record_running (const struct vaio_plan_disk *p)
     fprintf (fp, "filter %s %s %s %s\n", vaio_class_name (p->chain[i]),
              p->filters[i]->name, p->filters[i]->version,
              p->filters[i]->sha256);
+  if (p->tmpdir_env)
+    fprintf (fp, "env %s\n", p->tmpdir_env);
   for (size_t i = 0; i < p->argc; i++)
     fprintf (fp, "argv %s\n", p->argv[i]);
   if (fclose (fp) != 0)
@@ -379,6 +381,33 @@ vaio_disk_running_record (const char *state_dir)
   return buf;
 }
 
+/* An explicit socket's directory, when it does not exist yet, is made
+ * owner-only like the VM's directory (validate kept other VMs' sockets
+ * out of it).  One that exists is left as it is: it may be /run.
+ */
+static int
+make_socket_dir (const struct vaio_plan_disk *p, struct vaio_diag *diag)
+{
+  const char *slash = p->socket ? strrchr (p->socket, '/') : NULL;
+  char *dir;
+  struct stat st;
+  int r = 0;
+
+  if (slash == NULL || slash == p->socket)
+    return 0;
+  dir = strndup (p->socket, (size_t)(slash - p->socket));
+  if (dir == NULL)
+    return -1;
+  if (stat (dir, &st) == -1 && vaio_mkdir_private (dir) == -1)
+    {
+      vaio_diag_add (diag, NULL, "%s: cannot create the socket's directory: %m",
+                     dir);
+      r = -1;
+    }
+  free (dir);
+  return r;
+}
+
 static int
 make_dirs (const struct vaio_plan_disk *p, struct vaio_diag *diag)
 {
@@ -391,6 +420,8 @@ make_dirs (const struct vaio_plan_disk *p, struct vaio_diag *diag)
                      p->state_dir);
       return -1;
     }
+  if (make_socket_dir (p, diag) == -1)
+    return -1;
   for (size_t i = 0; i < p->n_chain; i++)
     {
       if (asprintf (&dir, "%s/%s", p->state_dir, vaio_class_name (p->chain[i]))
@@ -475,6 +506,19 @@ argv_without_unix (const struct vaio_plan_disk *p)
   return argv;
 }
 
+/* nbdkit sets its umask to 022 before it binds its socket (the child's
+ * 077 does not survive), so the socket is made owner-only here once
+ * nbdkit has bound it.  The directory holding it is 0700 already.
+ */
+static void
+restrict_socket (const struct vaio_plan_disk *p)
+{
+  struct stat st;
+
+  if (p->socket && lstat (p->socket, &st) == 0 && S_ISSOCK (st.st_mode))
+    chmod (p->socket, 0600);
+}
+
 static pid_t
 spawn_detached (const struct vaio_plan_disk *p, int logfd, int listen_fd,
                 int timeout_ms, int *exec_errno)
@@ -510,6 +554,8 @@ spawn_detached (const struct vaio_plan_disk *p, int logfd, int listen_fd,
           dup2 (logfd, 1);
           dup2 (logfd, 2);
           umask (077);
+          if (p->tmpdir_env)
+            putenv (p->tmpdir_env);
           if (listen_fd >= 0)
             {
               hand_over_listener (listen_fd, &exec[1]);
@@ -548,6 +594,34 @@ spawn_detached (const struct vaio_plan_disk *p, int logfd, int listen_fd,
   return pid;
 }
 
+/* 0 when path is absent or a socket (not following a symlink), else -1
+ * (errno EEXIST when something else is there).
+ */
+static int
+socket_or_absent (const char *path)
+{
+  struct stat st;
+
+  if (lstat (path, &st) == -1)
+    return errno == ENOENT ? 0 : -1;
+  if (S_ISSOCK (st.st_mode))
+    return 0;
+  errno = EEXIST;
+  return -1;
+}
+
+/* Remove path only if it is a socket: a socket path that names an image
+ * or any other file by mistake must never cost that file.  0 when
+ * removed or absent, else -1 (EEXIST: not a socket, left in place).
+ */
+static int
+unlink_socket (const char *path)
+{
+  if (socket_or_absent (path) == -1)
+    return -1;
+  return unlink (path) == -1 && errno != ENOENT ? -1 : 0;
+}
+
 /* Remove what a previous nbdkit of this disk left: a socket (unless it is
  * the listener being handed over) or pidfile (nbdkit would fail to bind,
  * or we would think it is up), and settings
@@ -558,7 +632,7 @@ static void
 remove_leftovers (const struct vaio_plan_disk *p, bool keep_socket)
 {
   if (p->socket && !keep_socket)
-    unlink (p->socket);
+    unlink_socket (p->socket);
   unlink (p->pidfile);
   for (size_t i = 0; i < p->n_chain; i++)
     {
@@ -629,20 +703,29 @@ int
 vaio_disk_take_over_socket (const struct vaio_plan_disk *p)
 {
   struct sockaddr_un sun = { .sun_family = AF_UNIX };
-  int fd;
+  mode_t old_mask;
+  int fd, bound;
 
   if (p->socket == NULL
       || snprintf (sun.sun_path, sizeof sun.sun_path, "%s.next", p->socket)
              >= (int)sizeof sun.sun_path)
     return -1;
-  unlink (sun.sun_path);
+  /* rename replaces whatever is at the socket path: only a socket may
+   * be there (and only a socket is removed at <socket>.next).
+   */
+  if (unlink_socket (sun.sun_path) == -1 || socket_or_absent (p->socket) == -1)
+    return -1;
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd == -1)
     return -1;
-  if (bind (fd, (struct sockaddr *)&sun, sizeof sun) == -1
-      || listen (fd, SOMAXCONN) == -1 || rename (sun.sun_path, p->socket) == -1)
+  /* Owner-only from the start: the socket takes the umask at bind. */
+  old_mask = umask (077);
+  bound = bind (fd, (struct sockaddr *)&sun, sizeof sun);
+  umask (old_mask);
+  if (bound == -1 || listen (fd, SOMAXCONN) == -1
+      || rename (sun.sun_path, p->socket) == -1)
     {
-      unlink (sun.sun_path);
+      unlink_socket (sun.sun_path);
       close (fd);
       return -1;
     }
@@ -690,6 +773,7 @@ vaio_disk_start_on (const struct vaio_plan_disk *p, int listen_fd,
               strerror (exec_errno));
   if (exec_errno == 0 && wait_serving (p, pid, deadline, why, sizeof why) == 0)
     {
+      restrict_socket (p);
       if (pidfd >= 0)
         close (pidfd);
       if (vaio_disk_record_running (p) == -1)
@@ -822,8 +906,11 @@ vaio_disk_stop (const struct vaio_plan_disk *p, int timeout_ms,
   if (is_live_nbdkit (pid))
     return -1;
   unlink (p->pidfile);
-  if (p->socket)
-    unlink (p->socket);
+  if (p->socket && unlink_socket (p->socket) == -1 && errno == EEXIST)
+    vaio_diag_add (diag, NULL,
+                   "%s/%s: %s is not a socket: left in place (the config's "
+                   "'socket' names some other file)",
+                   p->vm->name, p->disk->name, p->socket);
   if (asprintf (&running, "%s/running", p->state_dir) != -1)
     {
       unlink (running);

@@ -68,8 +68,9 @@ int vaio_disk_record_running (const struct vaio_plan_disk *p);
 int vaio_disk_write_record (const char *state_dir, const char *text);
 
 /* What `up` recorded for a running disk: "policy NAME", one
- * "filter CLASS NAME VERSION SHA256" line per chain position, and
- * "argv WORD" lines.  Returns a malloc'd text or NULL.
+ * "filter CLASS NAME VERSION SHA256" line per chain position, an
+ * "env TMPDIR=DIR" line when the plan sets it, and "argv WORD" lines.  Returns
+ * a malloc'd text or NULL.
  */
 char *vaio_disk_running_record (const char *state_dir);
 

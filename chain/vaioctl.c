@@ -142,6 +142,11 @@ static const char usage_text[]
       "while\n"
       "               disks run on the host unless --stop-disks stops them "
       "first.\n"
+      "               Disks still running under the host's state-dir that "
+      "the\n"
+      "               config no longer names count as running (and as "
+      "users of\n"
+      "               their filters); `apply` stops them.\n"
       "\n"
       "OPTIONS\n"
       "    -c, --config FILE   the cluster config (also the first operand of\n"
@@ -193,8 +198,8 @@ static const char usage_text[]
       "driver=nbd,node-name=d0,server.type=unix,\\\n"
       "        server.path=STATE/vms/vm1/disk0.sock,reconnect-delay=30 \\\n"
       "        -device virtio-blk-pci,drive=d0\n"
-      "    vaioctl filter install "
-      "/usr/local/share/vaio-nbd/manifests/vaio-cache.yaml \\\n"
+      "    vaioctl filter install build/nbdkit-filters/caching/vaio-cache.yaml "
+      "\\\n"
       "        --host host1 -c configs/demo.yaml\n"
       "\n"
       "SEE ALSO\n"
@@ -424,6 +429,14 @@ cmd_filter (struct cluster *c, const struct options *o, int argc, char **argv)
   return r == 0 ? 0 : 1;
 }
 
+static void
+free_strv (char **v)
+{
+  for (size_t i = 0; v && v[i]; i++)
+    free (v[i]);
+  free (v);
+}
+
 static int
 cmd_maintenance (struct cluster *c, const struct options *o, int argc,
                  char **argv)
@@ -451,9 +464,7 @@ cmd_maintenance (struct cluster *c, const struct options *o, int argc,
                    "vaioctl: host '%s': refusing maintenance mode: disk %s%s "
                    "is running (use --stop-disks to stop them first)\n",
                    h->name, running[0], running[1] ? " and others" : "");
-          for (size_t i = 0; running[i]; i++)
-            free (running[i]);
-          free (running);
+          free_strv (running);
           return 1;
         }
       for (size_t v = 0; v < c->cfg->n_vms; v++)
@@ -464,10 +475,23 @@ cmd_maintenance (struct cluster *c, const struct options *o, int argc,
             if (for_each_disk (c, &vo, down_one) == -1)
               return 1;
           }
+      /* Disks the config no longer names are not stopped from here
+       * (only their default paths are known): apply stops them.
+       */
+      free_strv (running);
+      running = vaio_host_running_disks (c->cfg, h, VAIO_CLASS_COUNT);
+      if (running && running[0])
+        {
+          fprintf (stderr,
+                   "vaioctl: host '%s': refusing maintenance mode: disk %s%s "
+                   "is still running (vaioctl apply stops disks no longer "
+                   "in the config)\n",
+                   h->name, running[0], running[1] ? " and others" : "");
+          free_strv (running);
+          return 1;
+        }
     }
-  for (size_t i = 0; running && running[i]; i++)
-    free (running[i]);
-  free (running);
+  free_strv (running);
   if (vaio_host_set_maintenance (h, on) == -1)
     {
       fprintf (stderr, "vaioctl: host '%s': %s: %m\n", h->name, h->state_dir);

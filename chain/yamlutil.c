@@ -15,6 +15,32 @@ mark_loc (const char *file, yaml_mark_t m)
                             .column = (unsigned)m.column + 1 };
 }
 
+/* libyaml reports a reader error (bad encoding) as a byte offset only:
+ * find its line and column (in characters, as libyaml counts them) in
+ * the file.  loc keeps line 0 when the file cannot be read again.
+ */
+static void
+offset_loc (const char *file, size_t offset, struct vaio_loc *loc)
+{
+  FILE *fp = fopen (file, "re");
+  unsigned line = 1, column = 1;
+  int c;
+
+  if (fp == NULL)
+    return;
+  for (size_t i = 0; i < offset && (c = getc (fp)) != EOF; i++)
+    if (c == '\n')
+      {
+        line++;
+        column = 1;
+      }
+    else if ((c & 0xc0) != 0x80) /* not a UTF-8 continuation byte */
+      column++;
+  fclose (fp);
+  loc->line = line;
+  loc->column = column;
+}
+
 static void
 report_parser_error (const char *file, const yaml_parser_t *parser,
                      struct vaio_diag *diag)
@@ -30,8 +56,8 @@ report_parser_error (const char *file, const yaml_parser_t *parser,
       break;
     case YAML_READER_ERROR:
       /* Reader errors (bad encoding) have a byte offset, not a mark. */
-      vaio_diag_add (diag, &whole, "YAML error at byte %zu: %s",
-                     parser->problem_offset, problem);
+      offset_loc (file, parser->problem_offset, &whole);
+      vaio_diag_add (diag, &whole, "YAML encoding error: %s", problem);
       break;
     default:
       if (parser->context)

@@ -40,7 +40,7 @@ pass "nbdkit-cache installed; the config now validates"
 # the installed one.
 sed -e 's/^name: .*/name: other-cache/' -e 's/^vendor: .*/vendor: acme/' \
   "$MAN/nbdkit-cache.yaml" > "$T/other-cache.yaml"
-expect_fail "second caching filter" "filter 'nbdkit-cache' 1.32.5 by nbdkit is already installed" \
+expect_fail "second caching filter" "filter 'nbdkit-cache' $(nbdkit --version | awk '{ print $2; exit }') by nbdkit is already installed" \
   "$VAIOCTL" filter install "$T/other-cache.yaml" --host host1 -c "$T/c.yaml"
 
 "$VAIOCTL" up "$T/c.yaml" >/dev/null
@@ -86,3 +86,30 @@ expect_fail "unrewritable path" "could not be made absolute in the installed cop
 [ ! -e "$T/state/host1/installed/nbdkit-cache.yaml" ] || fail "a broken copy was installed"
 ls "$T/state/host1/installed/" | grep -q tmp && fail "temporary copy left behind"
 pass "a manifest whose path cannot be made absolute is refused, nothing installed"
+
+# A filter the config's filters: list declares is not installed again as
+# another package (same name, another .so): the host would hold both and
+# fail every validate from then on.  Refused at the config's entry.
+cat > "$T/declared.yaml" <<YAML
+cluster: test
+hosts:
+  - name: host2
+    state-dir: state/host2
+    filters:
+      - $MAN/nbdkit-cache.yaml
+policies:
+  - name: cached
+    caching: {}
+vms: []
+YAML
+cp "$so" "$T/other-cache.so"
+printf 'x' >> "$T/other-cache.so"
+sed -e "s|^path: .*|path: $T/other-cache.so|" \
+  -e "s|^sha256: .*|sha256: $(sha256sum "$T/other-cache.so" | cut -d' ' -f1)|" \
+  "$MAN/nbdkit-cache.yaml" > "$T/rebuilt-cache.yaml"
+expect_fail "install over a config-declared filter" \
+  "$T/declared.yaml:6:9: host 'host2': refusing to install 'nbdkit-cache' from $T/rebuilt-cache.yaml: the config declares filter 'nbdkit-cache' here as $MAN/nbdkit-cache.yaml, with another sha256" \
+  "$VAIOCTL" filter install "$T/rebuilt-cache.yaml" --host host2 -c "$T/declared.yaml"
+[ ! -e "$T/state/host2/installed/nbdkit-cache.yaml" ] || fail "installed over the declared filter"
+"$VAIOCTL" validate "$T/declared.yaml" >/dev/null || fail "the host no longer validates"
+pass "the host still validates"

@@ -86,3 +86,23 @@ policies:
 YAML
 "$VAIO_BUILD/chain/vaioctl" validate "$T/c.yaml" >/dev/null || fail "vaioctl refuses the installed manifests"
 echo "ok: vaioctl validates a config listing every installed manifest"
+
+# nbdkit's own filters carry the version of the nbdkit they come with
+# (what `nbdkit --version` says), not one written into the template.
+want=$(nbdkit --version | awk '{ print $2; exit }')
+for f in cache rate luks; do
+  v=$(sed -n 's/^version: *//p' "$VAIO_BUILD/configs/nbdkit-$f.yaml")
+  [ "$v" = "$want" ] || fail "nbdkit-$f.yaml version '$v', nbdkit --version says '$want'"
+done
+mkdir "$T/bin"
+printf '#!/bin/sh\necho "nbdkit 9.87.6"\n' > "$T/bin/nbdkit"
+chmod +x "$T/bin/nbdkit"
+PATH=$T/bin:$PATH "$VAIO_SRC/scripts/gen-manifest" \
+  "$VAIO_SRC/configs/manifests/nbdkit-cache.manifest.in" "$T/a.img" "$T/gen.yaml"
+grep -qx 'version: 9.87.6' "$T/gen.yaml" || fail "gen-manifest version: $(grep ^version "$T/gen.yaml")"
+echo "ok: nbdkit filter manifests take nbdkit --version"
+
+# vaioctl --help's install example names a manifest the build makes.
+ex=$("$VAIO_BUILD/chain/vaioctl" --help | awk '$1 == "vaioctl" && $2 == "filter" && $3 == "install" && $4 ~ /\.yaml$/ { print $4 }')
+[ -n "$ex" ] && [ -f "$VAIO_BUILD/${ex#build/}" ] || fail "vaioctl --help installs '$ex', which the build does not make"
+echo "ok: the --help example's manifest exists ($ex)"

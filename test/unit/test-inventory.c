@@ -146,6 +146,44 @@ START_TEST (second_filter_of_class_and_missing_manifest)
 }
 END_TEST
 
+/* A listed manifest whose .so fails its sha256 is reported at the
+ * config's entry that lists it, naming the manifest and both digests.
+ */
+START_TEST (integrity_failure_at_config_entry)
+{
+  char *dir = tu_mkdtemp (), *text, sha[65], orig[65], *so, *expect;
+  struct vaio_config *cfg;
+  struct vaio_host_filters *hf;
+
+  package (dir, "cache-a", "caching");
+  so = tu_write_file (dir, "cache-a.so", "cache-a", 0600);
+  ck_assert_int_eq (vaio_sha256_file (so, orig), 0);
+  free (so);
+  so = tu_write_file (dir, "cache-a.so", "altered", 0600);
+  ck_assert_int_eq (vaio_sha256_file (so, sha), 0);
+  ck_assert_int_eq (load (dir,
+                          "  - name: host1\n"
+                          "    state-dir: state\n"
+                          "    filters: [cache-a.yaml]\n",
+                          &cfg, &hf, &text),
+                    -1);
+  ck_assert_int_ne (
+      asprintf (&expect,
+                "@TMP@/c.yaml:5:15: filter manifest @TMP@/cache-a.yaml: "
+                "integrity check failed for @TMP@/cache-a.so: sha256 is %s, "
+                "manifest says %s",
+                sha, orig),
+      -1);
+  ck_assert_str_eq (text, expect);
+  free (so);
+  free (expect);
+  free (text);
+  unload (cfg, hf);
+  tu_rmrf (dir);
+  free (dir);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -156,6 +194,7 @@ main (void)
 
   tcase_add_test (tc, one_filter_per_class_loads);
   tcase_add_test (tc, second_filter_of_class_and_missing_manifest);
+  tcase_add_test (tc, integrity_failure_at_config_entry);
   suite_add_tcase (s, tc);
   sr = srunner_create (s);
   srunner_run_all (sr, CK_NORMAL);

@@ -76,6 +76,12 @@ scratch (void)
 
   free (tu_write_file (dir, "a.img", "", 0600));
   free (tu_write_file (dir, "b.img", "", 0600));
+  for (const char *c = "cdefg"; *c; c++)
+    {
+      char name[8];
+      snprintf (name, sizeof name, "%c.img", *c);
+      free (tu_write_file (dir, name, "", 0600));
+    }
   free (tu_write_file (dir, "key600", "passphrase\n", 0600));
   free (tu_write_file (dir, "key644", "passphrase\n", 0644));
   free (tu_write_file (dir, "key620", "passphrase\n", 0620));
@@ -463,6 +469,152 @@ START_TEST (without_inventory)
 }
 END_TEST
 
+/* A socket path naming another disk's image (or any file) would be
+ * removed as a stale socket: refused, naming both disks.
+ */
+START_TEST (socket_names_an_image)
+{
+  check ("policies:\n"
+         "  - name: p\n"
+         "    caching: { cache-size: 1M }\n" VM1 "  - name: vm2\n"
+         "    host: host1\n"
+         "    disks:\n"
+         "      - { name: d0, image: b.img, policy: p, socket: ./a.img }\n",
+         "@TMP@/c.yaml:22:54: socket '@TMP@/a.img' of disk 'd0' of vm 'vm2' "
+         "exists and is not a socket: vaioctl never replaces or removes "
+         "anything but a socket there\n"
+         "@TMP@/c.yaml:22:54: socket '@TMP@/a.img' of disk 'd0' of vm 'vm2' "
+         "is the image of disk 'd0' of vm 'vm1' (line 16)");
+}
+END_TEST
+
+/* A symlink to the image is the image. */
+START_TEST (socket_is_symlink_to_image)
+{
+  char *dir = scratch (), *text, *link;
+
+  ck_assert_int_ne (asprintf (&link, "%s/img.sock", dir), -1);
+  ck_assert_int_eq (symlink ("b.img", link), 0);
+  text = validate_text (dir,
+                        "policies:\n"
+                        "  - name: p\n"
+                        "    caching: { cache-size: 1M }\n" VM1
+                        "      - { name: d1, image: b.img, policy: p, socket: "
+                        "img.sock }\n",
+                        true);
+  ck_assert_str_eq (
+      text, "@TMP@/c.yaml:19:54: socket '@TMP@/img.sock' of disk 'd1' of vm "
+            "'vm1' exists and is not a socket: vaioctl never replaces or "
+            "removes anything but a socket there\n"
+            "@TMP@/c.yaml:19:54: socket '@TMP@/img.sock' of disk 'd1' of vm "
+            "'vm1' is the image of disk 'd1' of vm 'vm1' (line 19)");
+  free (link);
+  free (text);
+  tu_rmrf (dir);
+  free (dir);
+}
+END_TEST
+
+/* A socket belongs in its own VM's directory or outside the host's
+ * state: never in a disk's state dir, another VM's directory or among
+ * the host's own files; and two VMs never share a socket directory.
+ */
+START_TEST (socket_places_refused)
+{
+  check ("policies:\n"
+         "  - name: p\n"
+         "    caching: { cache-size: 1M }\n"
+         "vms:\n"
+         "  - name: vm1\n"
+         "    host: host1\n"
+         "    disks:\n"
+         "      - { name: d0, image: a.img, policy: p,\n"
+         "          socket: state/host1/vms/vm1/d1/x.sock }\n"
+         "      - { name: d1, image: b.img, policy: p,\n"
+         "          socket: state/host1/vms/vm3/x.sock }\n"
+         "      - { name: d2, image: c.img, policy: p,\n"
+         "          socket: state/host2/installed.sock }\n"
+         "      - { name: d3, image: d.img, policy: p, socket: socks/a.sock }\n"
+         "      - { name: d4, image: e.img, policy: p, socket: vm1/d4.sock }\n"
+         "  - name: vm2\n"
+         "    host: host1\n"
+         "    disks:\n"
+         "      - { name: d0, image: f.img, policy: p, socket: socks/b.sock }\n"
+         "      - { name: d1, image: g.img, policy: p,\n"
+         "          socket: state/host1/vms/vm2/own.sock }\n",
+         "@TMP@/c.yaml:17:19: socket "
+         "'@TMP@/state/host1/vms/vm1/d1/x.sock' of disk 'd0' of vm 'vm1' is "
+         "inside the state directory '@TMP@/state/host1/vms/vm1/d1' of disk "
+         "'d1' of vm 'vm1' (line 18)\n"
+         "@TMP@/c.yaml:19:19: socket '@TMP@/state/host1/vms/vm3/x.sock' of "
+         "disk 'd1' of vm 'vm1' is inside the directory of vm 'vm3' "
+         "(@TMP@/state/host1/vms/vm3): a VM's directory holds its own disks "
+         "only\n"
+         "@TMP@/c.yaml:21:19: socket '@TMP@/state/host2/installed.sock' of "
+         "disk 'd2' of vm 'vm1' is inside the state directory "
+         "'@TMP@/state/host2' of host 'host2' but outside the vm's own "
+         "directory '@TMP@/state/host1/vms/vm1'\n"
+         "@TMP@/c.yaml:27:54: socket '@TMP@/socks/b.sock' of disk 'd0' of vm "
+         "'vm2' is in directory '@TMP@/socks' with the socket of disk 'd3' "
+         "of vm 'vm1' (line 22): each VM's sockets need a directory of their "
+         "own");
+}
+END_TEST
+
+/* sun_path holds 107 bytes: the socket, <socket>.next (apply) and the
+ * disk's pause.sock must fit, each reported at the key that sets it.
+ */
+START_TEST (socket_paths_too_long)
+{
+  char body[2048], longdir[120], *expect, *x97, *x96;
+
+  memset (longdir, 'x', 100);
+  longdir[100] = '\0';
+  x97 = strndup (longdir, 97);
+  x96 = strndup (longdir, 96);
+  /* host3's state-dir is 101 bytes: d0's default socket and its pause
+   * socket cannot fit; on host2, a 102-byte socket fits with its .next.
+   */
+  snprintf (body, sizeof body,
+            "  - name: host3\n"
+            "    state-dir: /%s\n"
+            "policies:\n"
+            "  - name: p\n"
+            "vms:\n"
+            "  - name: vm1\n"
+            "    host: host2\n"
+            "    disks:\n"
+            "      - { name: d0, image: a.img, policy: p,\n"
+            "          socket: /%s.sock }\n"
+            "      - { name: d1, image: b.img, policy: p,\n"
+            "          socket: /%s.sock }\n"
+            "  - name: vm2\n"
+            "    host: host3\n"
+            "    disks:\n"
+            "      - { name: d0, image: c.img, policy: p }\n",
+            longdir, x97, x96);
+  ck_assert_int_ne (
+      asprintf (
+          &expect,
+          "@TMP@/c.yaml:18:19: socket '/%s.sock' of disk 'd0' of vm 'vm1' is "
+          "too long for a unix socket: 103 bytes, at most 102 (apply binds "
+          "'<socket>.next', 107 bytes at most); use a shorter 'socket'\n"
+          "@TMP@/c.yaml:10:16: pause socket '/%s/vms/vm2/d0/pause.sock' of "
+          "disk 'd0' of vm 'vm2' is too long for a unix socket: 123 bytes, "
+          "at most 107; use a shorter 'state-dir'\n"
+          "@TMP@/c.yaml:10:16: socket '/%s/vms/vm2/d0.sock' of disk 'd0' of "
+          "vm 'vm2' is too long for a unix socket: 117 bytes, at most 102 "
+          "(apply binds '<socket>.next', 107 bytes at most); use a shorter "
+          "'state-dir' or set 'socket'",
+          x97, longdir, longdir),
+      -1);
+  check (body, expect);
+  free (expect);
+  free (x97);
+  free (x96);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -484,6 +636,10 @@ main (void)
   tcase_add_test (tc, image_missing_or_not_a_file);
   tcase_add_test (tc, disks_share_image_socket_port);
   tcase_add_test (tc, hosts_share_state_dir);
+  tcase_add_test (tc, socket_names_an_image);
+  tcase_add_test (tc, socket_is_symlink_to_image);
+  tcase_add_test (tc, socket_places_refused);
+  tcase_add_test (tc, socket_paths_too_long);
   tcase_add_test (tc, unknown_host_and_policy);
   tcase_add_test (tc, each_problem_reported_once);
   tcase_add_test (tc, without_inventory);
