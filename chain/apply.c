@@ -818,6 +818,24 @@ empty_relaid_cache (const struct change *ch, bool clean)
   free (file);
 }
 
+/* A new chain that failed to start may have created its cache, laid out
+ * for it: the old chain would refuse that file.  It never served, so the
+ * file holds nothing of the guest's: removed, the old chain starts on an
+ * empty cache as the new one did.
+ */
+static void
+drop_new_cache (const struct change *ch, bool clean)
+{
+  char *file;
+
+  if (clean && cache_layout_change (ch) != NULL
+      && (file = old_cache_file (&ch->old)) != NULL)
+    {
+      unlink (file);
+      free (file);
+    }
+}
+
 static void
 block_stop_signals (bool block)
 {
@@ -913,9 +931,9 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
     }
   else
     {
-      if (ch->conv)
-        vaio_convert_undo (ch->conv);
-      rollback (ch, listen_fd, &diag);
+      drop_new_cache (ch, clean);
+      if (ch->conv == NULL || vaio_convert_undo (ch->conv) == 0)
+        rollback (ch, listen_fd, &diag);
     }
   if (listen_fd >= 0)
     close (listen_fd);

@@ -774,6 +774,42 @@ finish_file (const struct vaio_convert *c, char *err, size_t errlen)
   return r;
 }
 
+/* Rename <state>/replication to <state>/replication.WHAT-TIME.  0, with
+ * the new name in *aside (NULL: there was nothing to move); -1 with err.
+ */
+static int
+replication_aside (const struct vaio_convert *c, const char *what, char **aside,
+                   char *err, size_t errlen)
+{
+  char *dir = NULL, stamp[32];
+  time_t t = time (NULL);
+  bool moved = false;
+  struct tm tm;
+  int r = -1;
+
+  *aside = NULL;
+  gmtime_r (&t, &tm);
+  strftime (stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+  if (asprintf (&dir, "%s/replication", c->p->state_dir) == -1
+      || asprintf (aside, "%s.%s-%s", dir, what, stamp) == -1)
+    snprintf (err, errlen, "out of memory");
+  else if (rename (dir, *aside) == 0)
+    moved = true;
+  else if (errno == ENOENT)
+    r = 0;
+  else
+    snprintf (err, errlen, "moving %s aside: %s", dir, strerror (errno));
+  if (moved)
+    r = 0;
+  else
+    {
+      free (*aside);
+      *aside = NULL;
+    }
+  free (dir);
+  return r;
+}
+
 /* Before the image changes format: a replication state describing the old
  * bytes would replay its journal onto the new image, and take the replica
  * for in sync.  Moved aside, the filter starts with a full initial sync.
@@ -781,32 +817,17 @@ finish_file (const struct vaio_convert *c, char *err, size_t errlen)
 static int
 move_replication_aside (const struct vaio_convert *c, char *err, size_t errlen)
 {
-  const struct vaio_plan_disk *p = c->p;
-  char *dir = NULL, *aside = NULL, stamp[32];
-  time_t t = time (NULL);
-  struct tm tm;
-  int r = -1;
+  char *aside;
 
-  gmtime_r (&t, &tm);
-  strftime (stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-  if (asprintf (&dir, "%s/replication", p->state_dir) == -1
-      || asprintf (&aside, "%s.stale-%s", dir, stamp) == -1)
-    snprintf (err, errlen, "out of memory");
-  else if (rename (dir, aside) == 0)
-    {
-      printf ("%s/%s: replication ships the image's bytes, which change "
-              "format: its state moved aside to %s; the replica gets a full "
-              "initial sync\n",
-              p->vm->name, p->disk->name, aside);
-      r = 0;
-    }
-  else if (errno == ENOENT)
-    r = 0;
-  else
-    snprintf (err, errlen, "moving %s aside: %s", dir, strerror (errno));
-  free (dir);
+  if (replication_aside (c, "stale", &aside, err, errlen) == -1)
+    return -1;
+  if (aside)
+    printf ("%s/%s: replication ships the image's bytes, which change "
+            "format: its state moved aside to %s; the replica gets a full "
+            "initial sync\n",
+            c->p->vm->name, c->p->disk->name, aside);
   free (aside);
-  return r;
+  return 0;
 }
 
 /* Keep the original as .pre-convert and give the new file its name.  A
@@ -868,6 +889,7 @@ vaio_convert_run (struct vaio_convert *c, bool cache_clean)
               " ms\n",
               p->vm->name, p->disk->name, c->image, direction (c),
               c->copy_bytes, now_ms () - t0);
+      fflush (stdout);
       return 0;
     }
   unlink (c->tmp);
@@ -888,29 +910,45 @@ vaio_convert_commit (struct vaio_convert *c)
     fsync_dir (c->image);
 }
 
-void
+int
 vaio_convert_undo (struct vaio_convert *c)
 {
   const struct vaio_plan_disk *p = c->p;
+  char err[512], *aside = NULL;
+  int r = 0;
 
   if (!c->swapped)
-    return;
+    return 0;
+  /* The state the failed chain made describes the new image (the old
+   * chain would refuse a journal sized for another disk) and may have
+   * started shipping it: the old chain starts on none, a full sync.
+   */
+  if (c->repl_resync
+      && replication_aside (c, "failed", &aside, err, sizeof err) == -1)
+    fprintf (stderr, "vaioctl: %s/%s: %s\n", p->vm->name, p->disk->name, err);
   if (rename (c->orig, c->image) == 0)
     {
       fsync_dir (c->image);
       c->swapped = false;
       fprintf (stderr,
                "vaioctl: %s/%s: the new chain did not start: %s is the "
-               "original image again%s\n",
+               "original image again%s%s%s\n",
                p->vm->name, p->disk->name, c->image,
-               c->repl_resync ? " (replication's state was moved aside: "
-                                "the replica gets a full sync)"
-                              : "");
+               c->repl_resync ? "; replication starts without state (a full "
+                                "sync of the replica)"
+                              : "",
+               aside ? ", the failed chain's is in " : "", aside ? aside : "");
     }
   else
-    fprintf (stderr,
-             "vaioctl: %s/%s: the new chain did not start, and putting the "
-             "original image back failed (rename %s %s: %s): the old chain "
-             "must not serve the converted image; rename it by hand\n",
-             p->vm->name, p->disk->name, c->orig, c->image, strerror (errno));
+    {
+      fprintf (stderr,
+               "vaioctl: %s/%s: the new chain did not start, and putting the "
+               "original image back failed (rename %s %s: %s): the old chain "
+               "is not started on the converted image; rename it by hand, "
+               "then vaioctl up\n",
+               p->vm->name, p->disk->name, c->orig, c->image, strerror (errno));
+      r = -1;
+    }
+  free (aside);
+  return r;
 }

@@ -64,9 +64,11 @@ int vaio_convert_run (struct vaio_convert *c, bool cache_clean);
 void vaio_convert_commit (struct vaio_convert *c);
 
 /* The new chain failed to start: put the original image back, for the
- * old chain to be started on it.
+ * old chain to be started on it (and move aside the replication state
+ * that chain made).  -1: it could not be put back; the old chain must not
+ * be started (the reason printed).
  */
-void vaio_convert_undo (struct vaio_convert *c);
+int vaio_convert_undo (struct vaio_convert *c);
 
 void vaio_convert_free (struct vaio_convert *c);
 

@@ -21,16 +21,20 @@ head -c $((MiB + 4096)) /dev/urandom > "$T/pattern"
 truncate -s 16M "$T/vm1.img"
 dd if="$T/pattern" of="$T/vm1.img" bs=4096 seek=768 conv=notrunc status=none
 dd if="$T/pattern" of="$T/vm1.img" bs=512 seek=18433 count=300 conv=notrunc status=none
+# vm1's replica has room for the LUKS header; vm2's is exactly its disk.
 truncate -s 32M "$T/rep.img"
+truncate -s 8M "$T/rep2.img"
 nbdkit -f -U "$T/rep.sock" file "$T/rep.img" 2>/dev/null &
 rep=$!
+nbdkit -f -U "$T/rep2.sock" file "$T/rep2.img" 2>/dev/null &
+rep2=$!
 mnt=$T/small
 unmount () {
   for c in "${TEST_CONFIGS[@]}"; do "$VAIOCTL" down "$c" --timeout 5 >/dev/null 2>&1 || true; done
   umount "$mnt" 2>/dev/null || true
 }
-trap 'kill $rep 2>/dev/null || true; unmount; cleanup' EXIT
-for _ in $(seq 100); do [ -S "$T/rep.sock" ] && break; sleep 0.05; done
+trap 'kill $rep $rep2 2>/dev/null || true; unmount; cleanup' EXIT
+for _ in $(seq 100); do [ -S "$T/rep.sock" ] && [ -S "$T/rep2.sock" ] && break; sleep 0.05; done
 
 config () { # FILE IMAGE POLICY-LINES
   cat > "$1" <<YAML
@@ -50,7 +54,7 @@ vms:
     disks: [ { name: disk0, image: $2, policy: p } ]
 YAML
 }
-repl="    replication: { repl-target: \"nbd+unix:///?socket=$T/rep.sock\" }"
+repl="    replication: { repl-target: \"nbd+unix:///?socket=$T/rep.sock\", repl-journal-size: 8M }"
 config "$T/plain.yaml" vm1.img "$repl"
 config "$T/enc.yaml" vm1.img "$repl
     encryption: { crypt-passphrase-file: pw }"
@@ -69,14 +73,14 @@ PY
 }
 # guest_bytes OUT: every byte the guest reads through the disk's chain.
 guest_bytes () { rm -f "$1"; nbdcopy "$(sock_uri vm1)" "$1"; }
-# replica_matches FILE: the replica holds FILE's bytes (within 30 s).
-# Replication sits behind encryption and in front of the cache: it ships
-# the image's bytes as they are once the cache has destaged.
+# replica_matches FILE [REPLICA]: the replica holds FILE's bytes (within
+# 30 s).  Replication sits behind encryption and in front of the cache: it
+# ships the image's bytes as they are once the cache has destaged.
 replica_matches () {
   local n
   n=$(stat -c %s "$1")
   for _ in $(seq 300); do
-    cmp -s -n "$n" "$1" "$T/rep.img" && return 0
+    cmp -s -n "$n" "$1" "${2:-$T/rep.img}" && return 0
     sleep 0.1
   done
   return 1
@@ -177,10 +181,12 @@ cluster: convert2
 hosts:
   - name: host2
     state-dir: state/host2
-    filters: [ $B/encryption/vaio-crypt.yaml, $B/caching/vaio-cache.yaml ]
+    filters: [ $B/encryption/vaio-crypt.yaml, $B/caching/vaio-cache.yaml,
+               $B/replication/vaio-replication.yaml ]
 policies:
   - name: p
     caching: { cache-size: 4M, cache-mode: write-back }
+    replication: { repl-target: "nbd+unix:///?socket=$T/rep2.sock", repl-journal-size: 8M }
 $2
 vms:
   - name: vm2
@@ -238,3 +244,22 @@ cmp "$T/g3.img" "$T/vm2.orig" || fail "the old chain does not serve the original
   fail "the old chain is not what runs"
 pass "a conversion that ran out of space left the image byte-identical and the old chain serving"
 sed 's/^/    /' "$T/fill.out"
+
+# The new chain fails to start after the conversion: its replica (8M) is
+# smaller than the LUKS image (10M).  The original image is put back and
+# the old chain serves it; replication starts over with a full sync.
+replica_matches "$T/vm2.orig" "$T/rep2.img" || fail "vm2's replica never matched its disk"
+# Zeroed behind the filter's back: only a full sync puts the data back.
+qemu-io -f raw "$T/rep2.img" -c "write -z 0 8M" >/dev/null
+out=$("$VAIOCTL" apply "$T/v2enc.yaml" --convert-encryption 2>&1) && fail "the new chain started with a small replica: $out"
+grep -Eq "vm2/disk0: converted $mnt/vm2.img from plain to LUKS1 \(vaio-crypt\)" <<<"$out" || fail "not converted: $out"
+grep -qF "vm2/disk0: the new chain did not start: $mnt/vm2.img is the original image again; replication starts without state (a full sync of the replica), the failed chain's is in $T/state/host2/vms/vm2/disk0/replication.failed-" <<<"$out" ||
+  fail "the original image was not put back: $out"
+grep -qF "vm2/disk0: rolled back to the previous chain" <<<"$out" || fail "not rolled back: $out"
+cmp "$mnt/vm2.img" "$T/vm2.orig" || fail "the original image changed"
+[ ! -e "$mnt/vm2.img.converting" ] && [ ! -e "$mnt/vm2.img.pre-convert" ] || fail "conversion files left behind"
+rm -f "$T/g4.img"
+nbdcopy "nbd+unix:///?socket=$T/state/host2/vms/vm2/disk0.sock" "$T/g4.img"
+cmp "$T/g4.img" "$T/vm2.orig" || fail "the old chain does not serve the original bytes"
+replica_matches "$T/vm2.orig" "$T/rep2.img" || fail "the replica was not fully resynchronised"
+pass "a new chain that failed after the conversion: original image back, old chain serving, replica resynchronised"
