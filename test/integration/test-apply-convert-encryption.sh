@@ -7,10 +7,14 @@
 # The write-back cache is destaged and emptied, and the replication state
 # is moved aside so the replica is fully resynchronised (it ends equal to
 # the new image).  Without the flag both are refused before anything
-# stops; so are a conversion without room for the new image and one whose
-# key cannot be read.  A conversion that fails half-way (the filesystem
-# fills up) leaves the original image byte-identical and the old chain
-# serving.
+# stops; so are a conversion without room for the new image, one whose
+# key cannot be read, and adding vaio-crypt to an empty image without a
+# LUKS header.  A conversion that fails half-way (the filesystem fills up)
+# leaves the original image byte-identical and the old chain serving; a new
+# chain that fails to start after the conversion (its replica is too small
+# for the LUKS image) gets the original image back, the old chain serving
+# it, and the replica fully resynchronised.  A chain started by the swap
+# stops on SIGTERM.
 . "$(dirname "$0")/lib.sh"
 B=$VAIO_BUILD/nbdkit-filters
 MiB=$((1024 * 1024))
@@ -263,3 +267,15 @@ nbdcopy "nbd+unix:///?socket=$T/state/host2/vms/vm2/disk0.sock" "$T/g4.img"
 cmp "$T/g4.img" "$T/vm2.orig" || fail "the old chain does not serve the original bytes"
 replica_matches "$T/vm2.orig" "$T/rep2.img" || fail "the replica was not fully resynchronised"
 pass "a new chain that failed after the conversion: original image back, old chain serving, replica resynchronised"
+
+# An empty plain disk: vaio-crypt would refuse it too (no LUKS header), so
+# adding it is refused up front, with or without --allow-encryption-change.
+"$VAIOCTL" down "$T/v2plain.yaml" >/dev/null
+rm "$mnt/vm2.img" && truncate -s 8M "$mnt/vm2.img"
+"$VAIOCTL" up "$T/v2plain.yaml" >/dev/null
+pid=$(cat "$pidf2")
+expect_fail "adding vaio-crypt to an empty plain disk" \
+  "vm2/disk0: refusing to add encryption to a plain disk ($mnt/vm2.img): the image has no LUKS header, and vaio-crypt serves LUKS images only; format it with vaio-crypt format, or use --convert-encryption" \
+  "$VAIOCTL" apply "$T/v2enc.yaml" --allow-encryption-change
+[ "$(cat "$pidf2")" = "$pid" ] || fail "the refused apply restarted vm2"
+pass "adding vaio-crypt to an empty image without a LUKS header is refused; vm2 still runs (pid $pid)"
