@@ -275,7 +275,9 @@ check_unlock (const struct vaio_convert *c, const struct luks_header *h,
 static int
 check_new_key (struct vaio_convert *c, char *err, size_t errlen)
 {
-  struct luks_format_params fp = { .key_bytes = NEW_KEY_BYTES };
+  /* The layout only: no key derivation benchmark. */
+  struct luks_format_params fp
+      = { .key_bytes = NEW_KEY_BYTES, .slot_iterations = LUKS_MIN_ITERATIONS };
   struct crypt_key_source ks;
   struct luks_header h;
   uint8_t mk[LUKS_MAX_KEY_BYTES];
@@ -559,16 +561,17 @@ format_luks (const struct vaio_convert *c, int fd, char *err, size_t errlen)
   uint8_t mk[LUKS_MAX_KEY_BYTES];
   int slot, used, r = -1;
 
+  fp.slot_iterations = luks_benchmark_iterations ("sha256", NEW_ITER_TIME_MS);
+
   if (key_source_load (c, &ks, &slot, err, errlen) == 0
       && luks_format_header (&fp, &h, mk, err, errlen) == 0
       && crypt_key_source_secret (&ks, h.uuid, &pass, err, errlen) == 0)
     {
       if ((uint64_t)h.payload_offset * LUKS_SECTOR != c->payload)
         snprintf (err, errlen, "the LUKS payload offset changed");
-      else if (luks_add_keyslot (
-                   &h, mk, pass.data, pass.len, slot >= 0 ? slot : 0,
-                   luks_benchmark_iterations (h.hash_spec, NEW_ITER_TIME_MS),
-                   fd_write, &fd, &used, err, errlen)
+      else if (luks_add_keyslot (&h, mk, pass.data, pass.len,
+                                 slot >= 0 ? slot : 0, fp.slot_iterations,
+                                 fd_write, &fd, &used, err, errlen)
                == 0)
         r = 0;
     }
