@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "apply.h"
+#include "convert.h"
 #include "units.h"
 #include "plan.h"
 #include "stats.h"
@@ -74,6 +75,7 @@ struct change
   struct vaio_plan_disk plan;
   pid_t pid;
   struct running old;
+  struct vaio_convert *conv; /* --convert-encryption: the image's */
 };
 
 static uint64_t
@@ -372,9 +374,31 @@ old_cache_file (const struct running *r)
   return path;
 }
 
+/* Adding or removing encryption: vaio_convert_check decides whether the
+ * image is converted (ch->conv), must be refused, or is left to the rule
+ * below (0).
+ */
+static int
+check_encryption_change (struct change *ch, const struct vaio_apply_options *o,
+                         bool holds_data, struct vaio_diag *diag)
+{
+  const struct vaio_plan_disk *p = &ch->plan;
+  const struct running *r = &ch->old;
+  struct vaio_convert_old old = {
+    .argv = r->argv,
+    .argc = r->argc,
+    .enc_filter = r->filter_name[VAIO_CLASS_ENCRYPTION],
+    .enc_pos = r->enc_pos,
+    .n_filters = r->n_filters,
+    .holds_data = holds_data,
+  };
+
+  return vaio_convert_check (p, &old, o->convert_encryption, &ch->conv, diag);
+}
+
 /* Reasons a swap cannot be made safely; each goes into diag. */
 static int
-check_swap_safe (const struct change *ch, const struct vaio_apply_options *o,
+check_swap_safe (struct change *ch, const struct vaio_apply_options *o,
                  struct vaio_diag *diag)
 {
   const struct vaio_plan_disk *p = &ch->plan;
@@ -386,10 +410,13 @@ check_swap_safe (const struct change *ch, const struct vaio_apply_options *o,
   int where_new = enc_position (new_pos, p->n_chain);
   const char *layout;
   uint64_t dirty;
-  int rc = 0;
+  int rc = 0, cv = 0;
+  bool data = enc_new != enc_old && image_holds_data (p->disk->image, enc_new);
 
-  if (enc_new != enc_old && !o->allow_encryption_change
-      && image_holds_data (p->disk->image, enc_new))
+  if (enc_new != enc_old
+      && (cv = check_encryption_change (ch, o, data, diag)) == -1)
+    rc = -1;
+  else if (data && cv == 0 && !o->allow_encryption_change)
     {
       vaio_diag_add (diag, &p->disk->policy_loc,
                      "%s/%s: refusing to %s encryption on a disk that holds "
@@ -808,6 +835,24 @@ empty_relaid_cache (const struct change *ch, bool clean)
   free (file);
 }
 
+/* A new chain that failed to start may have created its cache, laid out
+ * for it: the old chain would refuse that file.  It never served, so the
+ * file holds nothing of the guest's: removed, the old chain starts on an
+ * empty cache as the new one did.
+ */
+static void
+drop_new_cache (const struct change *ch, bool clean)
+{
+  char *file;
+
+  if (clean && cache_layout_change (ch) != NULL
+      && (file = old_cache_file (&ch->old)) != NULL)
+    {
+      unlink (file);
+      free (file);
+    }
+}
+
 static void
 block_stop_signals (bool block)
 {
@@ -825,11 +870,15 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
 {
   struct vaio_diag diag = { 0 };
   const struct vaio_plan_disk *p = &ch->plan;
-  uint64_t t0 = now_ms ();
+  uint64_t t0;
   const char *step = NULL;
   bool clean = false;
   int r = -1, fr, listen_fd;
 
+  /* Formatting a new LUKS image (key derivation) needs no held I/O. */
+  if (ch->conv && vaio_convert_prepare (ch->conv) == -1)
+    return -1;
+  t0 = now_ms ();
   if (pause_command (p->pause_socket, 'p', o->timeout_ms) == -1)
     step = "pause (drain in-flight requests)";
   else
@@ -848,6 +897,8 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
       bool resumed = pause_command (p->pause_socket, 'r', o->timeout_ms) == 0;
 
       resume_on_signal (NULL);
+      if (ch->conv)
+        vaio_convert_abandon (ch->conv);
       if (resumed)
         fprintf (stderr,
                  "vaioctl: %s/%s: swap aborted at %s; old chain "
@@ -875,8 +926,20 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
   kill_and_wait (ch->pid);
   resume_on_signal (NULL);
   empty_relaid_cache (ch, clean);
-  if (vaio_disk_start_on (p, listen_fd, o->timeout_ms, &diag) > 0)
+  /* The image is converted only once nothing holds writes it lacks: a
+   * cache in the old chain drained to zero dirty bytes (or has no stats:
+   * nbdkit's own writes back on flush).
+   */
+  if (ch->conv
+      && vaio_convert_run (ch->conv,
+                           clean || !ch->old.has_class[VAIO_CLASS_CACHING]
+                               || !cache_publishes_stats (p->state_dir))
+             == -1)
+    rollback (ch, listen_fd, &diag);
+  else if (vaio_disk_start_on (p, listen_fd, o->timeout_ms, &diag) > 0)
     {
+      if (ch->conv)
+        vaio_convert_commit (ch->conv);
       printf ("%s/%s: swapped chain (pid %ld -> %ld); I/O held %llu ms\n",
               p->vm->name, p->disk->name, (long)ch->pid,
               (long)vaio_disk_pid (p->pidfile),
@@ -884,7 +947,11 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
       r = 0;
     }
   else
-    rollback (ch, listen_fd, &diag);
+    {
+      drop_new_cache (ch, clean);
+      if (ch->conv == NULL || vaio_convert_undo (ch->conv) == 0)
+        rollback (ch, listen_fd, &diag);
+    }
   if (listen_fd >= 0)
     close (listen_fd);
   block_stop_signals (false);
@@ -1011,6 +1078,8 @@ describe (const struct change *ch)
         }
       print_swap_details (ch);
       printf ("\n");
+      if (ch->conv)
+        vaio_convert_describe (ch->conv, stdout);
       return;
     }
 }
@@ -1500,6 +1569,7 @@ out:
     {
       vaio_plan_disk_free (&ch[i].plan);
       running_free (&ch[i].old);
+      vaio_convert_free (ch[i].conv);
     }
   free (ch);
   vaio_diag_free (&diag);

@@ -12,6 +12,8 @@ struct vaio_apply_options
   bool force;   /* remove replication with an unshipped journal */
   bool allow_encryption_change; /* add/remove encryption on a disk that
                                    holds data (the data is NOT converted) */
+  bool convert_encryption;      /* add/remove vaio-crypt by converting the
+                                   image (see convert.h) */
   int timeout_ms;               /* drain / start timeouts */
 };
 

@@ -550,6 +550,14 @@ spawn_detached (const struct vaio_plan_disk *p, int logfd, int listen_fd,
       if (gc == 0)
         {
           int null = open ("/dev/null", O_RDONLY);
+          sigset_t none;
+
+          /* apply blocks SIGINT/SIGTERM/SIGHUP while a swap has no chain
+           * serving, and exec keeps the mask: nbdkit would ignore the
+           * SIGTERM of `down` until its timeout and SIGKILL.
+           */
+          sigemptyset (&none);
+          sigprocmask (SIG_SETMASK, &none, NULL);
           dup2 (null, 0);
           dup2 (logfd, 1);
           dup2 (logfd, 2);

@@ -25,7 +25,8 @@ static const char usage_text[]
       "    vaioctl up       FILE [--vm VM] [--timeout SECS]\n"
       "    vaioctl down     FILE [--vm VM] [--timeout SECS]\n"
       "    vaioctl apply    FILE [--dry-run] [--force] "
-      "[--allow-encryption-change]\n"
+      "[--convert-encryption]\n"
+      "                     [--allow-encryption-change]\n"
       "    vaioctl status   FILE [--view cluster|host|vm] [--json]\n"
       "    vaioctl top      FILE [--iterations N] [--interval MS] [--json]\n"
       "    vaioctl filter install MANIFEST --host HOST -c FILE\n"
@@ -95,7 +96,11 @@ static const char usage_text[]
       "anything\n"
       "               changes: adding or removing encryption on a disk that "
       "holds\n"
-      "               data, removing replication with an unshipped journal.\n"
+      "               data (unless --convert-encryption), adding vaio-crypt "
+      "to an\n"
+      "               image without a LUKS header (unless "
+      "--convert-encryption),\n"
+      "               removing replication with an unshipped journal.\n"
       "               A change of live parameters only (live: true in the\n"
       "               manifest) goes to the filter's settings file with no\n"
       "               restart; a value the filter refuses fails apply and the\n"
@@ -165,15 +170,58 @@ static const char usage_text[]
       "    --interval MS       top: sampling interval (default 1000)\n"
       "    --stop-disks        host maintenance on: stop the host's disks "
       "first\n"
-      "    --dry-run           apply: print what would change, change nothing\n"
+      "    --dry-run           apply: print what would change (with any image\n"
+      "                        conversion and the bytes it copies), change "
+      "nothing\n"
       "    --force             apply: remove replication even with an "
       "unshipped\n"
       "                        journal (the replica misses those writes)\n"
+      "    --convert-encryption\n"
+      "                        apply: add or remove vaio-crypt on a disk by "
+      "converting\n"
+      "                        its image.  Checked first, before anything "
+      "stops: the\n"
+      "                        key (the new policy's to add; to remove, the "
+      "running\n"
+      "                        chain's, which must open the image; files or a "
+      "key\n"
+      "                        store, not an fd), and free space beside the "
+      "image for\n"
+      "                        the new one (its full size + 1/256).  Then, "
+      "with the\n"
+      "                        disk held (paused, flushed, a cache destaged, "
+      "the old\n"
+      "                        nbdkit stopped), nbdcopy copies every "
+      "guest-visible\n"
+      "                        byte through vaio-crypt into IMAGE.converting "
+      "(adding:\n"
+      "                        formatted LUKS1 beforehand, payload = the old "
+      "size, so\n"
+      "                        the guest sees the same size), which is "
+      "fsynced and\n"
+      "                        renamed over IMAGE; the original is kept as\n"
+      "                        IMAGE.pre-convert until the new chain serves.  "
+      "Progress\n"
+      "                        and the held time are printed; I/O is held "
+      "for the\n"
+      "                        whole copy (QEMU's reconnect-delay must cover "
+      "it).  A\n"
+      "                        cache is emptied, and a replication filter "
+      "behind\n"
+      "                        encryption has its state moved aside\n"
+      "                        (replication.stale-TIME): a full resync.  On "
+      "any\n"
+      "                        failure IMAGE.converting is removed, the image "
+      "is\n"
+      "                        untouched and the old chain serves again.  "
+      "Other\n"
+      "                        encryption filters are refused.\n"
       "    --allow-encryption-change\n"
-      "                        apply: add/remove encryption on a disk holding "
-      "data\n"
-      "                        (the data is not converted: only for scratch "
-      "disks)\n"
+      "                        apply: add/remove/move encryption on a disk "
+      "holding\n"
+      "                        data without converting it (only for scratch "
+      "disks;\n"
+      "                        adding still needs a LUKS header)\n"
       "    -h, --help          this text\n"
       "\n"
       "FILES\n"
@@ -186,6 +234,10 @@ static const char usage_text[]
       "running,\n"
       "                                           and CLASS/ per filter "
       "(stats)\n"
+      "    IMAGE.converting, IMAGE.pre-convert    the new image and the "
+      "original,\n"
+      "                                           during apply "
+      "--convert-encryption\n"
       "\n"
       "EXIT STATUS\n"
       "    0 success; 1 the config or an action failed (messages on stderr);\n"
@@ -209,7 +261,7 @@ static const char usage_text[]
 struct options
 {
   const char *config, *vm, *host;
-  bool json, stop_disks, dry_run, force, allow_enc;
+  bool json, stop_disks, dry_run, force, allow_enc, convert_enc;
   enum vaio_view view;
   int timeout_s; /* -1: command default */
   unsigned iterations, interval_ms;
@@ -545,7 +597,8 @@ parse_options (int argc, char **argv, struct options *o)
     OPT_STOP,
     OPT_DRY,
     OPT_FORCE,
-    OPT_ALLOW_ENC
+    OPT_ALLOW_ENC,
+    OPT_CONVERT_ENC
   };
   static const struct option longopts[] = {
     { "config", required_argument, NULL, 'c' },
@@ -560,6 +613,7 @@ parse_options (int argc, char **argv, struct options *o)
     { "dry-run", no_argument, NULL, OPT_DRY },
     { "force", no_argument, NULL, OPT_FORCE },
     { "allow-encryption-change", no_argument, NULL, OPT_ALLOW_ENC },
+    { "convert-encryption", no_argument, NULL, OPT_CONVERT_ENC },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
   };
@@ -592,6 +646,9 @@ parse_options (int argc, char **argv, struct options *o)
         break;
       case OPT_ALLOW_ENC:
         o->allow_enc = true;
+        break;
+      case OPT_CONVERT_ENC:
+        o->convert_enc = true;
         break;
       case OPT_VIEW:
         if (parse_view (optarg, &o->view) == -1)
@@ -717,6 +774,7 @@ main (int argc, char **argv)
         .dry_run = o.dry_run,
         .force = o.force,
         .allow_encryption_change = o.allow_enc,
+        .convert_encryption = o.convert_enc,
         .timeout_ms = (o.timeout_s >= 0 ? o.timeout_s : 30) * 1000,
       };
       r = vaio_apply (c.cfg, c.hf, &ao) == 0 ? 0 : 1;
