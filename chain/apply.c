@@ -462,6 +462,11 @@ check_swap_safe (const struct change *ch, const struct vaio_apply_options *o,
         }
       free (file);
     }
+  /* Filter state a chain without that class left behind (re-adding
+   * replication or caching): refused here if the start would refuse it.
+   */
+  if (vaio_disk_check_state (p, r->has_class[VAIO_CLASS_CACHING], diag) == -1)
+    rc = -1;
   if (r->has_class[VAIO_CLASS_REPLICATION]
       && !plan_has (p, VAIO_CLASS_REPLICATION, NULL) && !o->force)
     {
@@ -754,7 +759,7 @@ rollback (const struct change *ch, int listen_fd, struct vaio_diag *diag)
   memcpy (argv, ch->old.argv, ch->old.argc * sizeof *argv);
   old.argv = argv;
   old.argc = ch->old.argc;
-  if (vaio_disk_start_on (&old, listen_fd, 10000, diag) > 0
+  if (vaio_disk_restart_on (&old, listen_fd, 10000, ch->old.has_class, diag) > 0
       && vaio_disk_write_record (ch->plan.state_dir, ch->old.raw) == 0)
     vaio_diag_add (diag, NULL, "%s/%s: rolled back to the previous chain",
                    ch->plan.vm->name, ch->plan.disk->name);
@@ -822,6 +827,13 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
         step = fr == -2 ? "flush (timed out)" : "flush";
       else if (wait_cache_clean (ch, o, &clean) == -1)
         step = "destage the cache being removed or re-laid out";
+      /* The destage cleared the dirty entries in memory; a flush writes
+       * the metadata saying so, which is what the next start reads to
+       * tell whether the cache left behind holds dirty data.
+       */
+      else if (clean && (fr = flush_disk (p, o->timeout_ms)) != 0)
+        step = fr == -2 ? "flush after the destage (timed out)"
+                        : "flush after the destage";
       else if (wait_replica_caught_up (ch, o) == -1)
         step = "ship the journal of the replication filter being removed";
     }
@@ -1438,6 +1450,9 @@ vaio_apply (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
           r = -1;
         else if (ch[n].kind == CHANGE_SWAP
                  && check_swap_safe (&ch[n], o, &diag) == -1)
+          r = -1;
+        else if (ch[n].kind == CHANGE_START
+                 && vaio_disk_check_state (&ch[n].plan, false, &diag) == -1)
           r = -1;
         n++;
       }
