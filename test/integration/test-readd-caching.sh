@@ -41,9 +41,9 @@ io -c "write -P 0xaa 0 1M" -c "read -P 0xaa 0 1M"
 io -c "write -P 0xbb 0 1M"
 "$VAIOCTL" down "$T/none.yaml" >/dev/null
 out=$("$VAIOCTL" up "$T/wt.yaml" 2>&1) || fail "up wt: $out"
-grep -q "vm1/disk0: caching state set aside ($S/caching -> $S/caching.stale-[0-9-]*): the last chain started on this disk ran without caching" <<<"$out" ||
-  fail "re-adding caching did not set the stale cache aside: $out"
 io -c "read -P 0xbb 0 1M" || fail "down/edit/up: the guest reads the stale cache, not bb"
+grep -q "vm1/disk0: caching state set aside ($S/caching -> $S/caching.stale-[0-9-]*): the last chain started on this disk ran without caching" <<<"$out" ||
+  fail "re-adding caching did not say it set the stale cache aside: $out"
 pass "down/edit/up: the re-added cache starts empty, the guest reads bb"
 
 # apply: the cache stopped cleanly, a chain without it started by apply,
@@ -54,9 +54,9 @@ out=$("$VAIOCTL" apply "$T/none.yaml" 2>&1) || fail "apply none: $out"
 grep -q "vm1/disk0: started" <<<"$out" || fail "apply did not start the disk: $out"
 io -c "write -P 0xbb 2M 1M"
 out=$("$VAIOCTL" apply "$T/wt.yaml" 2>&1) || fail "apply wt: $out"
-grep -q "caching state set aside" <<<"$out" || fail "apply did not set the stale cache aside: $out"
 grep -q "swapped chain" <<<"$out" || fail "adding caching did not swap: $out"
 io -c "read -P 0xbb 2M 1M" || fail "apply: the guest reads the stale cache, not bb"
+grep -q "caching state set aside" <<<"$out" || fail "apply did not say it set the stale cache aside: $out"
 pass "apply: the re-added cache starts empty, the guest reads bb"
 
 # apply removing a write-back cache destages it: the cache left behind

@@ -65,11 +65,11 @@ grep -q "swapped chain" <<<"$out" || fail "removing replication did not swap: $o
 [ -d "$S/replication" ] || fail "the replication state is gone already"
 qemu-io -f raw "$(sock_uri vm1)" -c "write -P 0xbb 0 1M" >/dev/null
 out=$("$VAIOCTL" apply "$T/repl.yaml" 2>&1) || fail "apply repl: $out"
-grep -q "vm1/disk0: replication state set aside ($S/replication -> $S/replication.stale-[0-9-]*): the last chain started on this disk ran without replication" <<<"$out" ||
-  fail "re-adding replication did not set its state aside: $out"
 grep -q "swapped chain" <<<"$out" || fail "re-adding replication did not swap: $out"
 caught_up
 same_as_replica "apply: remove, write, re-add"
+grep -q "vm1/disk0: replication state set aside ($S/replication -> $S/replication.stale-[0-9-]*): the last chain started on this disk ran without replication" <<<"$out" ||
+  fail "re-adding replication did not say it set its state aside: $out"
 
 # Through down/edit/up.
 "$VAIOCTL" up "$T/repl.yaml" >/dev/null
@@ -80,9 +80,9 @@ caught_up
 qemu-io -f raw "$(sock_uri vm1)" -c "write -P 0xbb 2M 1M" >/dev/null
 "$VAIOCTL" down "$T/none.yaml" >/dev/null
 out=$("$VAIOCTL" up "$T/repl.yaml" 2>&1) || fail "up repl: $out"
-grep -q "replication state set aside" <<<"$out" || fail "up did not set the stale state aside: $out"
 caught_up
 same_as_replica "down/edit/up: remove, write, re-add"
+grep -q "replication state set aside" <<<"$out" || fail "up did not say it set the stale state aside: $out"
 qemu-io -f raw -r "$T/rep.img" -c "read -P 0xbb 2M 1M" >/dev/null || fail "the replica lacks the second B"
 
 # Unchanged classes keep their state: a plain restart does not resync.
