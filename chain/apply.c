@@ -65,7 +65,9 @@ struct running
   bool has_class[VAIO_CLASS_COUNT];
   char *filter_name[VAIO_CLASS_COUNT];
   size_t n_filters; /* "filter" lines, in chain order (guest → disk) */
-  int enc_pos;      /* index of encryption among them, or -1 */
+  /* Their text after "filter ": "CLASS NAME VERSION SHA256". */
+  const char *filter_line[VAIO_CLASS_COUNT + 1];
+  int enc_pos; /* index of encryption among them, or -1 */
 };
 
 struct change
@@ -118,6 +120,8 @@ running_parse (const char *state_dir, struct running *r)
         {
           char cls[32], name[256];
           enum vaio_class c;
+          if (r->n_filters < VAIO_CLASS_COUNT + 1)
+            r->filter_line[r->n_filters] = line + 7;
           if (sscanf (line + 7, "%31s %255s", cls, name) == 2
               && vaio_class_parse (cls, &c) == 0)
             {
@@ -140,6 +144,37 @@ same_argv (const struct running *r, const struct vaio_plan_disk *p)
   for (size_t i = 0; i < p->argc; i++)
     if (strcmp (r->argv[i], p->argv[i]) != 0)
       return false;
+  return true;
+}
+
+/* The plan's filter at pos as the running record writes it. */
+static void
+plan_filter_line (const struct vaio_plan_disk *p, size_t pos, char *buf,
+                  size_t len)
+{
+  snprintf (buf, len, "%s %s %s %s", vaio_class_name (p->chain[pos]),
+            p->filters[pos]->name, p->filters[pos]->version,
+            p->filters[pos]->sha256);
+}
+
+/* The running filters are the plan's: same classes, names, versions and
+ * sha256, in the same order.  A filter re-installed at the same path
+ * (another version or build) has the same argv, but is not what runs:
+ * status calls that noncompliant, and apply swaps it.
+ */
+static bool
+same_filters (const struct running *r, const struct vaio_plan_disk *p)
+{
+  char line[1024];
+
+  if (r->n_filters != p->n_chain)
+    return false;
+  for (size_t i = 0; i < p->n_chain; i++)
+    {
+      plan_filter_line (p, i, line, sizeof line);
+      if (r->filter_line[i] == NULL || strcmp (r->filter_line[i], line) != 0)
+        return false;
+    }
   return true;
 }
 
@@ -955,6 +990,29 @@ print_swap_details (const struct change *ch)
               enc_position (new_pos, p->n_chain) == 1 ? "first" : "last");
       any = true;
     }
+  /* A filter of a kept class whose version or build differs. */
+  for (size_t j = 0; j < p->n_chain; j++)
+    for (size_t i = 0; i < r->n_filters && i < VAIO_CLASS_COUNT + 1; i++)
+      {
+        char cls[32], name[256], ver[64], sha[80];
+        if (r->filter_line[i] == NULL
+            || sscanf (r->filter_line[i], "%31s %255s %63s %79s", cls, name,
+                       ver, sha)
+                   != 4
+            || strcmp (cls, vaio_class_name (p->chain[j])) != 0)
+          continue;
+        if (strcmp (name, p->filters[j]->name) == 0
+            && (strcmp (ver, p->filters[j]->version) != 0
+                || strcmp (sha, p->filters[j]->sha256) != 0))
+          {
+            printf (" upgrade %s %s %s -> %s%s;", cls, name, ver,
+                    p->filters[j]->version,
+                    strcmp (sha, p->filters[j]->sha256) != 0
+                        ? " (another build: sha256 differs)"
+                        : "");
+            any = true;
+          }
+      }
   /* --filter= words: the binaries and their order. */
   for (size_t i = 0, j = 0;; i++, j++)
     {
@@ -1323,7 +1381,8 @@ classify (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
       return -1;
     }
   else
-    ch->kind = same_argv (&ch->old, &ch->plan)           ? CHANGE_NONE
+    ch->kind = !same_filters (&ch->old, &ch->plan)       ? CHANGE_SWAP
+               : same_argv (&ch->old, &ch->plan)         ? CHANGE_NONE
                : only_live_changes (&ch->old, &ch->plan) ? CHANGE_LIVE
                                                          : CHANGE_SWAP;
   return 0;
