@@ -11,19 +11,31 @@
  * answered when the connection drops and comes back within its
  * reconnect-delay.  So a swap is:
  *
+ *   0. drain, I/O still running: a cache being removed or re-laid out
+ *      destages, a replica of a replication filter being removed catches
+ *      up, until little is left (else the swap is refused: nothing
+ *      stopped, the guest's I/O was never held);
  *   1. pause: the pause filter (outermost in every chain) holds new
  *      requests and acknowledges once in-flight ones completed;
  *   2. flush over a side connection (the pause filter does not hold
  *      flush): every filter makes its state durable;
  *   3. wait for filter state that a flush does not cover: a write-back
- *      cache being removed destages everything, a replication filter
- *      being removed ships its whole journal;
+ *      cache being removed destages the rest (then a flush records it
+ *      clean), a replication filter being removed ships the rest of its
+ *      journal;
  *   4. put a new listening socket at the disk's socket path, then
  *      SIGKILL the old nbdkit: the connection drops, held requests were
  *      never answered;
  *   5. start the new chain on that socket (socket activation); QEMU's
  *      immediate reconnect waited in its backlog, and replays.  If the new
  * chain fails to start, the old one is started again so the VM keeps its disk.
+ *
+ * The start (supervise.c) also sets aside replication or caching state
+ * that a chain without that class left stale, and refuses to bypass a
+ * cache holding dirty data: apply checks the same before anything
+ * changes, as it refuses image or socket changes and hosts in
+ * maintenance.  A chain whose filters' recorded version or sha256 differ
+ * from the plan's manifests is swapped even when its argv is the same.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -751,7 +763,8 @@ wait_cache_clean (const struct change *ch, const struct vaio_apply_options *o,
 }
 
 /* Replication being removed: everything journaled must reach the replica
- * first (with --force, whatever it has not received is dropped).
+ * first (with --force, whatever it has not received is dropped).  Stats
+ * that cannot be read say nothing about the journal: not caught up.
  */
 static int
 wait_replica_caught_up (const struct change *ch,
@@ -762,14 +775,106 @@ wait_replica_caught_up (const struct change *ch,
   if (o->force || !ch->old.has_class[VAIO_CLASS_REPLICATION]
       || plan_has (&ch->plan, VAIO_CLASS_REPLICATION, NULL))
     return 0;
-  while (repl_backlog (ch->plan.state_dir, &unshipped, &connected)
-         && unshipped != 0)
+  for (;;)
     {
+      if (!repl_backlog (ch->plan.state_dir, &unshipped, &connected))
+        return -1;
+      if (unshipped == 0)
+        return 0;
       if (now_ms () > deadline)
         return -1;
       usleep (20000);
     }
-  return 0;
+}
+
+/* What a swap may leave to finish while the guest's I/O is held: the
+ * cache's dirty bytes, the replica's backlog.  Small enough to ship or
+ * destage in a moment.
+ */
+#define PREDRAIN_BOUND (1024 * 1024)
+
+/* Before the pause, with the guest's I/O still running: a cache being
+ * removed or re-laid out destages (its drain file), and a replica of a
+ * replication filter being removed catches up, until what is left is at
+ * most PREDRAIN_BOUND, within --timeout.  Otherwise the swap is refused
+ * before anything stops (why says what did not drain): a long destage or
+ * shipping must not run with the guest's I/O held, and end in an abort.
+ */
+static int
+drain_before_pause (const struct change *ch, const struct vaio_apply_options *o,
+                    char *why, size_t len)
+{
+  const struct vaio_plan_disk *p = &ch->plan;
+  uint64_t deadline = now_ms () + (uint64_t)o->timeout_ms, dirty = 0,
+           unshipped = 0, connected = 0;
+  bool cache = (cache_layout_change (ch) != NULL
+                || (ch->old.has_class[VAIO_CLASS_CACHING]
+                    && !plan_has (p, VAIO_CLASS_CACHING, NULL)))
+               && cache_publishes_stats (p->state_dir);
+  bool repl = ch->old.has_class[VAIO_CLASS_REPLICATION]
+              && !plan_has (p, VAIO_CLASS_REPLICATION, NULL) && !o->force;
+  char *drain = cache ? drain_file (ch) : NULL;
+  int fd, r = -1;
+
+  if (cache && drain
+      && (fd = open (drain, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) >= 0)
+    close (fd);
+  for (;;)
+    {
+      bool cache_ok = true, repl_ok = true;
+
+      if (cache
+          && !gauge (p->state_dir, VAIO_CLASS_CACHING, "dirty_bytes", &dirty))
+        {
+          if (!o->force)
+            {
+              snprintf (why, len,
+                        "cannot read the cache's stats (%s/caching/stats) to "
+                        "tell how much it still has to destage",
+                        p->state_dir);
+              break;
+            }
+          dirty = 0; /* --force: left to the paused destage */
+        }
+      if (repl && !repl_backlog (p->state_dir, &unshipped, &connected))
+        {
+          snprintf (why, len,
+                    "cannot read the replication filter's stats to tell "
+                    "whether its journal is shipped");
+          break;
+        }
+      cache_ok = !cache || dirty <= PREDRAIN_BOUND;
+      repl_ok = !repl || unshipped <= PREDRAIN_BOUND;
+      if (cache_ok && repl_ok)
+        {
+          r = 0;
+          break;
+        }
+      if (now_ms () > deadline)
+        {
+          if (!cache_ok)
+            snprintf (why, len,
+                      "the cache being removed or re-laid out still holds "
+                      "%llu dirty bytes after %d s of destaging",
+                      (unsigned long long)dirty, o->timeout_ms / 1000);
+          else
+            snprintf (why, len,
+                      "the replica is still %llu bytes behind (%s) after %d "
+                      "s; use --force to drop what it has not received",
+                      (unsigned long long)unshipped,
+                      connected ? "connected" : "not connected",
+                      o->timeout_ms / 1000);
+          break;
+        }
+      usleep (20000);
+    }
+  /* Refused: the cache goes back to its usual watermarks.  Otherwise the
+   * paused destage keeps the drain going.
+   */
+  if (r == -1 && drain)
+    unlink (drain);
+  free (drain);
+  return r;
 }
 
 static void
@@ -850,9 +955,19 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
   const struct vaio_plan_disk *p = &ch->plan;
   uint64_t t0 = now_ms ();
   const char *step = NULL;
+  char why[512];
   bool clean = false;
   int r = -1, fr, listen_fd;
 
+  if (drain_before_pause (ch, o, why, sizeof why) == -1)
+    {
+      fprintf (stderr,
+               "vaioctl: %s/%s: swap refused before pausing: %s; nothing was "
+               "stopped, the old chain (pid %ld) serves on\n",
+               p->vm->name, p->disk->name, why, (long)ch->pid);
+      return -1;
+    }
+  t0 = now_ms ();
   if (pause_command (p->pause_socket, 'p', o->timeout_ms) == -1)
     step = "pause (drain in-flight requests)";
   else
@@ -880,16 +995,18 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
       resume_on_signal (NULL);
       if (resumed)
         fprintf (stderr,
-                 "vaioctl: %s/%s: swap aborted at %s; old chain "
-                 "still serving\n",
-                 p->vm->name, p->disk->name, step);
+                 "vaioctl: %s/%s: swap aborted at %s after I/O was held "
+                 "%llu ms; old chain still serving\n",
+                 p->vm->name, p->disk->name, step,
+                 (unsigned long long)(now_ms () - t0));
       else
         fprintf (stderr,
-                 "vaioctl: %s/%s: swap aborted at %s, and the old chain "
-                 "did not resume: its I/O is still held; resume it by "
-                 "writing 'r' to %s (e.g. with socat) or restart it with "
-                 "vaioctl down/up\n",
-                 p->vm->name, p->disk->name, step, p->pause_socket);
+                 "vaioctl: %s/%s: swap aborted at %s (I/O held %llu ms so "
+                 "far), and the old chain did not resume: its I/O is still "
+                 "held; resume it by writing 'r' to %s (e.g. with socat) or "
+                 "restart it with vaioctl down/up\n",
+                 p->vm->name, p->disk->name, step,
+                 (unsigned long long)(now_ms () - t0), p->pause_socket);
       return -1;
     }
   /* From here until a chain serves again, a signal must not end apply
