@@ -54,6 +54,7 @@
 #include <unistd.h>
 
 #include "apply.h"
+#include "inventory.h"
 #include "units.h"
 #include "plan.h"
 #include "stats.h"
@@ -1624,6 +1625,20 @@ vaio_apply (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
                       &diag)
             == -1)
           r = -1;
+        else if ((ch[n].kind == CHANGE_START || ch[n].kind == CHANGE_SWAP)
+                 && vaio_host_in_maintenance (ch[n].plan.host))
+          {
+            /* As `up`: a host in maintenance starts no chain. */
+            vaio_diag_add (&diag, NULL,
+                           "vaioctl: %s/%s: host '%s' is in maintenance "
+                           "mode; not %s",
+                           ch[n].plan.vm->name, ch[n].plan.disk->name,
+                           ch[n].plan.host->name,
+                           ch[n].kind == CHANGE_START
+                               ? "starting"
+                               : "starting its new chain (swap)");
+            r = -1;
+          }
         else if (ch[n].kind == CHANGE_SWAP
                  && check_swap_safe (&ch[n], o, &diag) == -1)
           r = -1;
