@@ -346,6 +346,12 @@ argv_value (char *const *argv, size_t argc, const char *key)
   return NULL;
 }
 
+static bool
+same_value (const char *a, const char *b)
+{
+  return a == b || (a && b && strcmp (a, b) == 0);
+}
+
 /* vaio-cache refuses a cache file laid out for another size, block size
  * or disk (it cannot tell a crashed cache's dirty blocks apart from
  * clean ones without the old layout).  A swap that changes one of these
@@ -432,10 +438,45 @@ check_swap_safe (const struct change *ch, const struct vaio_apply_options *o,
   bool enc_old = r->has_class[VAIO_CLASS_ENCRYPTION];
   int where_old = enc_position (r->enc_pos, r->n_filters);
   int where_new = enc_position (new_pos, p->n_chain);
-  const char *layout;
+  const char *layout, *was, *now;
+  static const char *const endpoint[] = { "--unix", "--ipaddr", "--port" };
   uint64_t dirty;
   int rc = 0;
 
+  /* A swap keeps the guest's connection: behind the same socket it
+   * would be handed another disk, and on another socket it would keep
+   * waiting on the old one.
+   */
+  was = argv_value (r->argv, r->argc, "file");
+  now = argv_value (p->argv, p->argc, "file");
+  if (!same_value (was, now))
+    {
+      vaio_diag_add (diag, &p->disk->loc,
+                     "%s/%s: refusing to change the disk's image (%s -> %s) "
+                     "by a swap: its guest would be given another disk "
+                     "behind the same socket; to change a disk's image, "
+                     "bring it down, edit, and up (vaioctl down, vaioctl up)",
+                     p->vm->name, p->disk->name, was ? was : "none",
+                     now ? now : "none");
+      rc = -1;
+    }
+  for (size_t i = 0; i < sizeof endpoint / sizeof *endpoint; i++)
+    {
+      was = argv_value (r->argv, r->argc, endpoint[i]);
+      now = argv_value (p->argv, p->argc, endpoint[i]);
+      if (!same_value (was, now))
+        {
+          vaio_diag_add (diag, &p->disk->loc,
+                         "%s/%s: refusing to change the disk's socket or "
+                         "port (%s %s -> %s) by a swap: its guest stays "
+                         "connected to the old one; bring the disk down "
+                         "and up to move it",
+                         p->vm->name, p->disk->name, endpoint[i] + 2,
+                         was ? was : "unset", now ? now : "unset");
+          rc = -1;
+          break;
+        }
+    }
   if (enc_new != enc_old && !o->allow_encryption_change
       && image_holds_data (p->disk->image, enc_new))
     {
@@ -1205,12 +1246,6 @@ live_param_owner (const struct vaio_plan_disk *p, const char *word)
           return (int)i;
       }
   return -1;
-}
-
-static bool
-same_value (const char *a, const char *b)
-{
-  return a == b || (a && b && strcmp (a, b) == 0);
 }
 
 /* Index of the next word at or after i that is not a live parameter. */

@@ -441,6 +441,7 @@ struct last_chain
   bool known; /* <state>/chain-classes was read */
   bool had[VAIO_CLASS_COUNT];
   char cache[4096 + 8]; /* "" when the chain recorded no cache file */
+  char image[4096 + 8]; /* the image it served; "" when not recorded */
 };
 
 static void
@@ -464,6 +465,8 @@ read_last_chain (const char *state_dir, struct last_chain *l)
         l->had[c] = true;
       else if (strncmp (line, "cache ", 6) == 0)
         snprintf (l->cache, sizeof l->cache, "%s", line + 6);
+      else if (strncmp (line, "image ", 6) == 0)
+        snprintf (l->image, sizeof l->image, "%s", line + 6);
     }
   fclose (fp);
 }
@@ -515,6 +518,7 @@ write_chain_classes (const struct vaio_plan_disk *p, const bool *has)
   plan_cache_path (p, cache, sizeof cache);
   if (has[VAIO_CLASS_CACHING] && cache[0])
     fprintf (fp, "cache %s\n", cache);
+  fprintf (fp, "image %s\n", p->disk->image);
   if (fflush (fp) != 0 || fsync (fileno (fp)) != 0)
     {
       fclose (fp);
@@ -710,11 +714,27 @@ blank_cache_device (const char *dev)
   return r;
 }
 
+/* The state of class c, left by the last chain, is current for the
+ * chain p starts: that chain had the class and served the same image.
+ */
+static bool
+state_current (const struct last_chain *l, enum vaio_class c,
+               const struct vaio_plan_disk *p)
+{
+  return l->known && l->had[c]
+         && (l->image[0] == '\0' || strcmp (l->image, p->disk->image) == 0);
+}
+
 static const char *
 stale_reason (const struct last_chain *l, enum vaio_class c, char *buf,
               size_t len)
 {
-  if (l->known)
+  if (l->known && l->had[c])
+    snprintf (buf, len,
+              "the last chain started on this disk served another image "
+              "(%s), so this state describes that image",
+              l->image);
+  else if (l->known)
     snprintf (buf, len,
               "the last chain started on this disk ran without %s, so "
               "writes made meanwhile bypassed it",
@@ -754,10 +774,10 @@ static int
 prepare_replication (const struct vaio_plan_disk *p, const struct last_chain *l,
                      bool move, struct vaio_diag *diag)
 {
-  char dir[4096], reason[512];
+  char dir[4096], reason[4608];
 
   snprintf (dir, sizeof dir, "%s/replication", p->state_dir);
-  if ((l->known && l->had[VAIO_CLASS_REPLICATION]) || !exists (dir) || !move)
+  if (state_current (l, VAIO_CLASS_REPLICATION, p) || !exists (dir) || !move)
     return 0;
   return set_aside_class (
       p, VAIO_CLASS_REPLICATION,
@@ -770,7 +790,7 @@ static int
 prepare_caching (const struct vaio_plan_disk *p, const struct last_chain *l,
                  bool move, struct vaio_diag *diag)
 {
-  char dir[4096], cache[4096], why[512], reason[512], aside[4200];
+  char dir[4096], cache[4096], why[512], reason[4608], aside[4200];
   enum cache_verdict v;
   bool in_dir;
   struct stat st = { 0 };
@@ -779,7 +799,7 @@ prepare_caching (const struct vaio_plan_disk *p, const struct last_chain *l,
   plan_cache_path (p, cache, sizeof cache);
   in_dir
       = strncmp (cache, dir, strlen (dir)) == 0 && cache[strlen (dir)] == '/';
-  if (l->known && l->had[VAIO_CLASS_CACHING])
+  if (state_current (l, VAIO_CLASS_CACHING, p))
     return 0;
   if (!exists (dir) && !(cache[0] && exists (cache)))
     return 0;
