@@ -44,7 +44,12 @@ for _ in $(seq 200); do [ "$(backlog)" = "1 0" ] && break; sleep 0.05; done
 kill -STOP "$rep"
 head -c 8M /dev/urandom > "$T/data"
 nbdcopy "$T/data" "$(sock_uri vm1)" || fail "write while the replica is stopped"
-read -r conn unshipped <<<"$(backlog)"
+# The stats are published as the filter goes: wait for them to show it.
+for _ in $(seq 100); do
+  read -r conn unshipped <<<"$(backlog)"
+  [ "$conn" = 1 ] && [ "$unshipped" -gt $((1024 * 1024)) ] && break
+  sleep 0.05
+done
 [ "$conn" = 1 ] && [ "$unshipped" -gt $((1024 * 1024)) ] ||
   fail "expected a connected replica more than 1 MiB behind, got: $conn $unshipped"
 
