@@ -454,15 +454,26 @@ read_last_chain (const char *state_dir, struct last_chain *l)
   memset (l, 0, sizeof *l);
   snprintf (path, sizeof path, "%s/chain-classes", state_dir);
   fp = fopen (path, "r");
+  /* A disk started before chain-classes was kept, and running now: its
+   * running record names the chain's filters and its image.
+   */
+  if (fp == NULL)
+    {
+      snprintf (path, sizeof path, "%s/running", state_dir);
+      fp = fopen (path, "r");
+    }
   if (fp == NULL)
     return;
   l->known = true;
   while (fgets (line, sizeof line, fp))
     {
       line[strcspn (line, "\n")] = '\0';
-      if (sscanf (line, "class %63s", name) == 1
+      if ((sscanf (line, "class %63s", name) == 1
+           || sscanf (line, "filter %63s", name) == 1)
           && vaio_class_parse (name, &c) == 0)
         l->had[c] = true;
+      else if (strncmp (line, "argv file=", 10) == 0)
+        snprintf (l->image, sizeof l->image, "%s", line + 10);
       else if (strncmp (line, "cache ", 6) == 0)
         snprintf (l->cache, sizeof l->cache, "%s", line + 6);
       else if (strncmp (line, "image ", 6) == 0)
@@ -498,6 +509,50 @@ plan_cache_path (const struct vaio_plan_disk *p, char *buf, size_t len)
     snprintf (buf, len, "%s", v);
   else if ((v = plan_param (p, "cache-state-dir")) != NULL)
     snprintf (buf, len, "%s/cache.img", v);
+}
+
+/* The whole of a small text file, or NULL (missing). */
+static char *
+read_text (const char *path)
+{
+  FILE *fp = fopen (path, "r");
+  char *buf = NULL;
+  size_t len = 0;
+
+  if (fp == NULL)
+    return NULL;
+  if (getdelim (&buf, &len, '\0', fp) == -1)
+    {
+      free (buf);
+      buf = strdup ("");
+    }
+  fclose (fp);
+  return buf;
+}
+
+/* A start that failed puts the record it replaced back: the chain it
+ * names did not serve, and the one that runs next (a rollback) must be
+ * compared with the last chain that did.
+ */
+static void
+restore_chain_classes (const struct vaio_plan_disk *p, const char *prev)
+{
+  char path[4096], tmp[4200];
+  FILE *fp;
+
+  snprintf (path, sizeof path, "%s/chain-classes", p->state_dir);
+  if (prev == NULL)
+    {
+      unlink (path);
+      return;
+    }
+  snprintf (tmp, sizeof tmp, "%s/.chain-classes.tmp", p->state_dir);
+  fp = fopen (tmp, "w");
+  if (fp == NULL)
+    return;
+  fputs (prev, fp);
+  if (fclose (fp) != 0 || rename (tmp, path) == -1)
+    unlink (tmp);
 }
 
 static int
@@ -1183,7 +1238,7 @@ vaio_disk_restart_on (const struct vaio_plan_disk *p, int listen_fd,
                       int timeout_ms, const bool *has, struct vaio_diag *diag)
 {
   int64_t deadline = now_ms () + timeout_ms;
-  char who[512], why[1024];
+  char who[512], why[4200], *prev_classes;
   long log_start;
   pid_t pid;
   int logfd, pidfd, pidfd_errno, exec_errno = 0;
@@ -1192,19 +1247,26 @@ vaio_disk_restart_on (const struct vaio_plan_disk *p, int listen_fd,
   if (prepare_class_state (p, has, true, false, diag) == -1
       || make_dirs (p, has, diag) == -1)
     return -1;
+  remove_leftovers (p, has, listen_fd >= 0);
+  logfd = open (p->logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (logfd == -1)
+    {
+      vaio_diag_add (diag, NULL, "%s: %s: %m", who, p->logfile);
+      return -1;
+    }
+  /* Recorded before nbdkit runs: once it serves, writes bypass the
+   * state of every class it lacks.
+   */
+  snprintf (why, sizeof why, "%s/chain-classes", p->state_dir);
+  prev_classes = read_text (why);
   if (write_chain_classes (p, has) == -1)
     {
       vaio_diag_add (diag, NULL,
                      "%s: cannot record the chain's classes in "
                      "%s/chain-classes: %m",
                      who, p->state_dir);
-      return -1;
-    }
-  remove_leftovers (p, has, listen_fd >= 0);
-  logfd = open (p->logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (logfd == -1)
-    {
-      vaio_diag_add (diag, NULL, "%s: %s: %m", who, p->logfile);
+      close (logfd);
+      free (prev_classes);
       return -1;
     }
   log_start = lseek (logfd, 0, SEEK_END);
@@ -1213,6 +1275,8 @@ vaio_disk_restart_on (const struct vaio_plan_disk *p, int listen_fd,
   if (pid <= 0)
     {
       vaio_diag_add (diag, NULL, "%s: cannot start nbdkit: %m", who);
+      restore_chain_classes (p, prev_classes);
+      free (prev_classes);
       return -1;
     }
   /* From here on, every failure kills what we started: a process left
@@ -1232,6 +1296,7 @@ vaio_disk_restart_on (const struct vaio_plan_disk *p, int listen_fd,
         close (pidfd);
       if (vaio_disk_record_running (p) == -1)
         vaio_diag_add (diag, NULL, "%s: cannot record running state: %m", who);
+      free (prev_classes);
       return pid;
     }
   vaio_diag_add (diag, NULL,
@@ -1246,6 +1311,8 @@ vaio_disk_restart_on (const struct vaio_plan_disk *p, int listen_fd,
   else if (pidfd_errno != ESRCH) /* no pidfd, but it may still run */
     kill (pid, SIGKILL);
   remove_leftovers (p, has, listen_fd >= 0);
+  restore_chain_classes (p, prev_classes);
+  free (prev_classes);
   return -1;
 }
 

@@ -72,6 +72,18 @@ io -c "read -P 0xbb 4M 1M" -c "read -P 0xbb 0 1M" -c "read -P 0xbb 2M 1M" ||
   fail "apply remove/add write-back: stale data"
 pass "apply: a destaged write-back cache removed and re-added serves bb"
 
+# A disk running without a chain-classes record (started before it was
+# kept): its running record says what runs, so a swap that keeps caching
+# keeps its cache.
+rm "$S/chain-classes"
+out=$("$VAIOCTL" apply "$T/wt.yaml" 2>&1) || fail "apply wb -> wt without a record: $out"
+grep -q "swapped chain" <<<"$out" || fail "cache-mode change did not swap: $out"
+grep -q "set aside" <<<"$out" && fail "a swap keeping caching set its cache aside: $out"
+grep -q "^class caching$" "$S/chain-classes" || fail "no record after the swap"
+io -c "read -P 0xbb 4M 1M"
+out=$("$VAIOCTL" apply "$T/wb.yaml" 2>&1) || fail "apply back to wb: $out"
+pass "without a record, the running record vouches for the running chain's cache"
+
 # A cache holding dirty data at a clean stop (no destage on close): a
 # chain without caching would read the older image: refused.
 "$VAIOCTL" down "$T/wb.yaml" >/dev/null

@@ -30,6 +30,10 @@ YAML
 }
 config "$T/repl.yaml" "    replication: { repl-target: \"nbd+unix:///?socket=$T/rep.sock\" }"
 config "$T/none.yaml" ""
+# Without replication, and a chain that cannot start (its cache file
+# cannot be created): the swap to it rolls back.
+sed "s|cache-mode: write-through|cache-mode: write-through, cache-file: $T/no-such-dir/cache.img|" \
+  "$T/none.yaml" > "$T/broken.yaml"
 TEST_CONFIGS+=("$T/repl.yaml")
 S=$T/state/host1/vms/vm1/disk0
 
@@ -93,3 +97,14 @@ out=$("$VAIOCTL" up "$T/repl.yaml" 2>&1)
 grep -q "set aside" <<<"$out" && fail "a restart with the same classes set state aside: $out"
 [ "$(ls -d "$S"/replication.stale-* | wc -l)" = "$n" ] || fail "state set aside on a plain restart"
 pass "a restart with the same chain keeps its replication state"
+
+# A swap to a chain without replication that fails to start rolls back
+# to the chain with replication: its state is still current (the failed
+# chain served nothing), so it is not set aside and nothing resyncs.
+caught_up
+out=$("$VAIOCTL" apply "$T/broken.yaml" --timeout 3 2>&1) && fail "apply to a broken chain succeeded: $out"
+grep -q "vm1/disk0: rolled back to the previous chain" <<<"$out" || fail "no rollback: $out"
+grep -q "set aside" <<<"$out" && fail "the rollback set current state aside: $out"
+grep -q "^class replication$" "$S/chain-classes" || fail "the failed start's record was kept: $(cat "$S/chain-classes")"
+caught_up
+pass "a failed swap's rollback keeps the replication state"
