@@ -100,6 +100,14 @@ expect_fail "apply without caching over a dirty cache" \
   "bring the disk up with its caching policy so the cache destages" \
   "$VAIOCTL" apply "$T/none.yaml"
 [ -e "$S/nbdkit.pid" ] && fail "the refused apply started something"
+# Without a record of the last chain, the dirty cache may be older than
+# the image or hold its newest writes: neither destaged nor discarded.
+mv "$S/chain-classes" "$T/chain-classes"
+expect_fail "up with caching over a dirty cache of unknown standing" \
+  "vm1/disk0: refusing to start with caching: the cache $S/caching/cache.img may be stale (no record says which filters the last chain on this disk had (chain-classes is missing), so writes may have bypassed it), but holds 16 dirty blocks" \
+  "$VAIOCTL" up "$T/wb.yaml"
+[ -e "$S/caching/cache.img" ] || fail "the refused up moved the dirty cache"
+mv "$T/chain-classes" "$S/chain-classes"
 out=$("$VAIOCTL" up "$T/wb.yaml" 2>&1) || fail "up wb over its own dirty cache: $out"
 grep -q "set aside" <<<"$out" && fail "the dirty cache of the same chain was set aside: $out"
 io -c "read -P 0xcc 6M 1M" || fail "the dirty cache's data is lost"
