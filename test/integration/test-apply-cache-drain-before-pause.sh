@@ -41,14 +41,14 @@ dirty () { jq -r '.vms[0].disks[0].chain[] | select(.class == "caching") | .stat
   <<<"$("$VAIOCTL" status "$T/slow.yaml" --json || true)"; }
 [ "$(dirty)" -gt $((2 * 1024 * 1024)) ] || fail "setup: the cache holds only $(dirty) dirty bytes"
 
-"$VAIOCTL" apply "$T/slow-none.yaml" --timeout 2 > "$T/apply.out" 2>&1 &
+"$VAIOCTL" apply "$T/slow-none.yaml" --timeout 4 > "$T/apply.out" 2>&1 &
 apply=$!
 sleep 0.5
 timeout 2 qemu-io -f raw "$(sock_uri vm1)" -c "read -P 0 20M 64k" >/dev/null ||
   fail "guest I/O is held while the cache destages"
 rc=0; wait "$apply" || rc=$?
 [ "$rc" -ne 0 ] || fail "apply succeeded with a throttled destage: $(cat "$T/apply.out")"
-grep -Eq "vaioctl: vm1/disk0: swap refused before pausing: the cache being removed or re-laid out still holds [0-9]+ dirty bytes after 2 s of destaging; nothing was stopped, the old chain \(pid $pid\) serves on" "$T/apply.out" ||
+grep -Eq "vaioctl: vm1/disk0: swap refused before pausing: the cache being removed or re-laid out still holds [0-9]+ dirty bytes after 4 s of destaging; nothing was stopped, the old chain \(pid $pid\) serves on" "$T/apply.out" ||
   fail "unexpected refusal: $(cat "$T/apply.out")"
 grep -q "I/O held" "$T/apply.out" && fail "the refused swap held I/O: $(cat "$T/apply.out")"
 [ "$(cat "$pidf")" = "$pid" ] || fail "the refused swap replaced the chain"
