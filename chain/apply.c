@@ -11,19 +11,31 @@
  * answered when the connection drops and comes back within its
  * reconnect-delay.  So a swap is:
  *
+ *   0. drain, I/O still running: a cache being removed or re-laid out
+ *      destages, a replica of a replication filter being removed catches
+ *      up, until little is left (else the swap is refused: nothing
+ *      stopped, the guest's I/O was never held);
  *   1. pause: the pause filter (outermost in every chain) holds new
  *      requests and acknowledges once in-flight ones completed;
  *   2. flush over a side connection (the pause filter does not hold
  *      flush): every filter makes its state durable;
  *   3. wait for filter state that a flush does not cover: a write-back
- *      cache being removed destages everything, a replication filter
- *      being removed ships its whole journal;
+ *      cache being removed destages the rest (then a flush records it
+ *      clean), a replication filter being removed ships the rest of its
+ *      journal;
  *   4. put a new listening socket at the disk's socket path, then
  *      SIGKILL the old nbdkit: the connection drops, held requests were
  *      never answered;
  *   5. start the new chain on that socket (socket activation); QEMU's
  *      immediate reconnect waited in its backlog, and replays.  If the new
  * chain fails to start, the old one is started again so the VM keeps its disk.
+ *
+ * The start (supervise.c) also sets aside replication or caching state
+ * that a chain without that class left stale, and refuses to bypass a
+ * cache holding dirty data: apply checks the same before anything
+ * changes, as it refuses image or socket changes and hosts in
+ * maintenance.  A chain whose filters' recorded version or sha256 differ
+ * from the plan's manifests is swapped even when its argv is the same.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -43,6 +55,7 @@
 
 #include "apply.h"
 #include "convert.h"
+#include "inventory.h"
 #include "units.h"
 #include "plan.h"
 #include "stats.h"
@@ -66,7 +79,9 @@ struct running
   bool has_class[VAIO_CLASS_COUNT];
   char *filter_name[VAIO_CLASS_COUNT];
   size_t n_filters; /* "filter" lines, in chain order (guest → disk) */
-  int enc_pos;      /* index of encryption among them, or -1 */
+  /* Their text after "filter ": "CLASS NAME VERSION SHA256". */
+  const char *filter_line[VAIO_CLASS_COUNT + 1];
+  int enc_pos; /* index of encryption among them, or -1 */
 };
 
 struct change
@@ -120,6 +135,8 @@ running_parse (const char *state_dir, struct running *r)
         {
           char cls[32], name[256];
           enum vaio_class c;
+          if (r->n_filters < VAIO_CLASS_COUNT + 1)
+            r->filter_line[r->n_filters] = line + 7;
           if (sscanf (line + 7, "%31s %255s", cls, name) == 2
               && vaio_class_parse (cls, &c) == 0)
             {
@@ -142,6 +159,37 @@ same_argv (const struct running *r, const struct vaio_plan_disk *p)
   for (size_t i = 0; i < p->argc; i++)
     if (strcmp (r->argv[i], p->argv[i]) != 0)
       return false;
+  return true;
+}
+
+/* The plan's filter at pos as the running record writes it. */
+static void
+plan_filter_line (const struct vaio_plan_disk *p, size_t pos, char *buf,
+                  size_t len)
+{
+  snprintf (buf, len, "%s %s %s %s", vaio_class_name (p->chain[pos]),
+            p->filters[pos]->name, p->filters[pos]->version,
+            p->filters[pos]->sha256);
+}
+
+/* The running filters are the plan's: same classes, names, versions and
+ * sha256, in the same order.  A filter re-installed at the same path
+ * (another version or build) has the same argv, but is not what runs:
+ * status calls that noncompliant, and apply swaps it.
+ */
+static bool
+same_filters (const struct running *r, const struct vaio_plan_disk *p)
+{
+  char line[1024];
+
+  if (r->n_filters != p->n_chain)
+    return false;
+  for (size_t i = 0; i < p->n_chain; i++)
+    {
+      plan_filter_line (p, i, line, sizeof line);
+      if (r->filter_line[i] == NULL || strcmp (r->filter_line[i], line) != 0)
+        return false;
+    }
   return true;
 }
 
@@ -300,6 +348,12 @@ argv_value (char *const *argv, size_t argc, const char *key)
   return NULL;
 }
 
+static bool
+same_value (const char *a, const char *b)
+{
+  return a == b || (a && b && strcmp (a, b) == 0);
+}
+
 /* vaio-cache refuses a cache file laid out for another size, block size
  * or disk (it cannot tell a crashed cache's dirty blocks apart from
  * clean ones without the old layout).  A swap that changes one of these
@@ -408,11 +462,46 @@ check_swap_safe (struct change *ch, const struct vaio_apply_options *o,
   bool enc_old = r->has_class[VAIO_CLASS_ENCRYPTION];
   int where_old = enc_position (r->enc_pos, r->n_filters);
   int where_new = enc_position (new_pos, p->n_chain);
-  const char *layout;
+  const char *layout, *was, *now;
+  static const char *const endpoint[] = { "--unix", "--ipaddr", "--port" };
   uint64_t dirty;
   int rc = 0, cv = 0;
   bool data = enc_new != enc_old && image_holds_data (p->disk->image, enc_new);
 
+  /* A swap keeps the guest's connection: behind the same socket it
+   * would be handed another disk, and on another socket it would keep
+   * waiting on the old one.
+   */
+  was = argv_value (r->argv, r->argc, "file");
+  now = argv_value (p->argv, p->argc, "file");
+  if (!same_value (was, now))
+    {
+      vaio_diag_add (diag, &p->disk->loc,
+                     "%s/%s: refusing to change the disk's image (%s -> %s) "
+                     "by a swap: its guest would be given another disk "
+                     "behind the same socket; to change a disk's image, "
+                     "bring it down, edit, and up (vaioctl down, vaioctl up)",
+                     p->vm->name, p->disk->name, was ? was : "none",
+                     now ? now : "none");
+      rc = -1;
+    }
+  for (size_t i = 0; i < sizeof endpoint / sizeof *endpoint; i++)
+    {
+      was = argv_value (r->argv, r->argc, endpoint[i]);
+      now = argv_value (p->argv, p->argc, endpoint[i]);
+      if (!same_value (was, now))
+        {
+          vaio_diag_add (diag, &p->disk->loc,
+                         "%s/%s: refusing to change the disk's socket or "
+                         "port (%s %s -> %s) by a swap: its guest stays "
+                         "connected to the old one; bring the disk down "
+                         "and up to move it",
+                         p->vm->name, p->disk->name, endpoint[i] + 2,
+                         was ? was : "unset", now ? now : "unset");
+          rc = -1;
+          break;
+        }
+    }
   if (enc_new != enc_old
       && (cv = check_encryption_change (ch, o, data, diag)) == -1)
     rc = -1;
@@ -489,6 +578,11 @@ check_swap_safe (struct change *ch, const struct vaio_apply_options *o,
         }
       free (file);
     }
+  /* Filter state a chain without that class left behind (re-adding
+   * replication or caching): refused here if the start would refuse it.
+   */
+  if (vaio_disk_check_state (p, r->has_class[VAIO_CLASS_CACHING], diag) == -1)
+    rc = -1;
   if (r->has_class[VAIO_CLASS_REPLICATION]
       && !plan_has (p, VAIO_CLASS_REPLICATION, NULL) && !o->force)
     {
@@ -738,7 +832,8 @@ wait_cache_clean (const struct change *ch, const struct vaio_apply_options *o,
 }
 
 /* Replication being removed: everything journaled must reach the replica
- * first (with --force, whatever it has not received is dropped).
+ * first (with --force, whatever it has not received is dropped).  Stats
+ * that cannot be read say nothing about the journal: not caught up.
  */
 static int
 wait_replica_caught_up (const struct change *ch,
@@ -749,14 +844,106 @@ wait_replica_caught_up (const struct change *ch,
   if (o->force || !ch->old.has_class[VAIO_CLASS_REPLICATION]
       || plan_has (&ch->plan, VAIO_CLASS_REPLICATION, NULL))
     return 0;
-  while (repl_backlog (ch->plan.state_dir, &unshipped, &connected)
-         && unshipped != 0)
+  for (;;)
     {
+      if (!repl_backlog (ch->plan.state_dir, &unshipped, &connected))
+        return -1;
+      if (unshipped == 0)
+        return 0;
       if (now_ms () > deadline)
         return -1;
       usleep (20000);
     }
-  return 0;
+}
+
+/* What a swap may leave to finish while the guest's I/O is held: the
+ * cache's dirty bytes, the replica's backlog.  Small enough to ship or
+ * destage in a moment.
+ */
+#define PREDRAIN_BOUND (1024 * 1024)
+
+/* Before the pause, with the guest's I/O still running: a cache being
+ * removed or re-laid out destages (its drain file), and a replica of a
+ * replication filter being removed catches up, until what is left is at
+ * most PREDRAIN_BOUND, within --timeout.  Otherwise the swap is refused
+ * before anything stops (why says what did not drain): a long destage or
+ * shipping must not run with the guest's I/O held, and end in an abort.
+ */
+static int
+drain_before_pause (const struct change *ch, const struct vaio_apply_options *o,
+                    char *why, size_t len)
+{
+  const struct vaio_plan_disk *p = &ch->plan;
+  uint64_t deadline = now_ms () + (uint64_t)o->timeout_ms, dirty = 0,
+           unshipped = 0, connected = 0;
+  bool cache = (cache_layout_change (ch) != NULL
+                || (ch->old.has_class[VAIO_CLASS_CACHING]
+                    && !plan_has (p, VAIO_CLASS_CACHING, NULL)))
+               && cache_publishes_stats (p->state_dir);
+  bool repl = ch->old.has_class[VAIO_CLASS_REPLICATION]
+              && !plan_has (p, VAIO_CLASS_REPLICATION, NULL) && !o->force;
+  char *drain = cache ? drain_file (ch) : NULL;
+  int fd, r = -1;
+
+  if (cache && drain
+      && (fd = open (drain, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) >= 0)
+    close (fd);
+  for (;;)
+    {
+      bool cache_ok = true, repl_ok = true;
+
+      if (cache
+          && !gauge (p->state_dir, VAIO_CLASS_CACHING, "dirty_bytes", &dirty))
+        {
+          if (!o->force)
+            {
+              snprintf (why, len,
+                        "cannot read the cache's stats (%s/caching/stats) to "
+                        "tell how much it still has to destage",
+                        p->state_dir);
+              break;
+            }
+          dirty = 0; /* --force: left to the paused destage */
+        }
+      if (repl && !repl_backlog (p->state_dir, &unshipped, &connected))
+        {
+          snprintf (why, len,
+                    "cannot read the replication filter's stats to tell "
+                    "whether its journal is shipped");
+          break;
+        }
+      cache_ok = !cache || dirty <= PREDRAIN_BOUND;
+      repl_ok = !repl || unshipped <= PREDRAIN_BOUND;
+      if (cache_ok && repl_ok)
+        {
+          r = 0;
+          break;
+        }
+      if (now_ms () > deadline)
+        {
+          if (!cache_ok)
+            snprintf (why, len,
+                      "the cache being removed or re-laid out still holds "
+                      "%llu dirty bytes after %d s of destaging",
+                      (unsigned long long)dirty, o->timeout_ms / 1000);
+          else
+            snprintf (why, len,
+                      "the replica is still %llu bytes behind (%s) after %d "
+                      "s; use --force to drop what it has not received",
+                      (unsigned long long)unshipped,
+                      connected ? "connected" : "not connected",
+                      o->timeout_ms / 1000);
+          break;
+        }
+      usleep (20000);
+    }
+  /* Refused: the cache goes back to its usual watermarks.  Otherwise the
+   * paused destage keeps the drain going.
+   */
+  if (r == -1 && drain)
+    unlink (drain);
+  free (drain);
+  return r;
 }
 
 static void
@@ -797,7 +984,7 @@ rollback (const struct change *ch, int listen_fd, struct vaio_diag *diag)
   old.argv = argv;
   old.argc = ch->old.argc;
   old.tmpdir_env = recorded_env (ch->old.raw);
-  if (vaio_disk_start_on (&old, listen_fd, 10000, diag) > 0
+  if (vaio_disk_restart_on (&old, listen_fd, 10000, ch->old.has_class, diag) > 0
       && vaio_disk_write_record (ch->plan.state_dir, ch->old.raw) == 0)
     vaio_diag_add (diag, NULL, "%s/%s: rolled back to the previous chain",
                    ch->plan.vm->name, ch->plan.disk->name);
@@ -872,9 +1059,18 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
   const struct vaio_plan_disk *p = &ch->plan;
   uint64_t t0;
   const char *step = NULL;
+  char why[512];
   bool clean = false;
   int r = -1, fr, listen_fd;
 
+  if (drain_before_pause (ch, o, why, sizeof why) == -1)
+    {
+      fprintf (stderr,
+               "vaioctl: %s/%s: swap refused before pausing: %s; nothing was "
+               "stopped, the old chain (pid %ld) serves on\n",
+               p->vm->name, p->disk->name, why, (long)ch->pid);
+      return -1;
+    }
   /* Formatting a new LUKS image (key derivation) needs no held I/O. */
   if (ch->conv && vaio_convert_prepare (ch->conv) == -1)
     return -1;
@@ -888,6 +1084,13 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
         step = fr == -2 ? "flush (timed out)" : "flush";
       else if (wait_cache_clean (ch, o, &clean) == -1)
         step = "destage the cache being removed or re-laid out";
+      /* The destage cleared the dirty entries in memory; a flush writes
+       * the metadata saying so, which is what the next start reads to
+       * tell whether the cache left behind holds dirty data.
+       */
+      else if (clean && (fr = flush_disk (p, o->timeout_ms)) != 0)
+        step = fr == -2 ? "flush after the destage (timed out)"
+                        : "flush after the destage";
       else if (wait_replica_caught_up (ch, o) == -1)
         step = "ship the journal of the replication filter being removed";
     }
@@ -901,16 +1104,18 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
         vaio_convert_abandon (ch->conv);
       if (resumed)
         fprintf (stderr,
-                 "vaioctl: %s/%s: swap aborted at %s; old chain "
-                 "still serving\n",
-                 p->vm->name, p->disk->name, step);
+                 "vaioctl: %s/%s: swap aborted at %s after I/O was held "
+                 "%llu ms; old chain still serving\n",
+                 p->vm->name, p->disk->name, step,
+                 (unsigned long long)(now_ms () - t0));
       else
         fprintf (stderr,
-                 "vaioctl: %s/%s: swap aborted at %s, and the old chain "
-                 "did not resume: its I/O is still held; resume it by "
-                 "writing 'r' to %s (e.g. with socat) or restart it with "
-                 "vaioctl down/up\n",
-                 p->vm->name, p->disk->name, step, p->pause_socket);
+                 "vaioctl: %s/%s: swap aborted at %s (I/O held %llu ms so "
+                 "far), and the old chain did not resume: its I/O is still "
+                 "held; resume it by writing 'r' to %s (e.g. with socat) or "
+                 "restart it with vaioctl down/up\n",
+                 p->vm->name, p->disk->name, step,
+                 (unsigned long long)(now_ms () - t0), p->pause_socket);
       return -1;
     }
   /* From here until a chain serves again, a signal must not end apply
@@ -1027,6 +1232,29 @@ print_swap_details (const struct change *ch)
               enc_position (new_pos, p->n_chain) == 1 ? "first" : "last");
       any = true;
     }
+  /* A filter of a kept class whose version or build differs. */
+  for (size_t j = 0; j < p->n_chain; j++)
+    for (size_t i = 0; i < r->n_filters && i < VAIO_CLASS_COUNT + 1; i++)
+      {
+        char cls[32], name[256], ver[64], sha[80];
+        if (r->filter_line[i] == NULL
+            || sscanf (r->filter_line[i], "%31s %255s %63s %79s", cls, name,
+                       ver, sha)
+                   != 4
+            || strcmp (cls, vaio_class_name (p->chain[j])) != 0)
+          continue;
+        if (strcmp (name, p->filters[j]->name) == 0
+            && (strcmp (ver, p->filters[j]->version) != 0
+                || strcmp (sha, p->filters[j]->sha256) != 0))
+          {
+            printf (" upgrade %s %s %s -> %s%s;", cls, name, ver,
+                    p->filters[j]->version,
+                    strcmp (sha, p->filters[j]->sha256) != 0
+                        ? " (another build: sha256 differs)"
+                        : "");
+            any = true;
+          }
+      }
   /* --filter= words: the binaries and their order. */
   for (size_t i = 0, j = 0;; i++, j++)
     {
@@ -1103,12 +1331,6 @@ live_param_owner (const struct vaio_plan_disk *p, const char *word)
           return (int)i;
       }
   return -1;
-}
-
-static bool
-same_value (const char *a, const char *b)
-{
-  return a == b || (a && b && strcmp (a, b) == 0);
 }
 
 /* Index of the next word at or after i that is not a live parameter. */
@@ -1397,7 +1619,8 @@ classify (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
       return -1;
     }
   else
-    ch->kind = same_argv (&ch->old, &ch->plan)           ? CHANGE_NONE
+    ch->kind = !same_filters (&ch->old, &ch->plan)       ? CHANGE_SWAP
+               : same_argv (&ch->old, &ch->plan)         ? CHANGE_NONE
                : only_live_changes (&ch->old, &ch->plan) ? CHANGE_LIVE
                                                          : CHANGE_SWAP;
   return 0;
@@ -1522,8 +1745,25 @@ vaio_apply (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
                       &diag)
             == -1)
           r = -1;
+        else if ((ch[n].kind == CHANGE_START || ch[n].kind == CHANGE_SWAP)
+                 && vaio_host_in_maintenance (ch[n].plan.host))
+          {
+            /* As `up`: a host in maintenance starts no chain. */
+            vaio_diag_add (&diag, NULL,
+                           "vaioctl: %s/%s: host '%s' is in maintenance "
+                           "mode; not %s",
+                           ch[n].plan.vm->name, ch[n].plan.disk->name,
+                           ch[n].plan.host->name,
+                           ch[n].kind == CHANGE_START
+                               ? "starting"
+                               : "starting its new chain (swap)");
+            r = -1;
+          }
         else if (ch[n].kind == CHANGE_SWAP
                  && check_swap_safe (&ch[n], o, &diag) == -1)
+          r = -1;
+        else if (ch[n].kind == CHANGE_START
+                 && vaio_disk_check_state (&ch[n].plan, false, &diag) == -1)
           r = -1;
         n++;
       }

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "meta.h"
 #include "supervise.h"
 
 static void
@@ -409,7 +410,8 @@ make_socket_dir (const struct vaio_plan_disk *p, struct vaio_diag *diag)
 }
 
 static int
-make_dirs (const struct vaio_plan_disk *p, struct vaio_diag *diag)
+make_dirs (const struct vaio_plan_disk *p, const bool *has,
+           struct vaio_diag *diag)
 {
   char *dir;
 
@@ -422,10 +424,11 @@ make_dirs (const struct vaio_plan_disk *p, struct vaio_diag *diag)
     }
   if (make_socket_dir (p, diag) == -1)
     return -1;
-  for (size_t i = 0; i < p->n_chain; i++)
+  for (unsigned c = 0; c < VAIO_CLASS_COUNT; c++)
     {
-      if (asprintf (&dir, "%s/%s", p->state_dir, vaio_class_name (p->chain[i]))
-          == -1)
+      if (!has[c])
+        continue;
+      if (asprintf (&dir, "%s/%s", p->state_dir, vaio_class_name (c)) == -1)
         return -1;
       if (vaio_mkdir_private (dir) == -1)
         {
@@ -436,6 +439,559 @@ make_dirs (const struct vaio_plan_disk *p, struct vaio_diag *diag)
       free (dir);
     }
   return 0;
+}
+
+/* --- Filter state a chain leaves behind ---
+ *
+ * A replication filter keeps its journal and change bitmap, a vaio-cache
+ * its cache, across restarts: that is what makes a restart cheap.  But
+ * the state is only current while every write reaches the disk through
+ * that filter.  A chain started without it (replication or caching
+ * removed, by apply or by down/edit/up) writes the image behind the
+ * state's back: when the class comes back, the old bitmap tells the
+ * replication filter the replica is in sync (it is not: no full sync),
+ * and a cleanly stopped cache serves every block it holds (older than
+ * the image).  So each start records in <state>/chain-classes the classes
+ * of the chain it starts ("class NAME" lines, and "cache PATH" for a
+ * vaio-cache file), before nbdkit runs; the next start compares.  A class
+ * the recorded chain lacked has stale state: it is set aside
+ * (<class>.stale-<unix time>): replication then syncs the whole disk,
+ * the cache starts empty.  Without a record (state from before it was
+ * kept) existing state may be stale, and is set aside the same way.
+ *
+ * A cache may hold dirty data, the only copy of acknowledged writes: it
+ * is never set aside with them, and a chain without caching does not
+ * start on an image older than its cache.  What vaio-cache's metadata
+ * says decides (nbdkit-filters/caching/meta.h): a superblock written by a
+ * clean shutdown counts its dirty blocks; after a kill, the metadata
+ * blocks' dirty entries are what vaio-cache would load and destage.
+ */
+
+struct last_chain
+{
+  bool known; /* <state>/chain-classes was read */
+  bool had[VAIO_CLASS_COUNT];
+  char cache[4096 + 8]; /* "" when the chain recorded no cache file */
+  char image[4096 + 8]; /* the image it served; "" when not recorded */
+};
+
+static void
+read_last_chain (const char *state_dir, struct last_chain *l)
+{
+  char path[4096], line[4096 + 8], name[64];
+  enum vaio_class c;
+  FILE *fp;
+
+  memset (l, 0, sizeof *l);
+  snprintf (path, sizeof path, "%s/chain-classes", state_dir);
+  fp = fopen (path, "r");
+  /* A disk started before chain-classes was kept, and running now: its
+   * running record names the chain's filters and its image.
+   */
+  if (fp == NULL)
+    {
+      snprintf (path, sizeof path, "%s/running", state_dir);
+      fp = fopen (path, "r");
+    }
+  if (fp == NULL)
+    return;
+  l->known = true;
+  while (fgets (line, sizeof line, fp))
+    {
+      line[strcspn (line, "\n")] = '\0';
+      if ((sscanf (line, "class %63s", name) == 1
+           || sscanf (line, "filter %63s", name) == 1)
+          && vaio_class_parse (name, &c) == 0)
+        l->had[c] = true;
+      else if (strncmp (line, "argv file=", 10) == 0)
+        snprintf (l->image, sizeof l->image, "%s", line + 10);
+      else if (strncmp (line, "cache ", 6) == 0)
+        snprintf (l->cache, sizeof l->cache, "%s", line + 6);
+      else if (strncmp (line, "image ", 6) == 0)
+        snprintf (l->image, sizeof l->image, "%s", line + 6);
+    }
+  fclose (fp);
+}
+
+/* The value of "key=value" among the plan's argv, or NULL. */
+static const char *
+plan_param (const struct vaio_plan_disk *p, const char *key)
+{
+  size_t len = strlen (key);
+
+  for (size_t i = 0; i < p->argc; i++)
+    if (strncmp (p->argv[i], key, len) == 0 && p->argv[i][len] == '=')
+      return p->argv[i] + len + 1;
+  return NULL;
+}
+
+/* Where the plan's vaio-cache keeps its cache (cache-device, cache-file,
+ * else cache.img in cache-state-dir); "" when the plan names none (no
+ * vaio-cache: nbdkit's cache filter keeps nothing across restarts).
+ */
+static void
+plan_cache_path (const struct vaio_plan_disk *p, char *buf, size_t len)
+{
+  const char *v;
+
+  buf[0] = '\0';
+  if ((v = plan_param (p, "cache-device")) != NULL
+      || (v = plan_param (p, "cache-file")) != NULL)
+    snprintf (buf, len, "%s", v);
+  else if ((v = plan_param (p, "cache-state-dir")) != NULL)
+    snprintf (buf, len, "%s/cache.img", v);
+}
+
+/* The whole of a small text file, or NULL (missing). */
+static char *
+read_text (const char *path)
+{
+  FILE *fp = fopen (path, "r");
+  char *buf = NULL;
+  size_t len = 0;
+
+  if (fp == NULL)
+    return NULL;
+  if (getdelim (&buf, &len, '\0', fp) == -1)
+    {
+      free (buf);
+      buf = strdup ("");
+    }
+  fclose (fp);
+  return buf;
+}
+
+/* A start that failed puts the record it replaced back: the chain it
+ * names did not serve, and the one that runs next (a rollback) must be
+ * compared with the last chain that did.
+ */
+static void
+restore_chain_classes (const struct vaio_plan_disk *p, const char *prev)
+{
+  char path[4096], tmp[4200];
+  FILE *fp;
+
+  snprintf (path, sizeof path, "%s/chain-classes", p->state_dir);
+  if (prev == NULL)
+    {
+      unlink (path);
+      return;
+    }
+  snprintf (tmp, sizeof tmp, "%s/.chain-classes.tmp", p->state_dir);
+  fp = fopen (tmp, "w");
+  if (fp == NULL)
+    return;
+  fputs (prev, fp);
+  if (fclose (fp) != 0 || rename (tmp, path) == -1)
+    unlink (tmp);
+}
+
+static int
+write_chain_classes (const struct vaio_plan_disk *p, const bool *has)
+{
+  char path[4096], tmp[4200], cache[4096];
+  FILE *fp;
+
+  snprintf (path, sizeof path, "%s/chain-classes", p->state_dir);
+  snprintf (tmp, sizeof tmp, "%s/.chain-classes.tmp", p->state_dir);
+  fp = fopen (tmp, "w");
+  if (fp == NULL)
+    return -1;
+  fchmod (fileno (fp), 0600);
+  for (unsigned c = 0; c < VAIO_CLASS_COUNT; c++)
+    if (has[c])
+      fprintf (fp, "class %s\n", vaio_class_name (c));
+  plan_cache_path (p, cache, sizeof cache);
+  if (has[VAIO_CLASS_CACHING] && cache[0])
+    fprintf (fp, "cache %s\n", cache);
+  fprintf (fp, "image %s\n", p->disk->image);
+  if (fflush (fp) != 0 || fsync (fileno (fp)) != 0)
+    {
+      fclose (fp);
+      unlink (tmp);
+      return -1;
+    }
+  if (fclose (fp) != 0 || rename (tmp, path) == -1)
+    {
+      unlink (tmp);
+      return -1;
+    }
+  return 0;
+}
+
+enum cache_verdict
+{
+  CACHE_ABSENT, /* no cache, or one never written */
+  CACHE_CLEAN,  /* no dirty data */
+  CACHE_DIRTY,  /* holds writes not in the image */
+  CACHE_UNKNOWN /* unreadable or corrupt: may hold dirty data */
+};
+
+/* Read both copies of a record (zeros past the end of the file). */
+static int
+read_rec (int fd, uint64_t off0, uint64_t off1, unsigned char *a,
+          unsigned char *b)
+{
+  ssize_t n;
+
+  memset (a, 0, VCACHE_REC_SIZE);
+  memset (b, 0, VCACHE_REC_SIZE);
+  if ((n = pread (fd, a, VCACHE_REC_SIZE, (off_t)off0)) < 0
+      || (n = pread (fd, b, VCACHE_REC_SIZE, (off_t)off1)) < 0)
+    return -1;
+  return 0; /* short reads leave zeros: a record never written */
+}
+
+/* Dirty blocks vaio-cache's metadata records: what a start after a kill
+ * would load as dirty and destage.  -1: a metadata block is unreadable.
+ */
+static int64_t
+cache_dirty_entries (int fd, const struct vcache_super *sb, char *why,
+                     size_t len)
+{
+  static unsigned char a[VCACHE_REC_SIZE], b[VCACHE_REC_SIZE];
+  struct vcache_entry e0[VCACHE_ENTRIES_PER_MD], e1[VCACHE_ENTRIES_PER_MD];
+  int64_t dirty = 0;
+
+  if ((uint64_t)sb->n_md_blocks * VCACHE_ENTRIES_PER_MD < sb->n_slots)
+    {
+      snprintf (why, len, "its superblock's geometry is inconsistent");
+      return -1;
+    }
+  for (uint32_t i = 0; i < sb->n_md_blocks; i++)
+    {
+      uint32_t first = i * VCACHE_ENTRIES_PER_MD;
+      unsigned n = sb->n_slots - first < VCACHE_ENTRIES_PER_MD
+                       ? sb->n_slots - first
+                       : VCACHE_ENTRIES_PER_MD;
+      uint64_t seq0 = 0, seq1 = 0, gen0 = 0, gen1 = 0;
+      const char *why0 = "", *why1 = "";
+      bool ok0, ok1;
+      int pick;
+
+      if (sb->n_slots <= first)
+        break;
+      if (read_rec (fd, vcache_md_offset (i, 0), vcache_md_offset (i, 1), a, b)
+          == -1)
+        {
+          snprintf (why, len, "cannot read metadata block %u: %m", i);
+          return -1;
+        }
+      ok0 = vcache_md_decode (a, i, e0, n, &seq0, &gen0, &why0) == 0;
+      ok1 = vcache_md_decode (b, i, e1, n, &seq1, &gen1, &why1) == 0;
+      pick = vcache_pick_copy (ok0, seq0, ok1, seq1);
+      if (pick == -1)
+        {
+          snprintf (why, len, "its metadata block %u is corrupt (%s / %s)", i,
+                    why0, why1);
+          return -1;
+        }
+      for (unsigned k = 0; k < n; k++)
+        {
+          uint32_t f = pick ? e1[k].flags : e0[k].flags;
+          if ((f & VCACHE_ENTRY_VALID) && (f & VCACHE_ENTRY_DIRTY))
+            dirty++;
+        }
+    }
+  return dirty;
+}
+
+static enum cache_verdict
+cache_verdict (const char *path, char *why, size_t len)
+{
+  static unsigned char a[VCACHE_REC_SIZE], b[VCACHE_REC_SIZE];
+  struct vcache_super s0, s1, sb;
+  uint64_t seq0 = 0, seq1 = 0;
+  const char *why0 = "", *why1 = "";
+  enum cache_verdict v;
+  bool ok0, ok1;
+  int fd, pick;
+  int64_t dirty;
+
+  why[0] = '\0';
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd == -1 && errno == ENOENT)
+    return CACHE_ABSENT;
+  if (fd == -1)
+    {
+      snprintf (why, len, "it cannot be opened: %m");
+      return CACHE_UNKNOWN;
+    }
+  if (read_rec (fd, vcache_super_offset (0), vcache_super_offset (1), a, b)
+      == -1)
+    {
+      snprintf (why, len, "its superblock cannot be read: %m");
+      close (fd);
+      return CACHE_UNKNOWN;
+    }
+  if (vcache_rec_is_blank (a) && vcache_rec_is_blank (b))
+    {
+      close (fd);
+      return CACHE_ABSENT;
+    }
+  /* Decode first: seq0 and seq1 are passed by value. */
+  ok0 = vcache_super_decode (a, &s0, &seq0, &why0) == 0;
+  ok1 = vcache_super_decode (b, &s1, &seq1, &why1) == 0;
+  pick = vcache_pick_copy (ok0, seq0, ok1, seq1);
+  if (pick == -1)
+    {
+      snprintf (why, len, "its superblock is corrupt (%s / %s)", why0, why1);
+      close (fd);
+      return CACHE_UNKNOWN;
+    }
+  sb = pick ? s1 : s0;
+  if (sb.clean == 1)
+    {
+      v = sb.dirty_slots ? CACHE_DIRTY : CACHE_CLEAN;
+      if (sb.dirty_slots)
+        snprintf (why, len,
+                  "holds %llu dirty blocks (its last shutdown did not "
+                  "destage them)",
+                  (unsigned long long)sb.dirty_slots);
+    }
+  else if ((dirty = cache_dirty_entries (fd, &sb, why, len)) == -1)
+    v = CACHE_UNKNOWN;
+  else
+    {
+      v = dirty ? CACHE_DIRTY : CACHE_CLEAN;
+      if (dirty)
+        snprintf (why, len, "holds %lld dirty blocks (its nbdkit was killed)",
+                  (long long)dirty);
+    }
+  close (fd);
+  return v;
+}
+
+static bool
+exists (const char *path)
+{
+  return access (path, F_OK) == 0;
+}
+
+/* Rename what to <what>.stale-<unix time> (-N when that is taken), the
+ * new name in aside.
+ */
+static int
+set_aside (const char *what, char *aside, size_t len)
+{
+  long long t = (long long)time (NULL);
+
+  snprintf (aside, len, "%s.stale-%lld", what, t);
+  for (int n = 1; exists (aside) && n < 1000; n++)
+    snprintf (aside, len, "%s.stale-%lld-%d", what, t, n);
+  return rename (what, aside);
+}
+
+/* A vaio-cache on a device cannot be renamed: blank its superblock
+ * records, which vaio-cache reads as a new cache to format.
+ */
+static int
+blank_cache_device (const char *dev)
+{
+  static const unsigned char zero[2 * VCACHE_REC_SIZE];
+  int fd = open (dev, O_WRONLY | O_CLOEXEC), r = -1;
+
+  if (fd == -1)
+    return -1;
+  if (pwrite (fd, zero, sizeof zero, 0) == (ssize_t)sizeof zero
+      && fsync (fd) == 0)
+    r = 0;
+  close (fd);
+  return r;
+}
+
+/* The state of class c, left by the last chain, is current for the
+ * chain p starts: that chain had the class and served the same image.
+ */
+static bool
+state_current (const struct last_chain *l, enum vaio_class c,
+               const struct vaio_plan_disk *p)
+{
+  return l->known && l->had[c]
+         && (l->image[0] == '\0' || strcmp (l->image, p->disk->image) == 0);
+}
+
+static const char *
+stale_reason (const struct last_chain *l, enum vaio_class c, char *buf,
+              size_t len)
+{
+  if (l->known && l->had[c])
+    snprintf (buf, len,
+              "the last chain started on this disk served another image "
+              "(%s), so this state describes that image",
+              l->image);
+  else if (l->known)
+    snprintf (buf, len,
+              "the last chain started on this disk ran without %s, so "
+              "writes made meanwhile bypassed it",
+              vaio_class_name (c));
+  else
+    snprintf (buf, len,
+              "no record says which filters the last chain on this disk "
+              "had (chain-classes is missing), so writes may have bypassed "
+              "it");
+  return buf;
+}
+
+/* Set aside a class's stale state dir, saying so and why. */
+static int
+set_aside_class (const struct vaio_plan_disk *p, enum vaio_class c,
+                 const char *reason, const char *then, struct vaio_diag *diag)
+{
+  char dir[4096], aside[4200];
+
+  snprintf (dir, sizeof dir, "%s/%s", p->state_dir, vaio_class_name (c));
+  if (!exists (dir))
+    return 0;
+  if (set_aside (dir, aside, sizeof aside) == -1)
+    {
+      vaio_diag_add (diag, NULL, "%s/%s: cannot set aside stale %s: %m",
+                     p->vm->name, p->disk->name, dir);
+      return -1;
+    }
+  printf ("%s/%s: %s state set aside (%s -> %s): %s; %s\n", p->vm->name,
+          p->disk->name, vaio_class_name (c), dir, aside, reason, then);
+  fflush (stdout);
+  return 0;
+}
+
+/* The replication filter's state is all in its state dir. */
+static int
+prepare_replication (const struct vaio_plan_disk *p, const struct last_chain *l,
+                     bool move, struct vaio_diag *diag)
+{
+  char dir[4096], reason[4608];
+
+  snprintf (dir, sizeof dir, "%s/replication", p->state_dir);
+  if (state_current (l, VAIO_CLASS_REPLICATION, p) || !exists (dir) || !move)
+    return 0;
+  return set_aside_class (
+      p, VAIO_CLASS_REPLICATION,
+      stale_reason (l, VAIO_CLASS_REPLICATION, reason, sizeof reason),
+      "the replica gets a full initial sync", diag);
+}
+
+/* Starting with caching: a cache the last chain did not use is stale. */
+static int
+prepare_caching (const struct vaio_plan_disk *p, const struct last_chain *l,
+                 bool move, struct vaio_diag *diag)
+{
+  char dir[4096], cache[4096], why[512], reason[4608], aside[4200];
+  enum cache_verdict v;
+  bool in_dir;
+  struct stat st = { 0 };
+
+  snprintf (dir, sizeof dir, "%s/caching", p->state_dir);
+  plan_cache_path (p, cache, sizeof cache);
+  in_dir
+      = strncmp (cache, dir, strlen (dir)) == 0 && cache[strlen (dir)] == '/';
+  if (state_current (l, VAIO_CLASS_CACHING, p))
+    return 0;
+  if (!exists (dir) && !(cache[0] && exists (cache)))
+    return 0;
+  stale_reason (l, VAIO_CLASS_CACHING, reason, sizeof reason);
+  v = cache[0] ? cache_verdict (cache, why, sizeof why) : CACHE_ABSENT;
+  if (v == CACHE_DIRTY || v == CACHE_UNKNOWN)
+    {
+      vaio_diag_add (diag, NULL,
+                     "%s/%s: refusing to start with caching: the cache %s "
+                     "may be stale (%s), but %s: its blocks may be older "
+                     "than the image (destaging them would overwrite newer "
+                     "data) or the only copy of acknowledged writes "
+                     "(discarding them would lose them); vaioctl does "
+                     "neither: move the cache aside by hand once you know "
+                     "which holds the newest data",
+                     p->vm->name, p->disk->name, cache, reason,
+                     why[0] ? why : "it may hold dirty data");
+      return -1;
+    }
+  if (!move)
+    return 0;
+  if (cache[0] && !in_dir && exists (cache))
+    {
+      int r = stat (cache, &st) == 0 && S_ISBLK (st.st_mode)
+                  ? blank_cache_device (cache)
+                  : set_aside (cache, aside, sizeof aside);
+      if (r == -1)
+        {
+          vaio_diag_add (diag, NULL,
+                         "%s/%s: cannot set aside stale cache %s: %m",
+                         p->vm->name, p->disk->name, cache);
+          return -1;
+        }
+      printf ("%s/%s: stale cache %s %s: %s; it starts empty\n", p->vm->name,
+              p->disk->name, cache,
+              S_ISBLK (st.st_mode) ? "blanked (its superblock zeroed)"
+                                   : "set aside",
+              reason);
+    }
+  return set_aside_class (p, VAIO_CLASS_CACHING, reason,
+                          "the cache starts empty", diag);
+}
+
+/* Starting without caching: the image alone must be the newest data. */
+static int
+check_no_dirty_cache (const struct vaio_plan_disk *p,
+                      const struct last_chain *l, struct vaio_diag *diag)
+{
+  char cache[4200], why[512];
+  enum cache_verdict v;
+
+  if (l->cache[0])
+    snprintf (cache, sizeof cache, "%s", l->cache);
+  else
+    snprintf (cache, sizeof cache, "%s/caching/cache.img", p->state_dir);
+  v = cache_verdict (cache, why, sizeof why);
+  if (v != CACHE_DIRTY && v != CACHE_UNKNOWN)
+    return 0;
+  vaio_diag_add (diag, NULL,
+                 "%s/%s: refusing to start without caching: the cache %s "
+                 "%s: writes that are not in the image yet, so the guest "
+                 "would read older data; bring the disk up with its caching "
+                 "policy so the cache destages (vaioctl down destages it), "
+                 "then remove caching",
+                 p->vm->name, p->disk->name, cache,
+                 v == CACHE_DIRTY ? why
+                                  : "cannot be read to tell whether it "
+                                    "holds dirty data");
+  if (v == CACHE_UNKNOWN)
+    vaio_diag_add (diag, NULL, "%s/%s: %s: %s", p->vm->name, p->disk->name,
+                   cache, why);
+  return -1;
+}
+
+/* Before a chain with classes has starts: refuse (-1, diag) when the
+ * filter state left behind cannot be used or dropped safely, and (move)
+ * set aside state that is stale.  cache_in_use: the running chain still
+ * serves through that cache (a swap destages it before the new chain
+ * starts), so its present dirty data is not a reason to refuse.
+ */
+static int
+prepare_class_state (const struct vaio_plan_disk *p, const bool *has, bool move,
+                     bool cache_in_use, struct vaio_diag *diag)
+{
+  struct last_chain l;
+  int r = 0;
+
+  read_last_chain (p->state_dir, &l);
+  if (has[VAIO_CLASS_CACHING])
+    r = prepare_caching (p, &l, move, diag);
+  else if (!cache_in_use)
+    r = check_no_dirty_cache (p, &l, diag);
+  if (r == 0 && has[VAIO_CLASS_REPLICATION])
+    r = prepare_replication (p, &l, move, diag);
+  return r;
+}
+
+int
+vaio_disk_check_state (const struct vaio_plan_disk *p, bool cache_in_use,
+                       struct vaio_diag *diag)
+{
+  bool has[VAIO_CLASS_COUNT] = { false };
+
+  for (size_t i = 0; i < p->n_chain; i++)
+    has[p->chain[i]] = true;
+  return prepare_class_state (p, has, false, cache_in_use, diag);
 }
 
 static int
@@ -552,9 +1108,9 @@ spawn_detached (const struct vaio_plan_disk *p, int logfd, int listen_fd,
           int null = open ("/dev/null", O_RDONLY);
           sigset_t none;
 
-          /* apply blocks SIGINT/SIGTERM/SIGHUP while a swap has no chain
-           * serving, and exec keeps the mask: nbdkit would ignore the
-           * SIGTERM of `down` until its timeout and SIGKILL.
+          /* exec keeps the signal mask: apply blocks SIGTERM while it
+           * swaps, and an nbdkit started then would ignore down's
+           * SIGTERM (killed after --timeout, its filters never closed).
            */
           sigemptyset (&none);
           sigprocmask (SIG_SETMASK, &none, NULL);
@@ -637,17 +1193,19 @@ unlink_socket (const char *path)
  * the parameters this one starts with).
  */
 static void
-remove_leftovers (const struct vaio_plan_disk *p, bool keep_socket)
+remove_leftovers (const struct vaio_plan_disk *p, const bool *has,
+                  bool keep_socket)
 {
   if (p->socket && !keep_socket)
     unlink_socket (p->socket);
   unlink (p->pidfile);
-  for (size_t i = 0; i < p->n_chain; i++)
+  for (unsigned c = 0; c < VAIO_CLASS_COUNT; c++)
     {
       char *settings;
-      if (asprintf (&settings, "%s/%s/settings", p->state_dir,
-                    vaio_class_name (p->chain[i]))
-          != -1)
+      if (has[c]
+          && asprintf (&settings, "%s/%s/settings", p->state_dir,
+                       vaio_class_name (c))
+                 != -1)
         {
           unlink (settings);
           free (settings);
@@ -740,24 +1298,58 @@ vaio_disk_take_over_socket (const struct vaio_plan_disk *p)
   return fd;
 }
 
+static void
+plan_classes (const struct vaio_plan_disk *p, bool *has)
+{
+  memset (has, 0, VAIO_CLASS_COUNT * sizeof *has);
+  for (size_t i = 0; i < p->n_chain; i++)
+    has[p->chain[i]] = true;
+}
+
 pid_t
 vaio_disk_start_on (const struct vaio_plan_disk *p, int listen_fd,
                     int timeout_ms, struct vaio_diag *diag)
 {
+  bool has[VAIO_CLASS_COUNT];
+
+  plan_classes (p, has);
+  return vaio_disk_restart_on (p, listen_fd, timeout_ms, has, diag);
+}
+
+pid_t
+vaio_disk_restart_on (const struct vaio_plan_disk *p, int listen_fd,
+                      int timeout_ms, const bool *has, struct vaio_diag *diag)
+{
   int64_t deadline = now_ms () + timeout_ms;
-  char who[512], why[1024];
+  char who[512], why[4200], *prev_classes;
   long log_start;
   pid_t pid;
   int logfd, pidfd, pidfd_errno, exec_errno = 0;
 
   snprintf (who, sizeof who, "%s/%s", p->vm->name, p->disk->name);
-  if (make_dirs (p, diag) == -1)
+  if (prepare_class_state (p, has, true, false, diag) == -1
+      || make_dirs (p, has, diag) == -1)
     return -1;
-  remove_leftovers (p, listen_fd >= 0);
+  remove_leftovers (p, has, listen_fd >= 0);
   logfd = open (p->logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (logfd == -1)
     {
       vaio_diag_add (diag, NULL, "%s: %s: %m", who, p->logfile);
+      return -1;
+    }
+  /* Recorded before nbdkit runs: once it serves, writes bypass the
+   * state of every class it lacks.
+   */
+  snprintf (why, sizeof why, "%s/chain-classes", p->state_dir);
+  prev_classes = read_text (why);
+  if (write_chain_classes (p, has) == -1)
+    {
+      vaio_diag_add (diag, NULL,
+                     "%s: cannot record the chain's classes in "
+                     "%s/chain-classes: %m",
+                     who, p->state_dir);
+      close (logfd);
+      free (prev_classes);
       return -1;
     }
   log_start = lseek (logfd, 0, SEEK_END);
@@ -766,6 +1358,8 @@ vaio_disk_start_on (const struct vaio_plan_disk *p, int listen_fd,
   if (pid <= 0)
     {
       vaio_diag_add (diag, NULL, "%s: cannot start nbdkit: %m", who);
+      restore_chain_classes (p, prev_classes);
+      free (prev_classes);
       return -1;
     }
   /* From here on, every failure kills what we started: a process left
@@ -786,6 +1380,7 @@ vaio_disk_start_on (const struct vaio_plan_disk *p, int listen_fd,
         close (pidfd);
       if (vaio_disk_record_running (p) == -1)
         vaio_diag_add (diag, NULL, "%s: cannot record running state: %m", who);
+      free (prev_classes);
       return pid;
     }
   vaio_diag_add (diag, NULL,
@@ -799,7 +1394,9 @@ vaio_disk_start_on (const struct vaio_plan_disk *p, int listen_fd,
     }
   else if (pidfd_errno != ESRCH) /* no pidfd, but it may still run */
     kill (pid, SIGKILL);
-  remove_leftovers (p, listen_fd >= 0);
+  remove_leftovers (p, has, listen_fd >= 0);
+  restore_chain_classes (p, prev_classes);
+  free (prev_classes);
   return -1;
 }
 

@@ -33,6 +33,26 @@ pid_t vaio_disk_start (const struct vaio_plan_disk *p, int timeout_ms,
 pid_t vaio_disk_start_on (const struct vaio_plan_disk *p, int listen_fd,
                           int timeout_ms, struct vaio_diag *diag);
 
+/* vaio_disk_start_on for a chain whose classes are has[] (indexed by
+ * class) rather than the plan's chain: a rollback restarts the old argv
+ * with the new plan's paths.
+ */
+pid_t vaio_disk_restart_on (const struct vaio_plan_disk *p, int listen_fd,
+                            int timeout_ms, const bool *has,
+                            struct vaio_diag *diag);
+
+/* Every start records the classes of the chain it starts in
+ * <state>/chain-classes, and first checks the filter state the previous
+ * chains left: replication or caching state that a chain without that
+ * class made stale is set aside (<class>.stale-<unix time>; the replica
+ * gets a full sync, the cache starts empty), and a start is refused when
+ * a cache it would bypass or set aside may hold dirty data.  This runs
+ * those checks only, changing nothing: 0, or -1 with diag.  cache_in_use:
+ * the running chain serves through the cache (a swap destages it first).
+ */
+int vaio_disk_check_state (const struct vaio_plan_disk *p, bool cache_in_use,
+                           struct vaio_diag *diag);
+
 /* For a swap: bind a new listening socket and rename it over the disk's
  * socket path, so a client that reconnects while one chain stops and the
  * next starts waits in its backlog instead of being refused.  Returns the

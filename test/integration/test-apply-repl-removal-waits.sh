@@ -47,7 +47,12 @@ for _ in $(seq 200); do [ "$(backlog)" = "1 0" ] && break; sleep 0.05; done
 kill -STOP "$rep"
 head -c 4M /dev/urandom > "$T/data"
 nbdcopy "$T/data" "$(sock_uri vm1)" || fail "write while the replica is stopped"
-read -r conn unshipped <<<"$(backlog)"
+# The stats are published as the filter goes: wait for them to show it.
+for _ in $(seq 100); do
+  read -r conn unshipped <<<"$(backlog)"
+  [ "$conn" = 1 ] && [ "$unshipped" -gt 0 ] && break
+  sleep 0.05
+done
 [ "$conn" = 1 ] && [ "$unshipped" -gt 0 ] ||
   fail "expected a connected replica with unshipped writes, got: $conn $unshipped"
 pass "replica stopped: $unshipped bytes unshipped, connection up"
