@@ -1643,6 +1643,38 @@ configured (const struct vaio_config *cfg, const struct vaio_host *h,
  * write-back filter would otherwise lose what it holds), then SIGTERM.
  * Only its paths are known: the default socket and state dir.
  */
+/* Where a disk the config no longer names serves: the --unix=, --port=
+ * and --ipaddr= its running record's argv gives (an explicit socket: or
+ * port: is not where `up` puts sockets by default), else the default
+ * socket <vmdir>/<disk>.sock.  d->address is set from the record and
+ * owned by the caller.
+ */
+static int
+recorded_endpoint (const char *state_dir, const char *vmdir,
+                   struct vaio_disk *d, char **socket)
+{
+  struct running r;
+  const char *v;
+
+  *socket = NULL;
+  if (running_parse (state_dir, &r) == 0)
+    {
+      if ((v = argv_value (r.argv, r.argc, "--unix")) != NULL)
+        *socket = strdup (v);
+      else if ((v = argv_value (r.argv, r.argc, "--port")) != NULL)
+        {
+          d->port = atoi (v);
+          if ((v = argv_value (r.argv, r.argc, "--ipaddr")) != NULL)
+            d->address = strdup (v);
+        }
+    }
+  running_free (&r);
+  if (*socket == NULL && d->port == 0
+      && asprintf (socket, "%s/%s.sock", vmdir, d->name) == -1)
+    return -1;
+  return 0;
+}
+
 static void
 stop_removed_disk (char *vm_name, char *disk_name, const char *vmdir,
                    const struct vaio_apply_options *o)
@@ -1656,7 +1688,7 @@ stop_removed_disk (char *vm_name, char *disk_name, const char *vmdir,
 
   if (asprintf (&p.state_dir, "%s/%s", vmdir, disk_name) != -1
       && asprintf (&p.pidfile, "%s/nbdkit.pid", p.state_dir) != -1
-      && asprintf (&p.socket, "%s/%s.sock", vmdir, disk_name) != -1)
+      && recorded_endpoint (p.state_dir, vmdir, &d, &p.socket) == 0)
     {
       pid = vaio_disk_pid (p.pidfile);
       r = vaio_disk_stop (&p, o->timeout_ms, &diag);
@@ -1673,6 +1705,7 @@ stop_removed_disk (char *vm_name, char *disk_name, const char *vmdir,
   free (p.state_dir);
   free (p.pidfile);
   free (p.socket);
+  free (d.address);
 }
 
 /* Stop every disk still running under a host's state dir that the config

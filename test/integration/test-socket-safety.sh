@@ -91,3 +91,18 @@ done
 "$VAIOCTL" down "$T/own.yaml" >/dev/null
 [ ! -e "$T/socks/vm1/disk0.sock" ] || fail "down left the socket"
 pass "explicit socket directories made 0700, sockets owner-only, served, removed by down"
+
+# apply stops a VM removed from the config over the socket it was
+# started on (its running record), not the default one: flushed, and the
+# explicit socket removed.
+"$VAIOCTL" up "$T/own.yaml" >/dev/null
+pid2=$(cat "$T/state/host1/vms/vm2/disk0/nbdkit.pid")
+awk '/^  - name: vm2/ { skip = 1 } !skip' "$T/own.yaml" > "$T/own1.yaml"
+TEST_CONFIGS+=("$T/own1.yaml")
+out=$("$VAIOCTL" apply "$T/own1.yaml")
+grep -qF "vm2/disk0: stopped (no longer in the config; pid $pid2), flushed" <<<"$out" ||
+  fail "vm2 not stopped through its own socket: $out"
+[ ! -e "$T/socks/vm2/disk0.sock" ] || fail "apply left vm2's explicit socket"
+[ -S "$T/socks/vm1/disk0.sock" ] || fail "apply touched vm1's socket"
+"$VAIOCTL" down "$T/own1.yaml" >/dev/null
+pass "apply stops a removed disk through its explicit socket, flushed"
