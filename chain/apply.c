@@ -361,10 +361,13 @@ same_value (const char *a, const char *b)
  * empty cache file.  So does one that adds, removes or moves encryption
  * (--allow-encryption-change): the cache's blocks would be read as
  * ciphertext where they hold cleartext or the other way round, and the
- * disk it sees changes size by the LUKS header.
+ * disk it sees changes size by the LUKS header.  Moving the cache to
+ * another file or device is handled alike: the old one's dirty blocks
+ * must reach the image before the new cache serves.
  */
 static const char *const cache_layout_keys[]
-    = { "cache-size", "cache-block-size", "cache-disk-id", NULL };
+    = { "cache-size", "cache-block-size", "cache-disk-id",
+        "cache-file", "cache-device",     NULL };
 
 /* Equal values of a parameter: the same text, or the same size however
  * spelt (1G and 1024M lay a cache out alike).

@@ -469,7 +469,8 @@ make_dirs (const struct vaio_plan_disk *p, const bool *has,
 
 struct last_chain
 {
-  bool known; /* <state>/chain-classes was read */
+  bool known;   /* chain-classes, or the running record, was read */
+  bool classes; /* it was chain-classes: cache is what that chain used */
   bool had[VAIO_CLASS_COUNT];
   char cache[4096 + 8]; /* "" when the chain recorded no cache file */
   char image[4096 + 8]; /* the image it served; "" when not recorded */
@@ -488,6 +489,7 @@ read_last_chain (const char *state_dir, struct last_chain *l)
   /* A disk started before chain-classes was kept, and running now: its
    * running record names the chain's filters and its image.
    */
+  l->classes = fp != NULL;
   if (fp == NULL)
     {
       snprintf (path, sizeof path, "%s/running", state_dir);
@@ -885,11 +887,22 @@ prepare_caching (const struct vaio_plan_disk *p, const struct last_chain *l,
   plan_cache_path (p, cache, sizeof cache);
   in_dir
       = strncmp (cache, dir, strlen (dir)) == 0 && cache[strlen (dir)] == '/';
-  if (state_current (l, VAIO_CLASS_CACHING, p))
+  /* The same class is not enough: a cache the last chain did not use
+   * (another cache-file, or nbdkit's cache filter in between) missed the
+   * writes made through the other one.
+   */
+  if (state_current (l, VAIO_CLASS_CACHING, p)
+      && (!l->classes || strcmp (l->cache, cache) == 0))
     return 0;
   if (!exists (dir) && !(cache[0] && exists (cache)))
     return 0;
-  stale_reason (l, VAIO_CLASS_CACHING, reason, sizeof reason);
+  if (state_current (l, VAIO_CLASS_CACHING, p))
+    snprintf (reason, sizeof reason,
+              "the last chain started on this disk cached in %s, not "
+              "here, so writes made meanwhile bypassed this cache",
+              l->cache[0] ? l->cache : "a cache of nbdkit's own filter");
+  else
+    stale_reason (l, VAIO_CLASS_CACHING, reason, sizeof reason);
   v = cache[0] ? cache_verdict (cache, why, sizeof why) : CACHE_ABSENT;
   if (v == CACHE_DIRTY || v == CACHE_UNKNOWN)
     {
