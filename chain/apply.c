@@ -780,6 +780,16 @@ drain_file (const struct change *ch)
   return p;
 }
 
+static void
+drop_drain_file (const struct change *ch)
+{
+  char *drain = drain_file (ch);
+
+  if (drain)
+    unlink (drain);
+  free (drain);
+}
+
 /* A caching filter being removed may hold dirty data that a flush made
  * durable in the cache but not in the image.  Ask it to destage
  * everything (the drain file, see nbdkit-filters/caching/README.md) and
@@ -1066,17 +1076,22 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
   bool clean = false;
   int r = -1, fr, listen_fd;
 
+  /* Formatting a new LUKS image (key derivation) needs no held I/O; it
+   * comes before the drain, which would otherwise have a second or two
+   * to fall behind again.
+   */
+  if (ch->conv && vaio_convert_prepare (ch->conv) == -1)
+    return -1;
   if (drain_before_pause (ch, o, why, sizeof why) == -1)
     {
+      if (ch->conv)
+        vaio_convert_abandon (ch->conv);
       fprintf (stderr,
                "vaioctl: %s/%s: swap refused before pausing: %s; nothing was "
                "stopped, the old chain (pid %ld) serves on\n",
                p->vm->name, p->disk->name, why, (long)ch->pid);
       return -1;
     }
-  /* Formatting a new LUKS image (key derivation) needs no held I/O. */
-  if (ch->conv && vaio_convert_prepare (ch->conv) == -1)
-    return -1;
   t0 = now_ms ();
   if (pause_command (p->pause_socket, 'p', o->timeout_ms) == -1)
     step = "pause (drain in-flight requests)";
@@ -1105,6 +1120,10 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
       resume_on_signal (NULL);
       if (ch->conv)
         vaio_convert_abandon (ch->conv);
+      /* The old chain serves on: its cache back to its usual watermarks
+       * (an abort before wait_cache_clean leaves the drain file).
+       */
+      drop_drain_file (ch);
       if (resumed)
         fprintf (stderr,
                  "vaioctl: %s/%s: swap aborted at %s after I/O was held "

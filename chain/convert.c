@@ -21,6 +21,7 @@
  * to start is rolled back onto the same bytes.
  */
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
@@ -62,6 +63,7 @@ struct vaio_convert
   struct stat st;      /* the original's mode and owner */
   bool repl_resync;    /* replication sees the image: its bytes change */
   bool swapped;        /* the new image has the image's name */
+  char *stale_repl;    /* replication state moved aside by the conversion */
 };
 
 static uint64_t
@@ -99,6 +101,7 @@ vaio_convert_free (struct vaio_convert *c)
   free (c->tmp);
   free (c->orig);
   free (c->filter_so);
+  free (c->stale_repl);
   free (c);
 }
 
@@ -598,6 +601,15 @@ vaio_convert_prepare (struct vaio_convert *c)
     {
       if (ftruncate (fd, (off_t)c->new_size) == -1)
         snprintf (err, sizeof err, "%s: %s", c->tmp, strerror (errno));
+      /* Reserve the blocks now, while the old chain serves: ENOSPC here
+       * is a refusal, not a copy that fails with the disk held.  A
+       * filesystem without fallocate keeps the file sparse (statvfs
+       * counted the space).
+       */
+      else if (fallocate (fd, 0, 0, (off_t)c->new_size) == -1
+               && errno != EOPNOTSUPP)
+        snprintf (err, sizeof err, "%s: reserving %" PRIu64 " bytes: %s",
+                  c->tmp, c->new_size, strerror (errno));
       else if (c->add && format_luks (c, fd, err, sizeof err) == -1)
         ;
       else if (fsync (fd) == -1)
@@ -625,8 +637,9 @@ vaio_convert_abandon (struct vaio_convert *c)
 /* argv for nbdcopy: from the image through nbdkit serving the new file
  * with vaio-crypt (adding), or from nbdkit serving the image read-only
  * with vaio-crypt into the new file (removing: a file vaio_convert_prepare
- * made sparse, so zeros need not be written).  nbdkit gets its socket from
- * nbdcopy (socket activation) and dies with it.  NULL: out of memory.
+ * made, which reads as zeros, so zeros need not be written).  nbdkit gets its
+ * socket from nbdcopy (socket activation) and dies with it.  NULL: out of
+ * memory.
  */
 static char **
 copy_argv (const struct vaio_convert *c, char **filter_arg, char **file_arg)
@@ -692,7 +705,7 @@ run_nbdcopy (const struct vaio_convert *c, char **av)
   if (pid == 0)
     {
       sigset_t none;
-      int null = open ("/dev/null", O_RDONLY);
+      int null = open ("/dev/null", O_RDONLY | O_CLOEXEC);
 
       sigemptyset (&none);
       sigprocmask (SIG_SETMASK, &none, NULL);
@@ -752,6 +765,16 @@ copy (const struct vaio_convert *c)
   return r;
 }
 
+/* The new image's mode: the original's, except that a decrypted image
+ * keeps only the owner's bits (a world-readable ciphertext is fine at
+ * rest; its plaintext is not).
+ */
+static mode_t
+plain_mode (const struct vaio_convert *c)
+{
+  return c->add ? c->st.st_mode & 07777 : c->st.st_mode & 0700;
+}
+
 /* The new file, durable and with the original's mode and owner. */
 static int
 finish_file (const struct vaio_convert *c, char *err, size_t errlen)
@@ -768,7 +791,7 @@ finish_file (const struct vaio_convert *c, char *err, size_t errlen)
               c->tmp, (intmax_t)st.st_size, c->new_size);
   else if (fchown (fd, c->st.st_uid, c->st.st_gid) == -1 && errno != EPERM)
     snprintf (err, errlen, "%s: chown: %s", c->tmp, strerror (errno));
-  else if (fchmod (fd, c->st.st_mode & 07777) == -1 || fsync (fd) == -1)
+  else if (fchmod (fd, plain_mode (c)) == -1 || fsync (fd) == -1)
     snprintf (err, errlen, "%s: %s", c->tmp, strerror (errno));
   else
     r = 0;
@@ -780,6 +803,30 @@ finish_file (const struct vaio_convert *c, char *err, size_t errlen)
 /* Rename <state>/replication to <state>/replication.WHAT-TIME.  0, with
  * the new name in *aside (NULL: there was nothing to move); -1 with err.
  */
+/* Make *path a name nothing has yet (path, path-1, path-2, ...): two
+ * moves within a second would otherwise meet.  false: out of memory.
+ */
+static bool
+unused_name (char **path)
+{
+  struct stat st;
+  char *alt;
+
+  for (int n = 1; lstat (*path, &st) == 0 && n < 1000; n++)
+    {
+      size_t len = strlen (*path);
+      char *dash = strrchr (*path, '-');
+      /* Strip the previous attempt's -N before adding the next. */
+      if (n > 1 && dash)
+        len = (size_t)(dash - *path);
+      if (asprintf (&alt, "%.*s-%d", (int)len, *path, n) == -1)
+        return false;
+      free (*path);
+      *path = alt;
+    }
+  return true;
+}
+
 static int
 replication_aside (const struct vaio_convert *c, const char *what, char **aside,
                    char *err, size_t errlen)
@@ -795,6 +842,8 @@ replication_aside (const struct vaio_convert *c, const char *what, char **aside,
   strftime (stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
   if (asprintf (&dir, "%s/replication", c->p->state_dir) == -1
       || asprintf (aside, "%s.%s-%s", dir, what, stamp) == -1)
+    snprintf (err, errlen, "out of memory");
+  else if (!unused_name (aside))
     snprintf (err, errlen, "out of memory");
   else if (rename (dir, *aside) == 0)
     moved = true;
@@ -818,7 +867,7 @@ replication_aside (const struct vaio_convert *c, const char *what, char **aside,
  * for in sync.  Moved aside, the filter starts with a full initial sync.
  */
 static int
-move_replication_aside (const struct vaio_convert *c, char *err, size_t errlen)
+move_replication_aside (struct vaio_convert *c, char *err, size_t errlen)
 {
   char *aside;
 
@@ -829,7 +878,8 @@ move_replication_aside (const struct vaio_convert *c, char *err, size_t errlen)
             "format: its state moved aside to %s; the replica gets a full "
             "initial sync\n",
             c->p->vm->name, c->p->disk->name, aside);
-  free (aside);
+  free (c->stale_repl);
+  c->stale_repl = aside;
   return 0;
 }
 
@@ -842,7 +892,10 @@ swap_files (struct vaio_convert *c, char *err, size_t errlen)
 {
   bool linked = link (c->image, c->orig) == 0;
 
-  if (!linked && rename (c->image, c->orig) == -1)
+  /* EEXIST: a .pre-convert appeared since the check; a rename would
+   * overwrite it.
+   */
+  if (!linked && (errno == EEXIST || rename (c->image, c->orig) == -1))
     {
       snprintf (err, errlen, "keeping %s as %s: %s", c->image, c->orig,
                 strerror (errno));
@@ -906,11 +959,36 @@ vaio_convert_run (struct vaio_convert *c, bool cache_clean)
   return -1;
 }
 
+static int
+remove_entry (const char *path, const struct stat *st, int flag,
+              struct FTW *ftw)
+{
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  return remove (path) == -1 ? -1 : 0;
+}
+
 void
 vaio_convert_commit (struct vaio_convert *c)
 {
   if (c->swapped && unlink (c->orig) == 0)
     fsync_dir (c->image);
+  /* Encryption added: the old journal holds the guest's plaintext, which
+   * is what the conversion was asked to stop keeping at rest.
+   */
+  if (c->swapped && c->add && c->stale_repl)
+    {
+      if (nftw (c->stale_repl, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0)
+        printf ("%s/%s: removed %s: it held the disk's plaintext\n",
+                c->p->vm->name, c->p->disk->name, c->stale_repl);
+      else
+        fprintf (stderr,
+                 "vaioctl: %s/%s: removing %s (it holds the disk's "
+                 "plaintext): %s; remove it by hand\n",
+                 c->p->vm->name, c->p->disk->name, c->stale_repl,
+                 strerror (errno));
+    }
 }
 
 int
@@ -928,7 +1006,20 @@ vaio_convert_undo (struct vaio_convert *c)
    */
   if (c->repl_resync
       && replication_aside (c, "failed", &aside, err, sizeof err) == -1)
-    fprintf (stderr, "vaioctl: %s/%s: %s\n", p->vm->name, p->disk->name, err);
+    {
+      /* The old chain would start on a journal and bitmap of the new
+       * image: refuse, or believe the replica in sync.  Leave it down.
+       */
+      fprintf (stderr,
+               "vaioctl: %s/%s: the new chain did not start, and its "
+               "replication state could not be moved aside (%s): the "
+               "original image stays %s and the old chain is not started; "
+               "move %s/replication away by hand, rename %s to %s, then "
+               "vaioctl up\n",
+               p->vm->name, p->disk->name, err, c->orig, p->state_dir, c->orig,
+               c->image);
+      return -1;
+    }
   if (rename (c->orig, c->image) == 0)
     {
       fsync_dir (c->image);

@@ -563,6 +563,24 @@ read_text (const char *path)
   return buf;
 }
 
+/* A new file for writing, owner-only from the start (a leftover from a
+ * crash is replaced).
+ */
+static FILE *
+open_private (const char *path)
+{
+  int fd;
+  FILE *fp;
+
+  unlink (path);
+  fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd == -1)
+    return NULL;
+  if ((fp = fdopen (fd, "w")) == NULL)
+    close (fd);
+  return fp;
+}
+
 /* A start that failed puts the record it replaced back: the chain it
  * names did not serve, and the one that runs next (a rollback) must be
  * compared with the last chain that did.
@@ -580,10 +598,16 @@ restore_chain_classes (const struct vaio_plan_disk *p, const char *prev)
       return;
     }
   snprintf (tmp, sizeof tmp, "%s/.chain-classes.tmp", p->state_dir);
-  fp = fopen (tmp, "w");
+  fp = open_private (tmp);
   if (fp == NULL)
     return;
   fputs (prev, fp);
+  if (fflush (fp) != 0 || fsync (fileno (fp)) != 0)
+    {
+      fclose (fp);
+      unlink (tmp);
+      return;
+    }
   if (fclose (fp) != 0 || rename (tmp, path) == -1)
     unlink (tmp);
 }
@@ -596,10 +620,9 @@ write_chain_classes (const struct vaio_plan_disk *p, const bool *has)
 
   snprintf (path, sizeof path, "%s/chain-classes", p->state_dir);
   snprintf (tmp, sizeof tmp, "%s/.chain-classes.tmp", p->state_dir);
-  fp = fopen (tmp, "w");
+  fp = open_private (tmp);
   if (fp == NULL)
     return -1;
-  fchmod (fileno (fp), 0600);
   for (unsigned c = 0; c < VAIO_CLASS_COUNT; c++)
     if (has[c])
       fprintf (fp, "class %s\n", vaio_class_name (c));
@@ -880,7 +903,7 @@ prepare_caching (const struct vaio_plan_disk *p, const struct last_chain *l,
 {
   char dir[4096], cache[4096], why[512], reason[4608], aside[4200];
   enum cache_verdict v;
-  bool in_dir;
+  bool in_dir, moved;
   struct stat st = { 0 };
 
   snprintf (dir, sizeof dir, "%s/caching", p->state_dir);
@@ -891,12 +914,16 @@ prepare_caching (const struct vaio_plan_disk *p, const struct last_chain *l,
    * (another cache-file, or nbdkit's cache filter in between) missed the
    * writes made through the other one.
    */
-  if (state_current (l, VAIO_CLASS_CACHING, p)
-      && (!l->classes || strcmp (l->cache, cache) == 0))
+  moved = state_current (l, VAIO_CLASS_CACHING, p) && l->classes
+          && strcmp (l->cache, cache) != 0;
+  if (state_current (l, VAIO_CLASS_CACHING, p) && !moved)
     return 0;
-  if (!exists (dir) && !(cache[0] && exists (cache)))
+  /* Moved: only the planned cache, if it exists, is stale; the state
+   * dir is the current chain's.
+   */
+  if (!(cache[0] && exists (cache)) && (moved || !exists (dir)))
     return 0;
-  if (state_current (l, VAIO_CLASS_CACHING, p))
+  if (moved)
     snprintf (reason, sizeof reason,
               "the last chain started on this disk cached in %s, not "
               "here, so writes made meanwhile bypassed this cache",
@@ -920,7 +947,7 @@ prepare_caching (const struct vaio_plan_disk *p, const struct last_chain *l,
     }
   if (!move)
     return 0;
-  if (cache[0] && !in_dir && exists (cache))
+  if (cache[0] && (!in_dir || moved) && exists (cache))
     {
       int r = stat (cache, &st) == 0 && S_ISBLK (st.st_mode)
                   ? blank_cache_device (cache)
@@ -938,6 +965,8 @@ prepare_caching (const struct vaio_plan_disk *p, const struct last_chain *l,
                                    : "set aside",
               reason);
     }
+  if (moved)
+    return 0;
   return set_aside_class (p, VAIO_CLASS_CACHING, reason,
                           "the cache starts empty", diag);
 }
@@ -1222,6 +1251,18 @@ remove_leftovers (const struct vaio_plan_disk *p, const bool *has,
         {
           unlink (settings);
           free (settings);
+        }
+    }
+  /* A drain request left by an apply that died mid-swap would have the
+   * new chain's cache destage everything, write-back in name only.
+   */
+  if (has[VAIO_CLASS_CACHING])
+    {
+      char *drain;
+      if (asprintf (&drain, "%s/caching/drain", p->state_dir) != -1)
+        {
+          unlink (drain);
+          free (drain);
         }
     }
 }

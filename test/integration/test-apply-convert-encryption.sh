@@ -9,8 +9,8 @@
 # the new image).  Without the flag both are refused before anything
 # stops; so are a conversion without room for the new image, one whose
 # key cannot be read, and adding vaio-crypt to an empty image without a
-# LUKS header.  A conversion that fails half-way (the filesystem fills up)
-# leaves the original image byte-identical and the old chain serving; a new
+# LUKS header.  The new image's space is reserved before the pause.  A
+# conversion that fails half-way (its copy killed) leaves the original image byte-identical and the old chain serving; a new
 # chain that fails to start after the conversion (its replica is too small
 # for the LUKS image) gets the original image back, the old chain serving
 # it, and the replica fully resynchronised.  A chain started by the swap
@@ -129,6 +129,11 @@ grep -qF "vm1/disk0: encryption's place in the chain changed: the cache ($disk/c
   fail "the cache holding plaintext was kept: $out"
 grep -qF "vm1/disk0: replication ships the image's bytes, which change format: its state moved aside to $disk/replication.stale-" <<<"$out" ||
   fail "replication state kept: $out"
+# The journal moved aside held the guest's plaintext: gone once the
+# encrypted chain serves.
+grep -Eq "vm1/disk0: removed $disk/replication.stale-[^ ]*: it held the disk's plaintext" <<<"$out" ||
+  fail "the plaintext journal was not removed: $out"
+ls -d "$disk"/replication.stale-* 2>/dev/null && fail "a replication.stale-* dir with plaintext remains"
 pass "$(grep 'swapped chain' <<<"$out")"
 
 guest_bytes "$T/g1.img"
@@ -209,6 +214,9 @@ pid=$(cat "$pidf2")
 expect_fail "a conversion whose key cannot be read" \
   "vm2/disk0: refusing to convert $mnt/vm2.img (--convert-encryption):" \
   "$VAIOCTL" apply "$T/v2ks.yaml" --convert-encryption
+out=$("$VAIOCTL" apply "$T/v2ks.yaml" --convert-encryption 2>&1) || true
+grep -qF "key store: $T/ks/nosuch.kek: no key with this id" <<<"$out" ||
+  fail "the refusal does not name the key that cannot be read"
 fallocate -l 14M "$mnt/filler"
 need=$(( (10 * MiB) + (10 * MiB) / 256 ))
 expect_fail "a conversion without room for the new image" \
@@ -222,23 +230,23 @@ rm "$mnt/filler"
 cmp "$mnt/vm2.img" "$T/vm2.orig" && [ ! -e "$mnt/vm2.img.converting" ] || fail "a refused conversion changed files"
 pass "refusals before anything stopped left vm2 running (pid $pid), its image unchanged"
 
-# The filesystem fills up while the disk is held: once the old nbdkit is
-# gone, the space the check counted on is taken (vaio-crypt's key
-# derivation in the copy's nbdkit takes about a second before the first
-# write).
+# The copy fails while the disk is held (nbdcopy killed): the image is
+# untouched and the old chain serves again.  The space the copy needs
+# was reserved before the pause, so a full filesystem cannot be what
+# fails it.
 "$VAIOCTL" apply "$T/v2enc.yaml" --convert-encryption > "$T/fill.out" 2>&1 &
 ap=$!
 for _ in $(seq 1000); do alive "$pid" || break; sleep 0.01; done
 alive "$pid" && fail "apply never stopped the old chain"
-avail=$(df --output=avail -B1 "$mnt" | tail -1)
-fallocate -l "$avail" "$mnt/filler" 2>/dev/null || fallocate -l $((avail - 65536)) "$mnt/filler"
+[ "$(stat -c %b "$mnt/vm2.img.converting")" -ge $(( $(stat -c %s "$mnt/vm2.img.converting") / 512 )) ] ||
+  fail "the new image's blocks were not reserved before the pause"
+for _ in $(seq 500); do pkill -9 -P "$ap" -x nbdcopy && break; sleep 0.01; done
 rc=0; wait "$ap" || rc=$?
 out=$(cat "$T/fill.out")
-[ "$rc" -ne 0 ] || fail "apply succeeded on a full filesystem: $out"
+[ "$rc" -ne 0 ] || fail "apply succeeded though its copy was killed: $out"
 grep -qF "vm2/disk0: converting $mnt/vm2.img failed: the copy failed" <<<"$out" || fail "failure not reported: $out"
 grep -qF "$mnt/vm2.img.converting removed, the image is untouched" <<<"$out" || fail "no cleanup reported: $out"
 grep -qF "vm2/disk0: rolled back to the previous chain" <<<"$out" || fail "not rolled back: $out"
-rm "$mnt/filler"
 [ ! -e "$mnt/vm2.img.converting" ] || fail ".converting left behind"
 cmp "$mnt/vm2.img" "$T/vm2.orig" || fail "the original image changed"
 rm -f "$T/g3.img"
@@ -246,7 +254,7 @@ nbdcopy "nbd+unix:///?socket=$T/state/host2/vms/vm2/disk0.sock" "$T/g3.img"
 cmp "$T/g3.img" "$T/vm2.orig" || fail "the old chain does not serve the original bytes"
 [ "$("$VAIOCTL" status "$T/v2plain.yaml" --json | jq -r '.vms[0].disks[0].compliance')" = compliant ] ||
   fail "the old chain is not what runs"
-pass "a conversion that ran out of space left the image byte-identical and the old chain serving"
+pass "a conversion whose copy failed left the image byte-identical and the old chain serving"
 sed 's/^/    /' "$T/fill.out"
 
 # The new chain fails to start after the conversion: its replica (8M) is

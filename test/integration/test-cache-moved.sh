@@ -41,7 +41,7 @@ cmp -n 1M "$T/vm1.img" <(head -c 1M /dev/zero | tr '\0' '\273') ||
   fail "down did not destage B's bb into the image"
 out=$("$VAIOCTL" up "$T/a.yaml" 2>&1) || fail "up a: $out"
 io -c "read -P 0xbb 0 1M" || fail "down/edit/up A -> B -> A: the guest reads A's stale aa"
-grep -qF "caching state set aside" <<<"$out" && grep -qF "cached in $T/caches/b.img, not here" <<<"$out" ||
+grep -qF "vm1/disk0: stale cache $T/caches/a.img set aside: the last chain started on this disk cached in $T/caches/b.img, not here" <<<"$out" ||
   fail "returning to cache A did not say it set A aside and why: $out"
 pass "down/edit/up A -> B -> A: A set aside, the guest reads bb"
 

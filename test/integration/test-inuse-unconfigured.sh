@@ -60,7 +60,9 @@ expect_fail "upgrade of the removed VM's filter" \
 alive "$pid" || fail "vm2 was stopped"
 # Once apply has stopped vm2 (and started vm1, which uses the cache
 # filter only), nothing uses nbdkit-rate.
-"$VAIOCTL" apply "$T/c.yaml" 2>&1 | grep -q "vm2/disk0: stopped" || fail "apply did not stop vm2"
-"$VAIOCTL" filter uninstall nbdkit-rate --host host1 -c "$T/c.yaml" | grep -q uninstalled ||
-  fail "uninstall after vm2 stopped"
+out=$("$VAIOCTL" apply "$T/c.yaml" 2>&1) || fail "apply: $out"
+grep -q "vm2/disk0: stopped" <<<"$out" || fail "apply did not stop vm2: $out"
+out=$("$VAIOCTL" filter uninstall nbdkit-rate --host host1 -c "$T/c.yaml" 2>&1) ||
+  fail "uninstall after vm2 stopped: $out"
+grep -q uninstalled <<<"$out" || fail "uninstall after vm2 stopped: $out"
 pass "nbdkit-rate uninstalled once the removed VM stopped"
