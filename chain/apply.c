@@ -1648,19 +1648,6 @@ classify (const struct vaio_config *cfg, const struct vaio_host_filters *hf,
   return 0;
 }
 
-static bool
-configured (const struct vaio_config *cfg, const struct vaio_host *h,
-            const char *vm, const char *disk)
-{
-  for (size_t v = 0; v < cfg->n_vms; v++)
-    if (strcmp (cfg->vms[v].name, vm) == 0
-        && strcmp (cfg->vms[v].host, h->name) == 0)
-      for (size_t i = 0; i < cfg->vms[v].n_disks; i++)
-        if (strcmp (cfg->vms[v].disks[i].name, disk) == 0)
-          return true;
-  return false;
-}
-
 /* Stop a disk no longer in the config as `down` does: flush first (a
  * write-back filter would otherwise lose what it holds), then SIGTERM.
  * Only its paths are known: the default socket and state dir.
@@ -1756,7 +1743,7 @@ stop_unconfigured (const struct vaio_config *cfg, const struct vaio_host *h,
         {
           pid_t pid;
           if (de->d_name[0] == '.'
-              || configured (cfg, h, ve->d_name, de->d_name)
+              || vaio_config_names_disk (cfg, h, ve->d_name, de->d_name)
               || asprintf (&pidfile, "%s/%s/nbdkit.pid", vmdir, de->d_name)
                      == -1)
             continue;

@@ -679,3 +679,17 @@ vaio_config_policy (const struct vaio_config *cfg, const char *name)
       return &cfg->policies[i];
   return NULL;
 }
+
+bool
+vaio_config_names_disk (const struct vaio_config *cfg,
+                        const struct vaio_host *h, const char *vm,
+                        const char *disk)
+{
+  for (size_t v = 0; v < cfg->n_vms; v++)
+    if (strcmp (cfg->vms[v].name, vm) == 0
+        && strcmp (cfg->vms[v].host, h->name) == 0)
+      for (size_t i = 0; i < cfg->vms[v].n_disks; i++)
+        if (strcmp (cfg->vms[v].disks[i].name, disk) == 0)
+          return true;
+  return false;
+}

@@ -168,48 +168,6 @@ key_source_load (const struct vaio_convert *c, struct crypt_key_source *ks,
   return crypt_key_source_complete (ks, err, errlen);
 }
 
-static int
-fd_read (void *opaque, void *buf, size_t count, uint64_t offset)
-{
-  int fd = *(int *)opaque;
-  size_t done = 0;
-
-  while (done < count)
-    {
-      ssize_t n = pread (fd, (char *)buf + done, count - done,
-                         (off_t)(offset + done));
-      if (n == -1 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        {
-          if (n == 0)
-            errno = EIO;
-          return -1;
-        }
-      done += (size_t)n;
-    }
-  return 0;
-}
-
-static int
-fd_write (void *opaque, const void *buf, size_t count, uint64_t offset)
-{
-  int fd = *(int *)opaque;
-  size_t done = 0;
-
-  while (done < count)
-    {
-      ssize_t n = pwrite (fd, (const char *)buf + done, count - done,
-                          (off_t)(offset + done));
-      if (n == -1 && errno == EINTR)
-        continue;
-      if (n == -1)
-        return -1;
-      done += (size_t)n;
-    }
-  return 0;
-}
-
 /* 1: the image is LUKS1, decoded into h; 0: it has no LUKS magic; -1: it
  * has one, but the header does not decode (err says why).
  */
@@ -226,7 +184,7 @@ read_luks_header (const char *image, struct luks_header *h, char *err,
       snprintf (err, errlen, "%s", strerror (errno));
       return -1;
     }
-  if (fstat (fd, &st) == 0 && fd_read (&fd, raw, sizeof raw, 0) == 0
+  if (fstat (fd, &st) == 0 && luks_fd_read (&fd, raw, sizeof raw, 0) == 0
       && memcmp (raw, LUKS_MAGIC, LUKS_MAGIC_LEN) == 0)
     r = luks_header_decode (raw, (uint64_t)st.st_size, h, err, errlen) == 0
             ? 1
@@ -256,7 +214,7 @@ check_unlock (const struct vaio_convert *c, const struct luks_header *h,
       else
         {
           char why[256];
-          if (luks_unlock (h, pass.data, pass.len, slot, fd_read, &fd, mk,
+          if (luks_unlock (h, pass.data, pass.len, slot, luks_fd_read, &fd, mk,
                            &used, why, sizeof why)
               == 0)
             r = 0;
@@ -574,7 +532,7 @@ format_luks (const struct vaio_convert *c, int fd, char *err, size_t errlen)
         snprintf (err, errlen, "the LUKS payload offset changed");
       else if (luks_add_keyslot (&h, mk, pass.data, pass.len,
                                  slot >= 0 ? slot : 0, fp.slot_iterations,
-                                 fd_write, &fd, &used, err, errlen)
+                                 luks_fd_write, &fd, &used, err, errlen)
                == 0)
         r = 0;
     }

@@ -241,19 +241,6 @@ add_if_user (char ***out, size_t *n, const char *state, const char *label,
     (*out)[++*n] = NULL;
 }
 
-static bool
-configured (const struct vaio_config *cfg, const struct vaio_host *h,
-            const char *vm, const char *disk)
-{
-  for (size_t v = 0; v < cfg->n_vms; v++)
-    if (strcmp (cfg->vms[v].name, vm) == 0
-        && strcmp (cfg->vms[v].host, h->name) == 0)
-      for (size_t i = 0; i < cfg->vms[v].n_disks; i++)
-        if (strcmp (cfg->vms[v].disks[i].name, disk) == 0)
-          return true;
-  return false;
-}
-
 static int
 visible (const struct dirent *d)
 {
@@ -284,7 +271,8 @@ add_unconfigured_users (const struct vaio_config *cfg,
           nd = scandir (vmdir, &disks, visible, alphasort);
           for (int j = 0; j < nd; j++)
             {
-              if (!configured (cfg, h, vms[i]->d_name, disks[j]->d_name)
+              if (!vaio_config_names_disk (cfg, h, vms[i]->d_name,
+                                           disks[j]->d_name)
                   && asprintf (&state, "%s/%s", vmdir, disks[j]->d_name) != -1)
                 {
                   if (asprintf (&label, "%s/%s (no longer in the config)",

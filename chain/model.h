@@ -245,6 +245,12 @@ const struct vaio_host *vaio_config_host (const struct vaio_config *cfg,
                                           const char *name);
 const struct vaio_policy *vaio_config_policy (const struct vaio_config *cfg,
                                               const char *name);
+/* The config names disk DISK of VM on host h (a state dir found on disk
+ * may belong to a disk removed from the YAML).
+ */
+bool vaio_config_names_disk (const struct vaio_config *cfg,
+                             const struct vaio_host *h, const char *vm,
+                             const char *disk);
 
 /* ---- What is installed on each host ----
  *

@@ -150,58 +150,6 @@ parse_u32 (const char *opt, const char *value)
   return (uint32_t)v;
 }
 
-/* --- image I/O for luks.c --- */
-
-static int
-image_read (void *opaque, void *buf, size_t count, uint64_t offset)
-{
-  int fd = *(int *)opaque;
-  size_t done = 0;
-
-  while (done < count)
-    {
-      ssize_t n = pread (fd, (char *)buf + done, count - done,
-                         (off_t)(offset + done));
-      if (n == -1 && errno == EINTR)
-        continue;
-      if (n == -1)
-        return -1;
-      if (n == 0)
-        {
-          errno = EIO; /* past the end: truncated image */
-          return -1;
-        }
-      done += (size_t)n;
-    }
-  return 0;
-}
-
-/* Header writes (offset 0) are ordered: everything written before is
- * made durable first, and the header itself before returning.
- */
-static int
-image_write (void *opaque, const void *buf, size_t count, uint64_t offset)
-{
-  int fd = *(int *)opaque;
-  size_t done = 0;
-
-  if (offset == 0 && fdatasync (fd) == -1)
-    return -1;
-  while (done < count)
-    {
-      ssize_t n = pwrite (fd, (const char *)buf + done, count - done,
-                          (off_t)(offset + done));
-      if (n == -1 && errno == EINTR)
-        continue;
-      if (n == -1)
-        return -1;
-      done += (size_t)n;
-    }
-  if (offset == 0 && fdatasync (fd) == -1)
-    return -1;
-  return 0;
-}
-
 static uint64_t
 fd_size (int fd, const char *image)
 {
@@ -231,7 +179,7 @@ load_header (int fd, const char *image, struct luks_header *h)
 
   if (size < LUKS_HEADER_SIZE)
     die ("%s: %" PRIu64 " bytes, too small for a LUKS header", image, size);
-  if (image_read (&fd, raw, sizeof raw, 0) == -1)
+  if (luks_fd_read (&fd, raw, sizeof raw, 0) == -1)
     die ("%s: reading the header: %s", image, strerror (errno));
   if (luks_header_decode (raw, size, h, err, sizeof err) == -1)
     die ("%s: %s", image, err);
@@ -258,8 +206,8 @@ unlock_image (struct options *o, int fd, const struct luks_header *h,
   complete_key (&o->key);
   if (crypt_key_source_secret (&o->key, h->uuid, &pass, err, sizeof err) == -1)
     die ("%s", err);
-  if (luks_unlock (h, pass.data, pass.len, -1, image_read, &fd, mk, &slot, err,
-                   sizeof err)
+  if (luks_unlock (h, pass.data, pass.len, -1, luks_fd_read, &fd, mk, &slot,
+                   err, sizeof err)
       == -1)
     {
       secret_free (&pass);
@@ -290,7 +238,7 @@ add_slot (struct options *o, int fd, struct luks_header *h,
   if (crypt_key_source_secret (ks, h->uuid, &pass, err, sizeof err) == -1)
     die ("%s", err);
   if (luks_add_keyslot (h, mk, pass.data, pass.len, slot,
-                        slot_iterations (o, h), image_write, &fd, &used, err,
+                        slot_iterations (o, h), luks_fd_write, &fd, &used, err,
                         sizeof err)
       == -1)
     {
@@ -355,7 +303,7 @@ cmd_format (struct options *o)
 
   /* Clear the whole header area so no old keyslot material survives. */
   zeros = calloc (1, payload);
-  if (zeros == NULL || image_write (&fd, zeros, payload, LUKS_SECTOR) == -1)
+  if (zeros == NULL || luks_fd_write (&fd, zeros, payload, LUKS_SECTOR) == -1)
     die ("%s: clearing the header area: %s", o->image, strerror (errno));
   free (zeros);
   slot = add_slot (o, fd, &h, &o->key, mk, 0);
@@ -400,7 +348,8 @@ remove_slot (struct options *o, int fd, struct luks_header *h, int slot)
     die ("%s: refusing to remove keyslot %d, the last one: the data would be "
          "lost for good",
          o->image, slot);
-  if (luks_remove_keyslot (h, (unsigned)slot, image_write, &fd, err, sizeof err)
+  if (luks_remove_keyslot (h, (unsigned)slot, luks_fd_write, &fd, err,
+                           sizeof err)
       == -1)
     die ("%s: %s", o->image, err);
 }

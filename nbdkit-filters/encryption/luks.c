@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -598,4 +599,56 @@ luks_active_slots (const struct luks_header *h)
   for (unsigned i = 0; i < LUKS_NUM_KEYS; i++)
     n += h->slots[i].active == LUKS_KEY_ENABLED;
   return n;
+}
+
+/* ---- image I/O over a file descriptor ---- */
+
+int
+luks_fd_read (void *opaque, void *buf, size_t count, uint64_t offset)
+{
+  int fd = *(int *)opaque;
+  size_t done = 0;
+
+  while (done < count)
+    {
+      ssize_t n = pread (fd, (char *)buf + done, count - done,
+                         (off_t)(offset + done));
+      if (n == -1 && errno == EINTR)
+        continue;
+      if (n == -1)
+        return -1;
+      if (n == 0)
+        {
+          errno = EIO; /* past the end: truncated image */
+          return -1;
+        }
+      done += (size_t)n;
+    }
+  return 0;
+}
+
+/* Header writes (offset 0) are ordered: everything written before is
+ * made durable first, and the header itself before returning.
+ */
+int
+luks_fd_write (void *opaque, const void *buf, size_t count, uint64_t offset)
+{
+  int fd = *(int *)opaque;
+  size_t done = 0;
+
+  if (offset == 0 && fdatasync (fd) == -1)
+    return -1;
+  while (done < count)
+    {
+      ssize_t n = pwrite (fd, (const char *)buf + done, count - done,
+                          (off_t)(offset + done));
+      if (n == -1 && errno == EINTR)
+        continue;
+      if (n == -1)
+        return -1;
+      done += (size_t)n;
+    }
+  if (offset == 0 && fdatasync (fd) == -1)
+    return -1;
+  return 0;
 }

@@ -65,6 +65,15 @@ typedef int (*luks_read_fn) (void *opaque, void *buf, size_t count,
 typedef int (*luks_write_fn) (void *opaque, const void *buf, size_t count,
                               uint64_t offset);
 
+/* The two over a file descriptor (opaque: an int *), for the tools that
+ * work on an image file.  Reading past the end fails with EIO (a
+ * truncated image).  Header writes (offset 0) are ordered: what was
+ * written before is made durable first, and the header before returning.
+ */
+int luks_fd_read (void *opaque, void *buf, size_t count, uint64_t offset);
+int luks_fd_write (void *opaque, const void *buf, size_t count,
+                   uint64_t offset);
+
 /* Decode and validate raw[LUKS_HEADER_SIZE] for an image of image_size
  * bytes: magic, version, cipher aes/xts-plain64, a known hash, 32 or 64
  * byte keys, keyslots inside the header area and not overlapping, payload
