@@ -48,3 +48,51 @@ alive () {
 }
 
 sock_uri () { echo "nbd+unix:///?socket=$T/state/host1/vms/$1/disk0.sock"; }
+
+# start_replica SIZE: $T/vm1.img and $T/rep.img of SIZE, rep.img served
+# by nbdkit on $T/rep.sock (pid in $rep; continued if a test stopped it,
+# then killed, at exit).  REPL_POLICY is the policy line replicating to it.
+start_replica () {
+  truncate -s "$1" "$T/vm1.img" "$T/rep.img"
+  nbdkit -f -U "$T/rep.sock" file "$T/rep.img" 2>/dev/null &
+  rep=$!
+  trap 'kill -CONT $rep 2>/dev/null || true; kill $rep 2>/dev/null || true; cleanup' EXIT
+  for _ in $(seq 100); do [ -S "$T/rep.sock" ] && break; sleep 0.05; done
+  REPL_POLICY="    replication: { repl-target: \"nbd+unix:///?socket=$T/rep.sock\" }"
+}
+
+# repl_config FILE CLUSTER POLICY-LINES: host1 with vaio-replication,
+# vaio-cache and vaio-sioc installed; policy p: an 8M write-through cache
+# plus POLICY-LINES; vm1 with disk0 on vm1.img under p.
+repl_config () {
+  local B=$VAIO_BUILD/nbdkit-filters
+  cat > "$1" <<YAML
+cluster: $2
+hosts:
+  - name: host1
+    state-dir: state/host1
+    filters: [ $B/replication/vaio-replication.yaml, $B/caching/vaio-cache.yaml, $B/sioc/vaio-sioc.yaml ]
+policies:
+  - name: p
+    caching: { cache-size: 8M, cache-mode: write-through }
+$3
+vms:
+  - name: vm1
+    host: host1
+    disks: [ { name: disk0, image: vm1.img, policy: p } ]
+YAML
+}
+
+# repl_backlog FILE: "CONNECTED UNSHIPPED" from vm1's replication filter
+# (first in the chain), UNSHIPPED the journal plus the dirty regions.
+repl_backlog () {
+  "$VAIOCTL" status "$1" --json |
+    jq -r '.vms[0].disks[0].chain[0].stats.counters // empty |
+           "\(.replica_connected) \(.journal_used_bytes + .dirty_bytes)"'
+}
+
+# wait_repl_in_sync FILE: the replica connected with nothing unshipped.
+wait_repl_in_sync () {
+  for _ in $(seq 200); do [ "$(repl_backlog "$1")" = "1 0" ] && return; sleep 0.05; done
+  fail "replica not connected and in sync: $(repl_backlog "$1")"
+}

@@ -5,31 +5,9 @@
 # a full initial sync.  Through apply (remove, write, add) and through
 # down/edit/up.  The replica must end byte-identical to the source.
 . "$(dirname "$0")/lib.sh"
-B=$VAIO_BUILD/nbdkit-filters
-truncate -s 16M "$T/vm1.img" "$T/rep.img"
-nbdkit -f -U "$T/rep.sock" file "$T/rep.img" 2>/dev/null &
-rep=$!
-trap 'kill $rep 2>/dev/null || true; cleanup' EXIT
-for _ in $(seq 100); do [ -S "$T/rep.sock" ] && break; sleep 0.05; done
-config () { # FILE REPLICATION-LINE
-  cat > "$1" <<YAML
-cluster: readd
-hosts:
-  - name: host1
-    state-dir: state/host1
-    filters: [ $B/replication/vaio-replication.yaml, $B/caching/vaio-cache.yaml ]
-policies:
-  - name: p
-    caching: { cache-size: 8M, cache-mode: write-through }
-$2
-vms:
-  - name: vm1
-    host: host1
-    disks: [ { name: disk0, image: vm1.img, policy: p } ]
-YAML
-}
-config "$T/repl.yaml" "    replication: { repl-target: \"nbd+unix:///?socket=$T/rep.sock\" }"
-config "$T/none.yaml" ""
+start_replica 16M
+repl_config "$T/repl.yaml" readd "$REPL_POLICY"
+repl_config "$T/none.yaml" readd ""
 # Without replication, and a chain that cannot start (its cache file
 # cannot be created): the swap to it rolls back.
 sed "s|cache-mode: write-through|cache-mode: write-through, cache-file: $T/no-such-dir/cache.img|" \

@@ -6,33 +6,12 @@
 # unreachable with writes not yet shipped (nothing changes), and does it
 # with --force.
 . "$(dirname "$0")/lib.sh"
-B=$VAIO_BUILD/nbdkit-filters
-truncate -s 32M "$T/vm1.img" "$T/rep.img"
-nbdkit -f -U "$T/rep.sock" file "$T/rep.img" 2>/dev/null &
-rep=$!
-trap 'kill $rep 2>/dev/null || true; cleanup' EXIT
-for _ in $(seq 100); do [ -S "$T/rep.sock" ] && break; sleep 0.05; done
-config () {
-  cat > "$1" <<YAML
-cluster: top
-hosts:
-  - name: host1
-    state-dir: state/host1
-    filters: [ $B/replication/vaio-replication.yaml, $B/caching/vaio-cache.yaml, $B/sioc/vaio-sioc.yaml ]
-policies:
-  - name: p
-    caching: { cache-size: 8M, cache-mode: write-through }
-    sioc: { sioc-datastore: state/ds.seg }
-$2
-vms:
-  - name: vm1
-    host: host1
-    disks: [ { name: disk0, image: vm1.img, policy: p } ]
-YAML
-}
-config "$T/c1.yaml" "    replication: { repl-target: \"nbd+unix:///?socket=$T/rep.sock\" }"
-config "$T/c2.yaml" ""
-config "$T/c1b.yaml" "    replication: { repl-target: \"nbd+unix:///?socket=$T/rep.sock\", repl-rpo: 20s }"
+start_replica 32M
+repl_config "$T/c1.yaml" top "    sioc: { sioc-datastore: state/ds.seg }
+$REPL_POLICY"
+repl_config "$T/c2.yaml" top "    sioc: { sioc-datastore: state/ds.seg }"
+repl_config "$T/c1b.yaml" top "    sioc: { sioc-datastore: state/ds.seg }
+    replication: { repl-target: \"nbd+unix:///?socket=$T/rep.sock\", repl-rpo: 20s }"
 TEST_CONFIGS+=("$T/c1.yaml")
 "$VAIOCTL" up "$T/c1.yaml" >/dev/null
 
