@@ -490,8 +490,17 @@ state_end (struct repl_op *op, bool ok)
         pthread_cond_broadcast (&repl.range_cond);
     }
   e = op->seq ? state_entry_locked (op->seq) : NULL;
+  /* The shipper sends in sequence order from ship_seq, and stops at the
+   * first entry that is not ready or whose barrier is not acknowledged.
+   * Only an entry that lifts that stop gives it anything new to do; any
+   * other ready entry goes out with the one that does, or after an
+   * acknowledgement that wakes the shipper anyway.  Under load most
+   * writes wait for a barrier in flight, and waking the shipper for each
+   * cost a context switch per write.
+   */
   if (e != NULL)
-    wake = entry_done_locked (e, ok);
+    wake = entry_done_locked (e, ok) && e->seq == repl.ship_seq
+           && e->barrier < repl.base_seq;
   if (op->seq > repl.local_done_max)
     repl.local_done_max = op->seq;
   advance_done_locked ();
