@@ -93,15 +93,6 @@ struct change
   struct vaio_convert *conv; /* --convert-encryption: the image's */
 };
 
-static uint64_t
-now_ms (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void
 running_free (struct running *r)
 {
@@ -646,7 +637,7 @@ nbd_wait (struct nbd_handle *nbd, uint64_t deadline, int (*done) (void *),
 
   while ((r = done (arg)) == 0)
     {
-      uint64_t now = now_ms ();
+      uint64_t now = vaio_now_ms ();
       if (now >= deadline)
         return -2;
       if (nbd_poll (nbd, (int)(deadline - now)) == -1)
@@ -686,7 +677,7 @@ flushed (void *arg)
 static int
 flush_disk (const struct vaio_plan_disk *p, int timeout_ms)
 {
-  uint64_t deadline = now_ms () + (uint64_t)timeout_ms;
+  uint64_t deadline = vaio_now_ms () + (uint64_t)timeout_ms;
   struct nbd_handle *nbd = nbd_create ();
   char *uri = vaio_plan_uri (p);
   struct flush_wait f = { .nbd = nbd };
@@ -800,7 +791,7 @@ static int
 wait_cache_clean (const struct change *ch, const struct vaio_apply_options *o,
                   bool *clean)
 {
-  uint64_t deadline = now_ms () + (uint64_t)o->timeout_ms, dirty;
+  uint64_t deadline = vaio_now_ms () + (uint64_t)o->timeout_ms, dirty;
   bool removed = ch->old.has_class[VAIO_CLASS_CACHING]
                  && !plan_has (&ch->plan, VAIO_CLASS_CACHING, NULL);
   char *drain;
@@ -832,7 +823,7 @@ wait_cache_clean (const struct change *ch, const struct vaio_apply_options *o,
           *clean = true;
           break;
         }
-      if (now_ms () > deadline)
+      if (vaio_now_ms () > deadline)
         {
           r = -1;
           break;
@@ -852,7 +843,8 @@ static int
 wait_replica_caught_up (const struct change *ch,
                         const struct vaio_apply_options *o)
 {
-  uint64_t deadline = now_ms () + (uint64_t)o->timeout_ms, unshipped, connected;
+  uint64_t deadline = vaio_now_ms () + (uint64_t)o->timeout_ms, unshipped,
+           connected;
 
   if (o->force || !ch->old.has_class[VAIO_CLASS_REPLICATION]
       || plan_has (&ch->plan, VAIO_CLASS_REPLICATION, NULL))
@@ -863,7 +855,7 @@ wait_replica_caught_up (const struct change *ch,
         return -1;
       if (unshipped == 0)
         return 0;
-      if (now_ms () > deadline)
+      if (vaio_now_ms () > deadline)
         return -1;
       usleep (20000);
     }
@@ -887,7 +879,7 @@ drain_before_pause (const struct change *ch, const struct vaio_apply_options *o,
                     char *why, size_t len)
 {
   const struct vaio_plan_disk *p = &ch->plan;
-  uint64_t deadline = now_ms () + (uint64_t)o->timeout_ms, dirty = 0,
+  uint64_t deadline = vaio_now_ms () + (uint64_t)o->timeout_ms, dirty = 0,
            unshipped = 0, connected = 0;
   bool cache = (cache_layout_change (ch) != NULL
                 || (ch->old.has_class[VAIO_CLASS_CACHING]
@@ -932,7 +924,7 @@ drain_before_pause (const struct change *ch, const struct vaio_apply_options *o,
           r = 0;
           break;
         }
-      if (now_ms () > deadline)
+      if (vaio_now_ms () > deadline)
         {
           if (!cache_ok)
             snprintf (why, len,
@@ -1092,7 +1084,7 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
                p->vm->name, p->disk->name, why, (long)ch->pid);
       return -1;
     }
-  t0 = now_ms ();
+  t0 = vaio_now_ms ();
   if (pause_command (p->pause_socket, 'p', o->timeout_ms) == -1)
     step = "pause (drain in-flight requests)";
   else
@@ -1129,7 +1121,7 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
                  "vaioctl: %s/%s: swap aborted at %s after I/O was held "
                  "%llu ms; old chain still serving\n",
                  p->vm->name, p->disk->name, step,
-                 (unsigned long long)(now_ms () - t0));
+                 (unsigned long long)(vaio_now_ms () - t0));
       else
         fprintf (stderr,
                  "vaioctl: %s/%s: swap aborted at %s (I/O held %llu ms so "
@@ -1137,7 +1129,7 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
                  "held; resume it by writing 'r' to %s (e.g. with socat) or "
                  "restart it with vaioctl down/up\n",
                  p->vm->name, p->disk->name, step,
-                 (unsigned long long)(now_ms () - t0), p->pause_socket);
+                 (unsigned long long)(vaio_now_ms () - t0), p->pause_socket);
       return -1;
     }
   /* From here until a chain serves again, a signal must not end apply
@@ -1170,7 +1162,7 @@ swap_disk (struct change *ch, const struct vaio_apply_options *o)
       printf ("%s/%s: swapped chain (pid %ld -> %ld); I/O held %llu ms\n",
               p->vm->name, p->disk->name, (long)ch->pid,
               (long)vaio_disk_pid (p->pidfile),
-              (unsigned long long)(now_ms () - t0));
+              (unsigned long long)(vaio_now_ms () - t0));
       r = 0;
     }
   else
@@ -1542,7 +1534,7 @@ static int
 settings_ack_wait (const struct vaio_plan_disk *p, size_t pos,
                    struct settings_ack before)
 {
-  uint64_t deadline = now_ms () + SETTINGS_ACK_WAIT_MS;
+  uint64_t deadline = vaio_now_ms () + SETTINGS_ACK_WAIT_MS;
 
   if (!before.known)
     return 0;
@@ -1554,7 +1546,7 @@ settings_ack_wait (const struct vaio_plan_disk *p, size_t pos,
         return -1;
       if (now.known && now.reloads != before.reloads)
         return 0;
-      if (now_ms () > deadline)
+      if (vaio_now_ms () > deadline)
         return -2;
       usleep (20000);
     }

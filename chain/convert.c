@@ -41,6 +41,7 @@
 #include "convert.h"
 #include "keysource.h"
 #include "luks.h"
+#include "supervise.h"
 
 /* The key bytes of a new image: aes-256-xts, vaio-crypt format's default. */
 #define NEW_KEY_BYTES 64
@@ -65,15 +66,6 @@ struct vaio_convert
   bool swapped;        /* the new image has the image's name */
   char *stale_repl;    /* replication state moved aside by the conversion */
 };
-
-static uint64_t
-now_ms (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static bool
 is_luks_filter (const char *name)
@@ -878,7 +870,7 @@ int
 vaio_convert_run (struct vaio_convert *c, bool cache_clean)
 {
   const struct vaio_plan_disk *p = c->p;
-  uint64_t t0 = now_ms ();
+  uint64_t t0 = vaio_now_ms ();
   char err[1024] = "";
   bool moved = false;
 
@@ -902,7 +894,7 @@ vaio_convert_run (struct vaio_convert *c, bool cache_clean)
       printf ("%s/%s: converted %s from %s: %" PRIu64 " bytes in %" PRIu64
               " ms\n",
               p->vm->name, p->disk->name, c->image, direction (c),
-              c->copy_bytes, now_ms () - t0);
+              c->copy_bytes, vaio_now_ms () - t0);
       fflush (stdout);
       return 0;
     }

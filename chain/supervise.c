@@ -26,13 +26,20 @@ sleep_ms (int ms)
   nanosleep (&ts, NULL);
 }
 
-static int64_t
-now_ms (void)
+uint64_t
+vaio_now_ms (void)
 {
   struct timespec ts;
 
   clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Signed, for deadlines that may have passed. */
+static int64_t
+now_ms (void)
+{
+  return (int64_t)vaio_now_ms ();
 }
 
 /* Milliseconds left until deadline, at least 0. */

@@ -3,9 +3,13 @@
 #define VAIO_SUPERVISE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "plan.h"
+
+/* CLOCK_MONOTONIC in milliseconds (deadlines and elapsed times). */
+uint64_t vaio_now_ms (void);
 
 /* The pid of the disk's nbdkit if its pidfile names a live nbdkit
  * process, else 0 (a stale pidfile is not "running").
