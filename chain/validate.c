@@ -99,6 +99,14 @@ check_secret (struct vcheck *v, const struct vaio_param_spec *ps,
   free (path);
 }
 
+static bool
+is_fd_param (const char *key)
+{
+  size_t n = strlen (key);
+
+  return n >= 3 && strcmp (key + n - 3, "-fd") == 0;
+}
+
 /* NBD URI schemes (NBD URI specification): plain, TLS, unix, vsock. */
 static bool
 is_nbd_uri (const char *s)
@@ -167,7 +175,15 @@ check_value (struct vcheck *v, const struct vaio_param_spec *ps,
                        s->value, s->key, where);
       break;
     case VAIO_PARAM_INT:
-      if (vaio_parse_uint (s->value, &u) == -1)
+      /* A descriptor number for a secret: a bad value may be the secret
+       * itself, so it is not repeated (as check_secret).
+       */
+      if (vaio_parse_uint (s->value, &u) == -1 && is_fd_param (s->key))
+        vaio_diag_add (v->diag, &s->loc,
+                       "bad file descriptor number for '%s' in %s (the value "
+                       "is not shown)",
+                       s->key, where);
+      else if (vaio_parse_uint (s->value, &u) == -1)
         vaio_diag_add (v->diag, &s->loc,
                        "bad integer '%s' for '%s' in %s (expected a "
                        "non-negative decimal integer)",

@@ -73,10 +73,14 @@ crypt_key_source_set (struct crypt_key_source *ks, const char *prefix,
       ks->kind_param = kinds[i].name;
       if (ks->kind == KEY_PASSPHRASE_FD || ks->kind == KEY_KEY_FD)
         {
+          /* Not echoed: a value that is no number may be the secret
+           * itself, given where its descriptor was meant to go.
+           */
           if (parse_fd (value, &ks->fd) == -1)
             return fail (EINVAL, err, errlen,
-                         "%s%s: '%s' is not a file descriptor number", prefix,
-                         name, value);
+                         "%s%s: not a file descriptor number (the value is "
+                         "not shown)",
+                         prefix, name);
         }
       else if (value[0] == '\0')
         return fail (EINVAL, err, errlen, "%s%s: empty path", prefix, name);
