@@ -423,6 +423,8 @@ jrnl_scan (struct jrnl *j, jrnl_rec_fn fn, jrnl_rec_fn bad_fn,
   void *data = NULL;
   size_t data_cap = 0;
   struct jrnl_rec r;
+  enum jrnl_check c;
+  bool corrupt_end = false;
   int ret = -1;
 
   *lost_unknown = false;
@@ -430,8 +432,20 @@ jrnl_scan (struct jrnl *j, jrnl_rec_fn fn, jrnl_rec_fn bad_fn,
     {
       if (pread (j->fd, hdr, sizeof hdr, (off_t)pos) != (ssize_t)sizeof hdr)
         break;
-      if (jrnl_rec_decode (hdr, seq, &r) != JRNL_OK)
-        break;
+      c = jrnl_rec_decode (hdr, seq, &r);
+      if (c != JRNL_OK)
+        {
+          /* Where the journal ends, the slot holds zeros or an older
+           * record whole (a record header is 64 aligned bytes written by
+           * one call, inside one page, so a kill cannot tear it).  A
+           * record's magic with a bad checksum or contents is a damaged
+           * header: what it said, and whether acknowledged writes
+           * followed it, is unknown.
+           */
+          corrupt_end = c == JRNL_BAD_HDR_CRC || c == JRNL_BAD_VERSION
+                        || c == JRNL_BAD_TYPE;
+          break;
+        }
       if (r.type == JRNL_WRAP)
         {
           pos = JRNL_HEADER_SIZE;
@@ -471,6 +485,7 @@ jrnl_scan (struct jrnl *j, jrnl_rec_fn fn, jrnl_rec_fn bad_fn,
       snprintf (err, errlen, "%s: reading journal: %m", j->path);
       goto out;
     }
+  *lost_unknown = *lost_unknown || corrupt_end;
   ret = 0;
 out:
   free (data);

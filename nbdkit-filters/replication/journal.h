@@ -138,7 +138,9 @@ void jrnl_close (struct jrnl *j);
  * header is good but whose payload fails its CRC is reported through
  * bad_fn (its header tells the affected range) and the walk goes on.
  * *lost_unknown is set when a later record proves that a record with an
- * unreadable header was lost: then the affected range is unknown.
+ * unreadable header was lost, or when the walk ends at a damaged record
+ * header (the record's magic with a bad checksum or contents): then the
+ * affected range is unknown.
  * Records after the end that were written while the record at the end
  * was still unwritten (a hole, see above) go to orphan_fn (may be NULL).
  * Returns 0, or -1 on an I/O error or if fn returns -1.

@@ -684,9 +684,9 @@ state_recover (char *err, size_t errlen)
     {
       if (lost)
         {
-          nbdkit_error ("vaio-replication: %s: a record after sequence %llu "
-                        "is unreadable (checksum); the whole disk will be "
-                        "resynchronised from the source",
+          nbdkit_error ("vaio-replication: %s: the record at sequence %llu "
+                        "or a later one is unreadable (checksum); the whole "
+                        "disk will be resynchronised from the source",
                         repl.jrnl->path,
                         (unsigned long long)repl.jrnl->head_seq);
           c.corrupt++;

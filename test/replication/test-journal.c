@@ -296,8 +296,42 @@ START_TEST (test_corrupt_header)
 }
 END_TEST
 
-/* A torn last record (nothing after it) is the end, not a loss. */
-START_TEST (test_end_is_not_loss)
+static void
+zero_bytes (off_t off, size_t len)
+{
+  unsigned char z[JRNL_REC_HDR_SIZE] = { 0 };
+  int fd = open (path, O_RDWR);
+
+  ck_assert_int_ge (fd, 0);
+  ck_assert_uint_le (len, sizeof z);
+  ck_assert_int_eq (pwrite (fd, z, len, off), (ssize_t)len);
+  close (fd);
+}
+
+/* A last record never written (its slot still zeros: a writer reserved
+ * it and was killed before writing) is the end, not a loss.
+ */
+START_TEST (test_unwritten_end_is_not_loss)
+{
+  struct seen s = { 0 };
+  struct jrnl *j;
+  bool lost;
+
+  write_three ();
+  zero_bytes (JRNL_HEADER_SIZE + 2 * jrnl_rec_size (4096), JRNL_REC_HDR_SIZE);
+  j = reopen_and_scan (&s, NULL, &lost);
+  ck_assert_uint_eq (s.n, 2);
+  ck_assert (!lost);
+  jrnl_close (j);
+}
+END_TEST
+
+/* A damaged header on the last record (its magic, a bad checksum) is
+ * corruption, not the end: nothing after it proves the loss, but a kill
+ * cannot leave a header like that, and the write it held may have been
+ * acknowledged.  The whole disk must be resynchronised.
+ */
+START_TEST (test_corrupt_last_header_is_loss)
 {
   struct seen s = { 0 };
   struct jrnl *j;
@@ -307,7 +341,7 @@ START_TEST (test_end_is_not_loss)
   corrupt_byte (JRNL_HEADER_SIZE + 2 * jrnl_rec_size (4096) + 8);
   j = reopen_and_scan (&s, NULL, &lost);
   ck_assert_uint_eq (s.n, 2);
-  ck_assert (!lost);
+  ck_assert (lost);
   jrnl_close (j);
 }
 END_TEST
@@ -495,7 +529,8 @@ main (void)
   tcase_add_test (tc, test_full_and_wrap);
   tcase_add_test (tc, test_corrupt_payload);
   tcase_add_test (tc, test_corrupt_header);
-  tcase_add_test (tc, test_end_is_not_loss);
+  tcase_add_test (tc, test_unwritten_end_is_not_loss);
+  tcase_add_test (tc, test_corrupt_last_header_is_loss);
   tcase_add_test (tc, test_corrupt_file_header);
   tcase_add_test (tc, test_wrong_disk);
   tcase_add_test (tc, test_reset);
