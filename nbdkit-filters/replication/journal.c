@@ -395,6 +395,39 @@ scan_beyond (struct jrnl *j, jrnl_rec_fn orphan_fn, void *opaque, bool *lost)
 }
 
 int
+jrnl_walk_from_tail (struct jrnl *j, uint64_t end_seq, jrnl_rec_fn fn,
+                     void *opaque)
+{
+  unsigned char hdr[JRNL_REC_HDR_SIZE];
+  uint64_t pos = j->tail_pos, seq = j->tail_seq;
+  struct jrnl_rec r;
+
+  while (seq < end_seq)
+    {
+      if (pread (j->fd, hdr, sizeof hdr, (off_t)pos) != (ssize_t)sizeof hdr)
+        {
+          errno = EIO;
+          return -1;
+        }
+      if (jrnl_rec_decode (hdr, seq, &r) != JRNL_OK)
+        {
+          errno = EIO;
+          return -1;
+        }
+      if (r.type == JRNL_WRAP)
+        {
+          pos = JRNL_HEADER_SIZE;
+          continue;
+        }
+      if (fn (opaque, &r, pos, NULL) == -1)
+        return -1;
+      seq++;
+      pos = jrnl_next_pos (j, pos, r.data_len);
+    }
+  return 0;
+}
+
+int
 jrnl_read_data (struct jrnl *j, uint64_t pos, void *buf, uint32_t len)
 {
   ssize_t n = pread (j->fd, buf, len, (off_t)(pos + JRNL_REC_HDR_SIZE));

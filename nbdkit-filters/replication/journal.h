@@ -147,6 +147,14 @@ void jrnl_close (struct jrnl *j);
  */
 typedef int (*jrnl_rec_fn) (void *opaque, const struct jrnl_rec *r,
                             uint64_t pos, const void *data);
+
+/* Call fn (data NULL) for each record from the tail up to, not
+ * including, end_seq, reading headers only (every record there is
+ * complete).  Returns 0, or -1 with errno set (EIO: a header that does
+ * not decode) or if fn returns -1.
+ */
+int jrnl_walk_from_tail (struct jrnl *j, uint64_t end_seq, jrnl_rec_fn fn,
+                         void *opaque);
 int jrnl_scan (struct jrnl *j, jrnl_rec_fn fn, jrnl_rec_fn bad_fn,
                jrnl_rec_fn orphan_fn, void *opaque, bool *lost_unknown,
                char *err, size_t errlen);

@@ -15,15 +15,17 @@
 #include "repl.h"
 #include "units.h"
 
-#define DEFAULT_RPO_NS       (15ull * 1000000000ull) /* Veeam's default */
-#define DEFAULT_JOURNAL_SIZE (256ull * 1024 * 1024)
-#define DEFAULT_GRANULARITY  (64ull * 1024)
-#define DEFAULT_INFLIGHT     64
-#define FIRST_CONNECT_WAIT_S 10
+#define DEFAULT_RPO_NS        (15ull * 1000000000ull) /* Veeam's default */
+#define DEFAULT_CHECKPOINT_NS (1000ull * 1000000ull)
+#define DEFAULT_JOURNAL_SIZE  (256ull * 1024 * 1024)
+#define DEFAULT_GRANULARITY   (64ull * 1024)
+#define DEFAULT_INFLIGHT      64
+#define FIRST_CONNECT_WAIT_S  10
 
 struct repl repl = {
   .mode = REPL_ASYNC,
   .rpo_ns = DEFAULT_RPO_NS,
+  .checkpoint_ns = DEFAULT_CHECKPOINT_NS,
   .journal_size = DEFAULT_JOURNAL_SIZE,
   .granularity = DEFAULT_GRANULARITY,
   .max_inflight = DEFAULT_INFLIGHT,
@@ -111,6 +113,18 @@ repl_config (nbdkit_next_config *next, nbdkit_backend *nxdata, const char *key,
       if (vaio_parse_duration (value, &repl.rpo_ns) == -1 || repl.rpo_ns == 0)
         {
           nbdkit_error ("repl-rpo=%s: not a duration (like 15s or 500ms)",
+                        value);
+          return -1;
+        }
+      return 0;
+    }
+  if (strcmp (key, "repl-checkpoint") == 0)
+    {
+      if (vaio_parse_duration (value, &repl.checkpoint_ns) == -1
+          || repl.checkpoint_ns == 0)
+        {
+          nbdkit_error ("repl-checkpoint=%s: not a duration (like 1s or "
+                        "500ms)",
                         value);
           return -1;
         }
@@ -219,6 +233,8 @@ repl_config_complete (nbdkit_next_config_complete *next, nbdkit_backend *nxdata)
   "repl-state-dir=<DIR>     (required) journal, bitmap and stats.\n"           \
   "repl-mode=async|sync     ack before (async) or after (sync) the replica.\n" \
   "repl-rpo=<DURATION>      recovery point objective (default 15s).\n"         \
+  "repl-checkpoint=<DURATION> replica flush and journal tail move (default "   \
+  "1s).\n"                                                                     \
   "repl-journal-size=<SIZE> journal ring size (default 256M).\n"               \
   "repl-granularity=<SIZE>  dirty bitmap granularity (default 64K).\n"         \
   "repl-max-inflight=<N>    replica requests in flight (default 64).\n"        \

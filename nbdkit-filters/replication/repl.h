@@ -112,6 +112,7 @@ struct repl
   char *psk_file;
   enum repl_mode mode;
   uint64_t rpo_ns;
+  uint64_t checkpoint_ns;
   uint64_t journal_size;
   uint64_t granularity;
   unsigned max_inflight;
@@ -143,7 +144,8 @@ struct repl
   uint64_t base_seq; /* every seq below is on the replica or discarded */
   uint64_t ship_seq; /* next seq to send */
   uint64_t local_done_max;
-  uint64_t done_prefix; /* every entry <= this is done (see journal.h) */
+  uint64_t done_prefix;     /* every entry <= this is done (see journal.h) */
+  uint64_t last_failed_seq; /* the last entry whose source write failed */
 
   struct repl_inflight *infl;
   unsigned infl_cap;
@@ -176,6 +178,7 @@ void state_go_tracking_locked (const char *why);
 void state_wake_shipper (void);
 void state_wake_consumed (void);
 void state_publish_locked (void);
+void state_requeue_unflushed_locked (void);
 
 struct repl_op
 {

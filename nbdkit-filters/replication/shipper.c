@@ -6,7 +6,7 @@
  * every entry up to its barrier (all that had completed on the source
  * when it arrived) has been acknowledged by the replica, so the replica
  * always shows a state the source went through, and overlapping writes
- * are never in flight together.  Every CHECKPOINT_NS it flushes the
+ * are never in flight together.  Every repl-checkpoint it flushes the
  * replica and moves the journal tail, freeing journal space; the journal
  * sync thread (jsync.c) makes the new tail durable meanwhile.
  *
@@ -28,12 +28,11 @@
 
 #include "repl.h"
 
-#define CHECKPOINT_NS (1000ull * 1000000ull)
-#define RECONNECT_NS  (1000ull * 1000000ull)
-#define CONNECT_MS    5000
-#define DRAIN_NS      (60ull * 1000000000ull)
-#define POLL_MS       50
-#define PUBLISH_NS    (100ull * 1000000ull)
+#define RECONNECT_NS (1000ull * 1000000ull)
+#define CONNECT_MS   5000
+#define DRAIN_NS     (60ull * 1000000000ull)
+#define POLL_MS      50
+#define PUBLISH_NS   (100ull * 1000000ull)
 /* Entries taken, and acknowledgements applied, per lock round trip. */
 #define BATCH 64
 
@@ -358,7 +357,7 @@ maybe_checkpoint (bool force)
       seq = repl.jrnl->head_seq;
     }
   due = seq > repl.jrnl->tail_seq
-        && (force || now - last_ckpt_ns >= CHECKPOINT_NS
+        && (force || now - last_ckpt_ns >= repl.checkpoint_ns
             || repl.jrnl->used >= repl.jrnl->size / 4);
   pthread_mutex_unlock (&repl.lock);
   if (!due)
@@ -398,16 +397,20 @@ set_connected (bool connected)
   repl.first_result = true;
   if (!connected)
     {
-      /* Whatever was in flight may or may not have arrived: send again,
-       * in order, from the first unacknowledged entry.
+      /* Whatever was in flight may or may not have arrived, and what
+       * the replica acknowledged is not durable there before the next
+       * checkpoint: send again, in order, from the journal tail (see
+       * state_requeue_unflushed_locked).  An entry acknowledged before
+       * its source write finished is still queued (sync mode).
        */
       for (uint64_t s = repl.base_seq; s < repl.ship_seq; s++)
         {
           struct repl_entry *e = state_entry_locked (s);
-          if (e != NULL && e->state == E_SENT)
+          if (e != NULL && (e->state == E_SENT || e->state == E_ACKED))
             e->state = E_READY;
         }
       repl.ship_seq = repl.base_seq;
+      state_requeue_unflushed_locked ();
     }
   state_publish_locked ();
   pthread_cond_broadcast (&repl.cond);
@@ -486,6 +489,13 @@ conn_notify (short revents)
       if (nbd_aio_notify_write (sc.nbd) == -1)
         sc.broken = true;
     }
+  /* The replica hung up while nothing was in flight (libnbd was not
+   * reading): a crashed replica must be noticed now, not at the next
+   * write, so that what it had not flushed is sent again.
+   */
+  if ((revents & (POLLHUP | POLLERR | POLLRDHUP))
+      && !(dir & LIBNBD_AIO_DIRECTION_READ))
+    sc.broken = true;
   if (nbd_aio_is_dead (sc.nbd))
     sc.broken = true;
 }
@@ -676,6 +686,8 @@ shipper_main (void *arg)
   bool logged = false, stopping, stop_tried_connect = false;
 
   pthread_mutex_lock (&ship_lock);
+  /* The first checkpoint comes one interval after the start. */
+  last_ckpt_ns = vaio_stats_now_ns ();
   for (;;)
     {
       uint64_t now = vaio_stats_now_ns ();

@@ -70,23 +70,34 @@ state_entry_locked (uint64_t seq)
                     & (repl.ring_cap - 1)];
 }
 
+/* Room for need entries in the ring (its capacity stays a power of two). */
+static int
+ring_reserve_locked (uint64_t need)
+{
+  uint64_t cap = repl.ring_cap ? repl.ring_cap : 1024;
+  struct repl_entry *ring;
+
+  if (need <= repl.ring_cap)
+    return 0;
+  while (cap < need)
+    cap *= 2;
+  ring = malloc (cap * sizeof *ring);
+  if (ring == NULL)
+    return -1;
+  for (uint64_t i = 0; i < repl.ring_n; i++)
+    ring[i] = repl.ring[(repl.ring_start + i) & (repl.ring_cap - 1)];
+  free (repl.ring);
+  repl.ring = ring;
+  repl.ring_cap = cap;
+  repl.ring_start = 0;
+  return 0;
+}
+
 static int
 push_entry_locked (const struct repl_entry *e)
 {
-  if (repl.ring_n == repl.ring_cap)
-    {
-      uint64_t cap = repl.ring_cap ? repl.ring_cap * 2 : 1024;
-      struct repl_entry *ring = malloc (cap * sizeof *ring);
-
-      if (ring == NULL)
-        return -1;
-      for (uint64_t i = 0; i < repl.ring_n; i++)
-        ring[i] = repl.ring[(repl.ring_start + i) & (repl.ring_cap - 1)];
-      free (repl.ring);
-      repl.ring = ring;
-      repl.ring_cap = cap;
-      repl.ring_start = 0;
-    }
+  if (ring_reserve_locked (repl.ring_n + 1) == -1)
+    return -1;
   if (repl.ring_n == 0)
     repl.base_seq = e->seq;
   repl.ring[(repl.ring_start + repl.ring_n) & (repl.ring_cap - 1)] = *e;
@@ -109,6 +120,104 @@ state_pop_acked_locked (void)
     }
   if (repl.ship_seq < repl.base_seq)
     repl.ship_seq = repl.base_seq;
+}
+
+/* ---- Records the replica acknowledged but may not hold after a crash:
+ * only a checkpoint (a replica flush, then the journal tail moves) makes
+ * them durable there, so every record from the tail to base_seq is still
+ * in the journal and owed to the replica until the next checkpoint. ---- */
+
+static int
+mark_unflushed (void *opaque, const struct jrnl_rec *r, uint64_t pos,
+                const void *data)
+{
+  if (r->type != JRNL_FLUSH)
+    bmap_mark (repl.bmap, r->offset, r->length);
+  return 0;
+}
+
+/* The journal is about to be reset: the bitmap takes over the owed
+ * records' ranges too (resync flushes the replica before it forgets a
+ * bit).
+ */
+static void
+mark_unflushed_locked (void)
+{
+  if (repl.base_seq > repl.jrnl->tail_seq
+      && jrnl_walk_from_tail (repl.jrnl, repl.base_seq, mark_unflushed, NULL)
+             == -1)
+    {
+      nbdkit_error ("vaio-replication: %s: reading records the replica has "
+                    "not flushed: %m; the whole disk will be resynchronised",
+                    repl.jrnl->path);
+      bmap_mark_all (repl.bmap);
+    }
+}
+
+struct owed
+{
+  struct repl_entry *v;
+  uint64_t n;
+};
+
+static int
+collect_unflushed (void *opaque, const struct jrnl_rec *r, uint64_t pos,
+                   const void *data)
+{
+  struct owed *o = opaque;
+
+  o->v[o->n++] = (struct repl_entry){ .seq = r->seq,
+                                      .offset = r->offset,
+                                      .barrier = r->barrier,
+                                      .pos = pos,
+                                      .t_mono_ns = vaio_stats_now_ns (),
+                                      .length = r->length,
+                                      .data_len = r->data_len,
+                                      .type = (uint8_t)r->type,
+                                      .state = E_READY,
+                                      .done = true };
+  return 0;
+}
+
+/* The connection to the replica is gone: a replica that crashed lost
+ * what it had not flushed.  Queue the owed records again, in order and
+ * ahead of the rest, so they are sent again before anything newer.  If
+ * a source write failed since the last checkpoint, the journal may hold
+ * bytes the source does not: the bitmap copies the source's instead.
+ */
+void
+state_requeue_unflushed_locked (void)
+{
+  uint64_t n = repl.base_seq - repl.jrnl->tail_seq;
+  struct owed o = { 0 };
+
+  if (repl.track != TRACK_JOURNAL || repl.base_seq <= repl.jrnl->tail_seq)
+    return;
+  if (repl.last_failed_seq >= repl.jrnl->tail_seq)
+    {
+      state_go_tracking_locked ("a failed source write is not flushed on the "
+                                "replica");
+      return;
+    }
+  o.v = malloc (n * sizeof *o.v);
+  if (o.v == NULL || ring_reserve_locked (repl.ring_n + n) == -1
+      || jrnl_walk_from_tail (repl.jrnl, repl.base_seq, collect_unflushed, &o)
+             == -1
+      || o.n != n)
+    {
+      free (o.v);
+      state_go_tracking_locked ("records the replica has not flushed cannot "
+                                "be queued again");
+      return;
+    }
+  for (uint64_t i = n; i-- > 0;)
+    {
+      repl.ring_start = (repl.ring_start - 1) & (repl.ring_cap - 1);
+      repl.ring[repl.ring_start] = o.v[i];
+    }
+  repl.ring_n += n;
+  repl.base_seq = repl.ship_seq = repl.jrnl->tail_seq;
+  free (o.v);
 }
 
 /* ---- Lag statistics ---- */
@@ -202,7 +311,8 @@ state_go_tracking_locked (const char *why)
     {
       const struct repl_entry *e
           = &repl.ring[(repl.ring_start + i) & (repl.ring_cap - 1)];
-      if (e->type != JRNL_FLUSH && e->state != E_ACKED)
+      /* Acknowledged ones too: not flushed on the replica yet. */
+      if (e->type != JRNL_FLUSH)
         bmap_mark (repl.bmap, e->offset, e->length);
     }
   for (unsigned i = 0; i < repl.infl_cap; i++)
@@ -211,6 +321,8 @@ state_go_tracking_locked (const char *why)
         repl.infl[i].tracked = true;
         bmap_mark (repl.bmap, repl.infl[i].offset, repl.infl[i].length);
       }
+  if (repl.track == TRACK_JOURNAL)
+    mark_unflushed_locked ();
   if (bmap_persist (repl.bmap, true, err, sizeof err) == -1)
     nbdkit_error ("vaio-replication: %s", err);
   if (jrnl_reset (repl.jrnl, err, sizeof err) == -1)
@@ -449,6 +561,8 @@ static bool
 entry_done_locked (struct repl_entry *e, bool ok)
 {
   e->done = true;
+  if (!ok && e->seq > repl.last_failed_seq)
+    repl.last_failed_seq = e->seq;
   if (e->state == E_LOCAL)
     {
       e->state = E_READY;
