@@ -27,9 +27,16 @@ cmp "$T/data" "$T/out" || fail "key file opens different data"
 # Remove the passphrase's slot: it stops working, the key file still works.
 "$CLI" remove-key "$img" --passphrase-file "$T/pw" | grep -q "removed keyslot 0" ||
   fail "remove-key"
-if serve "$img" crypt-passphrase-file="$T/pw" -- 'nbdinfo "$uri"' 2>/dev/null; then
+# Refused because no keyslot opens with it (not for some other reason),
+# and the client's write changes nothing.
+sum=$(sha256sum < "$img")
+if serve "$img" crypt-passphrase-file="$T/pw" -- \
+     'nbdsh -u "$uri" -c "h.pwrite(b\"x\" * 512, 0)"' 2>/dev/null; then
   fail "removed passphrase still opens the image"
 fi
+grep -qF "crypt-passphrase-file=$T/pw: no LUKS keyslot opens with this key" "$T/nbdkit.log" ||
+  fail "removed passphrase: not refused for its keyslot: $(cat "$T/nbdkit.log")"
+[ "$(sha256sum < "$img")" = "$sum" ] || fail "removed passphrase: the image changed"
 # (The key fd is closed once read: the --run command must not inherit it.)
 serve "$img" crypt-key-fd=3 -- \
   'test ! -e /proc/self/fd/3 && nbdcopy "$uri" '"$T/out" 3< "$T/key"
