@@ -16,6 +16,10 @@ head -c 1M /dev/urandom > "$T/data"
 [ "$(stat -c %a "$img")" = 600 ] || fail "new image is not mode 0600"
 serve "$img" crypt-passphrase-file="$T/pw-bare" -- 'nbdcopy '"$T/data"' "$uri"'
 cipher_before=$(tail -c 1M "$img" | sha256sum)
+# The passphrase from an inherited fd (its trailing newline ignored, as
+# in a file) opens the image and serves the data.
+serve "$img" crypt-passphrase-fd=3 -- 'nbdcopy "$uri" '"$T/out" 3< "$T/pw"
+cmp "$T/data" "$T/out" || fail "crypt-passphrase-fd opens different data"
 
 # Add a key file (old key from an fd), then open with it.
 "$CLI" add-key "$img" --passphrase-fd 3 --new-key-file "$T/key" \
