@@ -25,7 +25,10 @@ expect_error "crypt-passphrase-file: $T/missing: No such file" \
 expect_error "crypt-keyslot: must be 0..7" crypt-passphrase-file="$T/pw" crypt-keyslot=9
 expect_error "crypt-key-id needs crypt-keystore" crypt-key-id=k1
 expect_error "crypt-keystore needs crypt-key-id" crypt-keystore="$T"
-expect_error "crypt-passphrase-fd: 'x' is not a file descriptor" crypt-passphrase-fd=x
+# A value that is no number may be the secret itself: it is not echoed.
+expect_error "crypt-passphrase-fd: not a file descriptor number (the value is not shown)" \
+  crypt-passphrase-fd=S3cretNotAnFd
+! grep -q S3cretNotAnFd "$T/err" || fail "the bad fd value was echoed: $(cat "$T/err")"
 expect_error "key id '../k' is invalid" crypt-keystore="$T" crypt-key-id=../k
 expect_error "LUKS keyslot 3 is not active" crypt-passphrase-file="$T/pw" crypt-keyslot=3
 # An unknown key is passed to the plugin, which rejects it by name.

@@ -16,6 +16,10 @@ head -c 1M /dev/urandom > "$T/data"
 [ "$(stat -c %a "$img")" = 600 ] || fail "new image is not mode 0600"
 serve "$img" crypt-passphrase-file="$T/pw-bare" -- 'nbdcopy '"$T/data"' "$uri"'
 cipher_before=$(tail -c 1M "$img" | sha256sum)
+# The passphrase from an inherited fd (its trailing newline ignored, as
+# in a file) opens the image and serves the data.
+serve "$img" crypt-passphrase-fd=3 -- 'nbdcopy "$uri" '"$T/out" 3< "$T/pw"
+cmp "$T/data" "$T/out" || fail "crypt-passphrase-fd opens different data"
 
 # Add a key file (old key from an fd), then open with it.
 "$CLI" add-key "$img" --passphrase-fd 3 --new-key-file "$T/key" \
@@ -27,9 +31,16 @@ cmp "$T/data" "$T/out" || fail "key file opens different data"
 # Remove the passphrase's slot: it stops working, the key file still works.
 "$CLI" remove-key "$img" --passphrase-file "$T/pw" | grep -q "removed keyslot 0" ||
   fail "remove-key"
-if serve "$img" crypt-passphrase-file="$T/pw" -- 'nbdinfo "$uri"' 2>/dev/null; then
+# Refused because no keyslot opens with it (not for some other reason),
+# and the client's write changes nothing.
+sum=$(sha256sum < "$img")
+if serve "$img" crypt-passphrase-file="$T/pw" -- \
+     'nbdsh -u "$uri" -c "h.pwrite(b\"x\" * 512, 0)"' 2>/dev/null; then
   fail "removed passphrase still opens the image"
 fi
+grep -qF "crypt-passphrase-file=$T/pw: no LUKS keyslot opens with this key" "$T/nbdkit.log" ||
+  fail "removed passphrase: not refused for its keyslot: $(cat "$T/nbdkit.log")"
+[ "$(sha256sum < "$img")" = "$sum" ] || fail "removed passphrase: the image changed"
 # (The key fd is closed once read: the --run command must not inherit it.)
 serve "$img" crypt-key-fd=3 -- \
   'test ! -e /proc/self/fd/3 && nbdcopy "$uri" '"$T/out" 3< "$T/key"

@@ -36,9 +36,16 @@ cmp "$T/data" "$T/out2" || fail "during rotation: wrong data on a new connection
 
 serve "$img" crypt-keystore="$ks" crypt-key-id=kek-2027 -- 'nbdcopy "$uri" '"$T/out3"
 cmp "$T/data" "$T/out3" || fail "new KEK opens different data"
-if serve "$img" crypt-keystore="$ks" crypt-key-id=kek-2026 -- 'nbdinfo "$uri"' 2>/dev/null; then
+# The retired KEK is refused because no keyslot opens with it (not for
+# some other reason), and the client's write changes nothing.
+sum=$(sha256sum < "$img")
+if serve "$img" crypt-keystore="$ks" crypt-key-id=kek-2026 -- \
+     'nbdsh -u "$uri" -c "h.pwrite(b\"x\" * 512, 0)"' 2>/dev/null; then
   fail "the retired KEK still opens the disk"
 fi
+grep -qF "crypt-keystore=$ks key id 'kek-2026': no LUKS keyslot opens with this key" "$T/nbdkit.log" ||
+  fail "retired KEK: not refused for its keyslot: $(cat "$T/nbdkit.log")"
+[ "$(sha256sum < "$img")" = "$sum" ] || fail "retired KEK: the image changed"
 # A KEK readable by others is refused, naming the file.
 chmod 644 "$ks/kek-2027.kek"
 if serve "$img" crypt-keystore="$ks" crypt-key-id=kek-2027 -- 'nbdinfo "$uri"' 2>/dev/null; then
