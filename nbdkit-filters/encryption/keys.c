@@ -188,6 +188,34 @@ kek_path (char *path, size_t len, const char *dir, const char *id, char *err,
   return 0;
 }
 
+/* Someone else able to write the key store directory could put a key
+ * of theirs under an id before it is created, or swap one: the
+ * directory must belong to this user (or root) and be writable by no
+ * one else.
+ */
+static int
+trusted_dir (const char *dir, char *err, size_t errlen)
+{
+  struct stat st;
+
+  if (stat (dir, &st) == -1)
+    return fail (errno, err, errlen, "key store: %s: %s", dir,
+                 strerror (errno));
+  if (!S_ISDIR (st.st_mode))
+    return fail (ENOTDIR, err, errlen, "key store: %s is not a directory", dir);
+  if (st.st_uid != geteuid () && st.st_uid != 0)
+    return fail (EPERM, err, errlen,
+                 "key store: directory %s belongs to uid %u, not to this "
+                 "user or root",
+                 dir, (unsigned)st.st_uid);
+  if (st.st_mode & 022)
+    return fail (EPERM, err, errlen,
+                 "key store: directory %s is writable by group or others "
+                 "(mode %04o): chmod 700 it",
+                 dir, (unsigned)(st.st_mode & 07777));
+  return 0;
+}
+
 int
 keystore_create (const char *dir, const char *id, char *err, size_t errlen)
 {
@@ -199,6 +227,8 @@ keystore_create (const char *dir, const char *id, char *err, size_t errlen)
     return -1;
   if (mkdir (dir, 0700) == -1 && errno != EEXIST)
     return fail (errno, err, errlen, "key store %s: %s", dir, strerror (errno));
+  if (trusted_dir (dir, err, errlen) == -1)
+    return -1;
   if (RAND_priv_bytes (kek, sizeof kek) != 1)
     return fail (EIO, err, errlen, "random generator failed");
   kek_encode (kek, file);
@@ -232,6 +262,8 @@ keystore_load (const char *dir, const char *id, uint8_t kek[KEK_BYTES],
 
   if (kek_path (path, sizeof path, dir, id, err, errlen) == -1)
     return -1;
+  if (trusted_dir (dir, err, errlen) == -1)
+    return -1;
   fd = open (path, O_RDONLY | O_CLOEXEC);
   if (fd == -1)
     return fail (errno, err, errlen, "key store: %s: %s", path,
@@ -243,6 +275,14 @@ keystore_load (const char *dir, const char *id, uint8_t kek[KEK_BYTES],
                    "key store: %s is accessible by group or others "
                    "(mode %04o): chmod 600 it",
                    path, (unsigned)(st.st_mode & 07777));
+    }
+  if (st.st_uid != geteuid () && st.st_uid != 0)
+    {
+      close (fd);
+      return fail (EPERM, err, errlen,
+                   "key store: %s belongs to uid %u, not to this user or "
+                   "root",
+                   path, (unsigned)st.st_uid);
     }
   n = read (fd, file, sizeof file);
   close (fd);

@@ -177,6 +177,29 @@ START_TEST (keystore_corrupt_and_open_mode)
 }
 END_TEST
 
+/* A key store directory others can write is refused for loading and for
+ * creating a key (someone could have planted or swapped a key file).
+ */
+START_TEST (keystore_dir_writable_by_others)
+{
+  uint8_t kek[KEK_BYTES];
+  char ks[300];
+
+  snprintf (ks, sizeof ks, "%s/open-store", dir);
+  ck_assert_int_eq (keystore_create (ks, "k", err, sizeof err), 0);
+  ck_assert_int_eq (keystore_load (ks, "k", kek, err, sizeof err), 0);
+  ck_assert_int_eq (chmod (ks, 0777), 0);
+  ck_assert_int_eq (keystore_load (ks, "k", kek, err, sizeof err), -1);
+  ck_assert_msg (strstr (err, "writable by group or others")
+                     && strstr (err, "open-store"),
+                 "unclear error: %s", err);
+  ck_assert_int_eq (keystore_create (ks, "k2", err, sizeof err), -1);
+  ck_assert_ptr_nonnull (strstr (err, "chmod 700"));
+  ck_assert_int_eq (chmod (ks, 0755), 0);
+  ck_assert_int_eq (keystore_load (ks, "k", kek, err, sizeof err), 0);
+}
+END_TEST
+
 START_TEST (slot_secret_binds_kek_and_uuid)
 {
   uint8_t k1[KEK_BYTES], k2[KEK_BYTES];
@@ -257,6 +280,7 @@ main (void)
   tcase_add_test (tc, passphrase_and_key_files);
   tcase_add_test (tc, secret_from_fd_large);
   tcase_add_test (tc, keystore_create_load);
+  tcase_add_test (tc, keystore_dir_writable_by_others);
   tcase_add_test (tc, keystore_corrupt_and_open_mode);
   tcase_add_test (tc, slot_secret_binds_kek_and_uuid);
   tcase_add_test (tc, key_source_exactly_one);
