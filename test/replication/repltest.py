@@ -7,6 +7,14 @@ a disk image tells which write last touched each block.
   repltest.py prefix URI REPLICA_IMG N   QD1 writes; sample the replica at
                                          random moments: each sample must
                                          equal the source after some write
+  repltest.py causal URI REPLICA_IMG N QD REPLICA_PID
+                                         QD writes in flight, each on its
+                                         own block, flushes among them;
+                                         the replica sampled meanwhile
+                                         must hold every write that had
+                                         completed before any write it
+                                         holds was issued (the replica
+                                         server is frozen to sample it)
   repltest.py sync URI REPLICA_IMG N     QD1 writes: once a write is acked
                                          the replica already holds it
   repltest.py writer URI LOG N SEED [QD] random writes/zeros of 4-64 KiB,
@@ -101,6 +109,115 @@ def cmd_prefix(uri, replica, n):
         raise SystemExit("too few samples")
 
 
+def stopped(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+
+
+def cmd_snapshots(replica, nblocks, out, pid):
+    """Sample until killed: freeze the replica server (SIGSTOP, so its
+    image is one instant), read which write each block holds (a block's
+    first 16 bytes: the final cmp checks the bytes), let it go on; one
+    line of held write indexes per sample."""
+    import signal
+    import time
+    with open(out, "w", buffering=1) as f:
+        while True:
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                while not stopped(pid):
+                    time.sleep(0.0005)
+                with open(replica, "rb") as img:
+                    data = img.read(nblocks * BS)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            held = sorted({struct.unpack_from("<Q", data, b * BS)[0]
+                           for b in range(nblocks)} - {0})
+            f.write(" ".join(map(str, held)) + "\n")
+            time.sleep(0.005)
+
+
+def cmd_causal(uri, replica, n, qd, pid):
+    """Concurrent writes may land on the replica in any order, except
+    that a write issued after another completed must not be there
+    without it: any other state is one the source never went through,
+    not even at a crash.  Every write has its own block (so a sampled
+    block tells whether that write is there), a logical clock records
+    when each was issued and completed, and another process samples the
+    replica meanwhile."""
+    import subprocess
+    import tempfile
+    h = connect(uri)
+    nblocks = h.get_size() // BS
+    if n > nblocks:
+        raise SystemExit(f"causal: {n} writes need {n} blocks")
+    rng = random.Random(3)
+    blocks = rng.sample(range(nblocks), n)
+    issued, done = {}, {}
+    clock = 0
+    out = tempfile.NamedTemporaryFile(prefix="causal.", delete=False).name
+    sampler = subprocess.Popen([sys.executable, __file__, "snapshots",
+                                replica, str(nblocks), out, str(pid)])
+    inflight = {}  # cookie -> write index (0: a flush)
+    i = 1
+    while i <= n or inflight:
+        if i <= n and len(inflight) < qd:
+            clock += 1
+            if rng.random() < 0.02:
+                inflight[h.aio_flush()] = 0
+                continue
+            b = blocks[i - 1]
+            issued[i] = clock
+            buf = nbd.Buffer.from_bytearray(bytearray(pattern(i, b)))
+            inflight[h.aio_pwrite(buf, b * BS)] = i
+            i += 1
+            continue
+        h.poll(-1)
+        for c in [c for c in inflight if h.aio_command_completed(c)]:
+            clock += 1
+            w = inflight.pop(c)
+            if w:
+                done[w] = clock
+    h.shutdown()
+    # The replica catches up after the last acknowledgement: the samples
+    # that matter most come now.  Sample until it holds every write.
+    import time
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with open(out) as f:
+            lines = f.read().split("\n")[:-1]
+        if lines and len(lines[-1].split()) == n:
+            break
+        time.sleep(0.05)
+    sampler.terminate()
+    sampler.wait()
+    os.kill(pid, __import__("signal").SIGCONT)  # if it died mid-sample
+    with open(out) as f:
+        lines = f.read().split("\n")[:-1]  # the last may be cut short
+    os.unlink(out)
+
+    order = sorted(done, key=done.get)  # writes by completion
+    samples = behind = 0
+    for k, line in enumerate(lines):
+        held = {int(w) for w in line.split()}
+        if not held:
+            continue
+        samples += 1
+        latest = max(issued[w] for w in held)
+        missing = [w for w in order if done[w] < latest and w not in held]
+        if missing:
+            w = missing[0]
+            raise SystemExit(
+                f"sample {k}: the replica holds a write issued at clock "
+                f"{latest} but not write {w}, completed at {done[w]} before "
+                f"it: a state the source never went through")
+        behind += len(held) < n
+    print(f"causal: {samples} samples at QD{qd}, each a state the source "
+          f"went through ({behind} behind the source)")
+    if behind < 10:
+        raise SystemExit("too few samples caught the replica behind")
+
+
 def cmd_sync(uri, replica, n):
     h = connect(uri)
     nblocks = h.get_size() // BS
@@ -188,6 +305,10 @@ def main():
         cmd_prefix(a[0], a[1], int(a[2]))
     elif c == "sync":
         cmd_sync(a[0], a[1], int(a[2]))
+    elif c == "snapshots":
+        cmd_snapshots(a[0], int(a[1]), a[2], int(a[3]))
+    elif c == "causal":
+        cmd_causal(a[0], a[1], int(a[2]), int(a[3]), int(a[4]))
     elif c == "writer":
         cmd_writer(a[0], a[1], int(a[2]), int(a[3]),
                    int(a[4]) if len(a) > 4 else 1)
