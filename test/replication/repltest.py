@@ -55,25 +55,40 @@ def connect(uri):
     return h
 
 
-def read_image(path, nblocks):
+def read_image(path, nblocks, torn_ok=False):
+    """Which write each block holds; with torn_ok a block caught half
+    written (the replica server writing it as we read) is None."""
     with open(path, "rb") as f:
         data = f.read(nblocks * BS)
-    return [decode(data[i * BS:(i + 1) * BS], i) for i in range(nblocks)]
+    state = []
+    for i in range(nblocks):
+        try:
+            state.append(decode(data[i * BS:(i + 1) * BS], i))
+        except SystemExit:
+            if not torn_ok:
+                raise
+            state.append(None)
+    return state
 
 
 def read_snapshot(path, nblocks):
     """The image as it was at one instant, although the replica server
     writes to it while we read: one read of the file is not atomic (a
     reader preempted halfway sees early blocks before a write and late
-    ones after a later write).  Two reads that agree block for block are:
-    writes only move a block forward, so no block changed between the end
-    of the first read and the start of the second."""
-    last = read_image(path, nblocks)
+    ones after a later write, or a block half written).  Two reads that
+    agree block for block, with no block half written, are: writes only
+    move a block forward, so no block changed between the end of the
+    first read and the start of the second.  A block that stays torn
+    across 1000 reads is a real fault: reported."""
+    last = read_image(path, nblocks, torn_ok=True)
     for _ in range(1000):
-        state = read_image(path, nblocks)
-        if state == last:
+        state = read_image(path, nblocks, torn_ok=True)
+        if state == last and None not in state:
             return state
         last = state
+    if None in last:
+        raise SystemExit(f"{path}: block {last.index(None)}: torn or "
+                         f"foreign content")
     raise SystemExit(f"{path}: no two reads agreed; cannot sample it")
 
 
