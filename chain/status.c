@@ -670,6 +670,135 @@ print_chain (json_object *chain, FILE *fp)
   fprintf (fp, "file\n");
 }
 
+/* v in unit, one decimal below 10 (1.5 ms, 1.5 s), whole above (15 s):
+ * enough to read a lag against an RPO at a glance.
+ */
+static void
+fmt_num (char *buf, size_t len, double v, const char *unit)
+{
+  if (v < 10 && v != (double)(uint64_t)v)
+    snprintf (buf, len, "%.1f%s", v, unit);
+  else
+    snprintf (buf, len, "%.0f%s", v, unit);
+}
+
+static void
+fmt_us (char *buf, size_t len, uint64_t us)
+{
+  if (us < 1000)
+    snprintf (buf, len, "%llu us", (unsigned long long)us);
+  else if (us < 1000000)
+    fmt_num (buf, len, us / 1e3, " ms");
+  else if (us < 60000000)
+    fmt_num (buf, len, us / 1e6, " s");
+  else if (us < 3600000000ULL)
+    fmt_num (buf, len, us / 6e7, " min");
+  else
+    fmt_num (buf, len, us / 3.6e9, " h");
+}
+
+/* Bytes in powers of 1024 with nbdkit's suffixes: 64K, 12M, 1.5G. */
+static void
+fmt_bytes (char *buf, size_t len, uint64_t b)
+{
+  static const char *const sfx[] = { "", "K", "M", "G", "T", "P" };
+  double v = (double)b;
+  unsigned i = 0;
+
+  while (v >= 1024 && i + 1 < sizeof sfx / sizeof sfx[0])
+    {
+      v /= 1024;
+      i++;
+    }
+  fmt_num (buf, len, v, sfx[i]);
+}
+
+/* A counter of a filter's stats (as stats_json put it); 0 when absent. */
+static uint64_t
+counter (json_object *ctr, const char *key)
+{
+  json_object *v = jget (ctr, key);
+
+  return v ? json_object_get_uint64 (v) : 0;
+}
+
+/* Resync progress or change tracking, when the filter is not journaling:
+ * with the replica connected the dirty regions are being copied, without
+ * it they only accumulate.
+ */
+static void
+print_repl_tracking (json_object *ctr, FILE *fp)
+{
+  uint64_t total = counter (ctr, "resync_total_bytes");
+  uint64_t done = counter (ctr, "resync_done_bytes");
+  char a[32], b[32];
+
+  if (!counter (ctr, "tracking"))
+    return;
+  if (counter (ctr, "replica_connected") && total)
+    {
+      fmt_bytes (a, sizeof a, done);
+      fmt_bytes (b, sizeof b, total);
+      fprintf (fp, ", resync %u%% (%s of %s)",
+               (unsigned)(done >= total ? 100 : done * 100 / total), a, b);
+    }
+  else
+    {
+      fmt_bytes (a, sizeof a, counter (ctr, "dirty_bytes"));
+      fprintf (fp, ", tracking changes (%s dirty)", a);
+    }
+}
+
+/* One line for a running replication filter, from its stats: whether the
+ * replica is connected, lag now / p50 / p99, the RPO and whether the lag
+ * is over it, and resync or change tracking.
+ */
+static void
+print_repl_line (json_object *f, FILE *fp)
+{
+  json_object *st = jget (f, "stats"), *ctr = jget (st, "counters");
+  char now[32], p50[32], p99[32], rpo[32];
+
+  fprintf (fp, "  %-10s replication: ", "");
+  if (st == NULL || (ctr == NULL && jget (st, "error") == NULL))
+    {
+      fprintf (fp, "no stats yet (state not recovered)\n");
+      return;
+    }
+  if (ctr == NULL)
+    {
+      fprintf (fp, "stats unreadable: %s\n", jstr (st, "error"));
+      return;
+    }
+  fmt_us (now, sizeof now, counter (ctr, "lag_us"));
+  fmt_us (p50, sizeof p50, counter (ctr, "lag_p50_us"));
+  fmt_us (p99, sizeof p99, counter (ctr, "lag_p99_us"));
+  fmt_us (rpo, sizeof rpo, counter (ctr, "rpo_us"));
+  fprintf (fp, "replica %s, lag %s (p50 %s, p99 %s), RPO %s%s",
+           counter (ctr, "replica_connected") ? "connected" : "not connected",
+           now, p50, p99, rpo, counter (ctr, "over_rpo") ? " OVER RPO" : "");
+  print_repl_tracking (ctr, fp);
+  fputc ('\n', fp);
+}
+
+/* The replication line of each replication filter of a running disk's
+ * chain (a stopped disk has no figures to show).
+ */
+static void
+print_repl (json_object *d, FILE *fp)
+{
+  json_object *chain = jget (d, "chain");
+
+  if (strcmp (jstr (d, "state"), "running") != 0)
+    return;
+  for (size_t k = 0; k < json_object_array_length (chain); k++)
+    {
+      json_object *f = json_object_array_get_idx (chain, k);
+      if (strcmp (jstr (f, "class"), "replication") == 0)
+        print_repl_line (f, fp);
+    }
+}
+
 static void
 print_vms (json_object *vms, FILE *fp)
 {
@@ -696,6 +825,7 @@ print_vms (json_object *vms, FILE *fp)
           if (jget (d, "error"))
             fprintf (fp, "  %-10s error: %s\n", "", jstr (d, "error"));
           fprintf (fp, "  %-10s uri %s\n", "", jstr (d, "uri"));
+          print_repl (d, fp);
           if (jget (d, "compliance_detail"))
             fprintf (fp, "  %-10s %s\n", "", jstr (d, "compliance_detail"));
         }

@@ -334,6 +334,10 @@ state_go_tracking_locked (const char *why)
     {
       repl.track = TRACK_BITMAP;
       repl.tracking_since_ns = vaio_stats_now_ns ();
+      /* A new resync: its progress (done of done + dirty) counts from
+       * zero, not from what earlier resyncs of this process copied.
+       */
+      repl.resync_done_bytes = 0;
       vaio_stats_add (repl.stats, RC_OVERFLOWS, 1);
     }
   pthread_cond_broadcast (&repl.cond);
