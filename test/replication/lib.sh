@@ -77,6 +77,11 @@ start_source () {
   wait_socket "$sock"
 }
 
+# free_port: a TCP port free on 127.0.0.1 right now (the kernel's pick).
+free_port () {
+  "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 unix_uri () {
   echo "nbd+unix:///?socket=$1"
 }

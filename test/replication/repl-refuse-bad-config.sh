@@ -1,8 +1,9 @@
 #!/bin/bash
 # Bad configurations stop the server at startup with an error naming the
 # bad parameter, and leave the source image untouched: a replica smaller
-# than the source, the source's own socket as the replica, missing or
-# malformed parameters, a PSK file others can read (its key never shown).
+# than the source, the source's own socket as the replica (Unix or loopback
+# TCP), missing or malformed parameters, a PSK file others can read (its
+# key never shown).
 . "$(dirname "$0")/lib.sh"
 
 truncate -s 4M "$T/src.img"
@@ -12,11 +13,13 @@ before=$(sha256sum < "$T/src.img")
 start_replica "$T/small.img" "$T/small.sock"
 
 # expect_refusal MESSAGE PARAMS...: nbdkit must exit non-zero, saying MESSAGE.
+# LISTEN: where the source serves (a Unix socket unless a test changes it).
+LISTEN=(-U "$T/src.sock")
 expect_refusal () {
   local msg=$1 out rc=0
   shift
   rm -f "$T/src.sock"
-  out=$(timeout 60 nbdkit -f -U "$T/src.sock" --filter="$FILTER" \
+  out=$(timeout 60 nbdkit -f "${LISTEN[@]}" --filter="$FILTER" \
           file "$T/src.img" "$@" 2>&1) || rc=$?
   [ "$rc" -ne 0 ] || fail "started with: $*"
   [ "$rc" -ne 124 ] || fail "hung instead of refusing: $*"
@@ -28,6 +31,16 @@ st=repl-state-dir=$T/state
 expect_refusal "is smaller" "$st" "repl-target=$(unix_uri "$T/small.sock")"
 expect_refusal "this server's own socket" "$st" \
   "repl-target=$(unix_uri "$T/src.sock")"
+# The same over loopback TCP: the source serving on a port (on 127.0.0.1
+# only, or on every address) with that port on a loopback name as target.
+port=$(free_port)
+LISTEN=(-i 127.0.0.1 -p "$port")
+expect_refusal "repl-target nbd://127.0.0.1:$port/ is this server's own socket" \
+  "$st" "repl-target=nbd://127.0.0.1:$port/"
+LISTEN=(-p "$port")
+expect_refusal "repl-target nbd://localhost:$port is this server's own socket" \
+  "$st" "repl-target=nbd://localhost:$port"
+LISTEN=(-U "$T/src.sock")
 expect_refusal "repl-target= is required" "$st"
 expect_refusal "repl-state-dir= is required" "repl-target=nbd://localhost:1/"
 expect_refusal "repl-target=http://x: not an NBD URI" "$st" \
