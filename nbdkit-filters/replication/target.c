@@ -208,17 +208,22 @@ target_is_self (const char *uri, char *err, size_t errlen)
     }
   else if (strncmp (uri, "nbd://", 6) == 0 || strncmp (uri, "nbds://", 7) == 0)
     {
-      const char *host = strstr (uri, "://") + 3, *end, *at, *colon;
+      const char *host = strstr (uri, "://") + 3, *end, *at, *hend;
+      /* No port in the URI means NBD's registered port. */
+      unsigned port = 10809;
+
       end = host + strcspn (host, "/?");
       at = memchr (host, '@', (size_t)(end - host));
       if (at)
         host = at + 1;
-      colon = NULL;
-      for (const char *p = host; p < end; p++)
-        if (*p == ':')
-          colon = p;
-      if (colon && is_loopback_host (host, (size_t)(colon - host)))
-        self = own_tcp_port ((unsigned)strtoul (colon + 1, NULL, 10));
+      hend = host[0] == '[' ? memchr (host, ']', (size_t)(end - host)) : host;
+      hend = hend ? memchr (hend, ':', (size_t)(end - hend)) : NULL;
+      if (hend != NULL)
+        port = (unsigned)strtoul (hend + 1, NULL, 10);
+      else
+        hend = end;
+      if (is_loopback_host (host, (size_t)(hend - host)))
+        self = own_tcp_port (port);
     }
   if (self)
     snprintf (err, errlen,

@@ -40,6 +40,14 @@ expect_refusal "repl-target nbd://127.0.0.1:$port/ is this server's own socket" 
 LISTEN=(-p "$port")
 expect_refusal "repl-target nbd://localhost:$port is this server's own socket" \
   "$st" "repl-target=nbd://localhost:$port"
+# No port in the target: NBD's registered port, 10809.
+if "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 10809))' 2>/dev/null; then
+  LISTEN=(-i 127.0.0.1 -p 10809)
+  expect_refusal "repl-target nbd://127.0.0.1/ is this server's own socket" \
+    "$st" "repl-target=nbd://127.0.0.1/"
+else
+  fail "port 10809 (NBD's) is in use on this machine: cannot test a target without a port"
+fi
 LISTEN=(-U "$T/src.sock")
 expect_refusal "repl-target= is required" "$st"
 expect_refusal "repl-state-dir= is required" "repl-target=nbd://localhost:1/"
