@@ -122,6 +122,24 @@ state_pop_acked_locked (void)
     repl.ship_seq = repl.base_seq;
 }
 
+/* The queue entry of a complete record read back from the journal (at
+ * recovery, or queued again after a reconnect): done, ready to send.
+ */
+static struct repl_entry
+entry_from_record (const struct jrnl_rec *r, uint64_t pos)
+{
+  return (struct repl_entry){ .seq = r->seq,
+                              .offset = r->offset,
+                              .barrier = r->barrier,
+                              .pos = pos,
+                              .t_mono_ns = vaio_stats_now_ns (),
+                              .length = r->length,
+                              .data_len = r->data_len,
+                              .type = (uint8_t)r->type,
+                              .state = E_READY,
+                              .done = true };
+}
+
 /* ---- Records the replica acknowledged but may not hold after a crash:
  * only a checkpoint (a replica flush, then the journal tail moves) makes
  * them durable there, so every record from the tail to base_seq is still
@@ -166,16 +184,7 @@ collect_unflushed (void *opaque, const struct jrnl_rec *r, uint64_t pos,
 {
   struct owed *o = opaque;
 
-  o->v[o->n++] = (struct repl_entry){ .seq = r->seq,
-                                      .offset = r->offset,
-                                      .barrier = r->barrier,
-                                      .pos = pos,
-                                      .t_mono_ns = vaio_stats_now_ns (),
-                                      .length = r->length,
-                                      .data_len = r->data_len,
-                                      .type = (uint8_t)r->type,
-                                      .state = E_READY,
-                                      .done = true };
+  o->v[o->n++] = entry_from_record (r, pos);
   return 0;
 }
 
@@ -709,16 +718,7 @@ recover_rec (void *opaque, const struct jrnl_rec *r, uint64_t pos,
 {
   struct recover_ctx *c = opaque;
   nbdkit_next *next = repl.shared;
-  struct repl_entry e = { .seq = r->seq,
-                          .offset = r->offset,
-                          .barrier = r->barrier,
-                          .pos = pos,
-                          .t_mono_ns = vaio_stats_now_ns (),
-                          .length = r->length,
-                          .data_len = r->data_len,
-                          .type = (uint8_t)r->type,
-                          .state = E_READY,
-                          .done = true };
+  struct repl_entry e = entry_from_record (r, pos);
   int rc = 0;
 
   /* The record may have reached the journal but not the source before

@@ -77,6 +77,21 @@ start_source () {
   wait_socket "$sock"
 }
 
+# ship_workload URI AT BYTE: random writes, a zero, a trim and a last 64K
+# write of BYTE at offset AT through URI (a 16M disk); then the records
+# must have been shipped from the journal ($T/state), not copied by a
+# resync after an overflow.
+ship_workload () {
+  local uri=$1 at=$2 byte=$3
+  fio --name=w --ioengine=nbd --uri="$uri" --rw=randwrite --bs=4k-64k \
+    --iodepth=16 --size=16M --io_size=32M --randrepeat=0 \
+    --output=/dev/null || fail "fio failed"
+  qemu-io -f raw -t writeback -c "write -z 1M 2M" -c "discard 5M 1M" \
+    -c "write -P $byte $at 64k" -c flush "$uri" >/dev/null || fail "qemu-io failed"
+  [ "$(stat_value "$T/state" shipped_records)" -gt 0 ] || fail "nothing shipped"
+  [ "$(stat_value "$T/state" journal_overflows)" = 0 ] || fail "the journal overflowed"
+}
+
 # free_port: a TCP port free on 127.0.0.1 right now (the kernel's pick).
 free_port () {
   "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

@@ -18,14 +18,7 @@ start_source "$T/src.img" "$T/src.sock" "$T/state" \
 uri=$(unix_uri "$T/src.sock")
 wait_in_sync "$T/state" 30
 
-fio --name=w --ioengine=nbd --uri="$uri" --rw=randwrite --bs=4k-64k \
-  --iodepth=16 --size=16M --io_size=32M --randrepeat=0 \
-  --output=/dev/null || fail "fio failed"
-qemu-io -f raw -t writeback -c "write -z 1M 2M" -c "discard 6M 1M" \
-  -c "write -P 0x5d 9M 64k" -c flush "$uri" >/dev/null || fail "qemu-io failed"
-[ "$(stat_value "$T/state" shipped_records)" -gt 0 ] || fail "nothing shipped"
-# Shipped from the journal, not copied by a resync after an overflow.
-[ "$(stat_value "$T/state" journal_overflows)" = 0 ] || fail "the journal overflowed"
+ship_workload "$uri" 9M 0x5d
 
 stop_pid "$SOURCE_PID"
 stop_pid "$QSD_PID"

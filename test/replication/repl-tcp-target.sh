@@ -19,14 +19,7 @@ uri=$(unix_uri "$T/src.sock")
 wait_in_sync "$T/state" 30
 [ "$(stat_value "$T/state" replica_connected)" = 1 ] || fail "replica not connected"
 
-fio --name=w --ioengine=nbd --uri="$uri" --rw=randwrite --bs=4k-64k \
-  --iodepth=16 --size=16M --io_size=32M --randrepeat=0 \
-  --output=/dev/null || fail "fio failed"
-qemu-io -f raw -t writeback -c "write -z 2M 1M" -c "discard 5M 1M" \
-  -c "write -P 0x6e 12M 64k" -c flush "$uri" >/dev/null || fail "qemu-io failed"
-[ "$(stat_value "$T/state" shipped_records)" -gt 0 ] || fail "nothing shipped"
-# Shipped from the journal, not copied by a resync after an overflow.
-[ "$(stat_value "$T/state" journal_overflows)" = 0 ] || fail "the journal overflowed"
+ship_workload "$uri" 12M 0x6e
 
 stop_pid "$SOURCE_PID"
 cmp "$T/src.img" "$T/rep.img" || fail "replica differs from source"
