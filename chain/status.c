@@ -13,6 +13,7 @@
 #include "stats.h"
 #include "status.h"
 #include "supervise.h"
+#include "units.h"
 
 static const char *const op_names[VAIO_OP_COUNT]
     = { "read", "write", "zero", "trim", "flush" };
@@ -697,22 +698,6 @@ fmt_us (char *buf, size_t len, uint64_t us)
     fmt_num (buf, len, us / 3.6e9, " h");
 }
 
-/* Bytes in powers of 1024 with nbdkit's suffixes: 64K, 12M, 1.5G. */
-static void
-fmt_bytes (char *buf, size_t len, uint64_t b)
-{
-  static const char *const sfx[] = { "", "K", "M", "G", "T", "P" };
-  double v = (double)b;
-  unsigned i = 0;
-
-  while (v >= 1024 && i + 1 < sizeof sfx / sizeof sfx[0])
-    {
-      v /= 1024;
-      i++;
-    }
-  fmt_num (buf, len, v, sfx[i]);
-}
-
 /* A counter of a filter's stats (as stats_json put it); 0 when absent. */
 static uint64_t
 counter (json_object *ctr, const char *key)
@@ -737,15 +722,15 @@ print_repl_tracking (json_object *ctr, FILE *fp)
     return;
   if (counter (ctr, "replica_connected") && total)
     {
-      fmt_bytes (a, sizeof a, done);
-      fmt_bytes (b, sizeof b, total);
       fprintf (fp, ", resync %u%% (%s of %s)",
-               (unsigned)(done >= total ? 100 : done * 100 / total), a, b);
+               (unsigned)(done >= total ? 100 : done * 100 / total),
+               vaio_format_size (done, a, sizeof a),
+               vaio_format_size (total, b, sizeof b));
     }
   else
     {
-      fmt_bytes (a, sizeof a, counter (ctr, "dirty_bytes"));
-      fprintf (fp, ", tracking changes (%s dirty)", a);
+      fprintf (fp, ", tracking changes (%s dirty)",
+               vaio_format_size (counter (ctr, "dirty_bytes"), a, sizeof a));
     }
 }
 

@@ -75,7 +75,7 @@ pass "replica down, a write unshipped: $l"
 # 4M more overflow the 1M journal: change tracking, its dirty bytes as
 # the gauge says (the journal's 64K and the 4M, in 64K regions).
 qemu-io -f raw "$(sock_uri vm1)" -c "write -P 0xcc 4M 4M" >/dev/null
-l=$(wait_line "tracking" "^ +replication: replica not connected, lag$T_ \(p50$T_, p99$T_\), RPO 100 ms OVER RPO, tracking changes \(4\.1M dirty\)$")
+l=$(wait_line "tracking" "^ +replication: replica not connected, lag$T_ \(p50$T_, p99$T_\), RPO 100 ms OVER RPO, tracking changes \(4\.1 MiB dirty\)$")
 c=$(counters)
 jq -e '.tracking == 1 and .dirty_bytes == 4259840' <<<"$c" >/dev/null || fail "json gauges while tracking: $c"
 # Nothing ships while the replica is away: the lag window holds still.
@@ -88,7 +88,7 @@ pass "journal overflowed: $l"
 rm -f "$T/rep.sock"  # left by the kill -9
 nbdkit -f -U "$T/rep.sock" --filter=rate file "$T/rep.img" rate=8M 2>/dev/null &
 rep=$!
-l=$(wait_line "resync" "^ +replication: replica connected, lag$T_ \(p50$T_, p99$T_\), RPO 100 ms( OVER RPO)?, resync [0-9]+% \([0-9.]+[KM]? of 4\.1M\)$")
+l=$(wait_line "resync" "^ +replication: replica connected, lag$T_ \(p50$T_, p99$T_\), RPO 100 ms( OVER RPO)?, resync [0-9]+% \([0-9.]+ (B|KiB|MiB) of 4\.1 MiB\)$")
 pct=$(sed -E 's/.*resync ([0-9]+)%.*/\1/' <<<"$l")
 [ "$pct" -lt 100 ] || fail "resync shown as done while resyncing: $l"
 pass "resync: $l"
