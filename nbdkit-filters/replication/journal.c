@@ -349,6 +349,32 @@ update_used (struct jrnl *j)
     j->used = ring_distance (j, j->tail_pos, j->head_pos);
 }
 
+/* The next range at or after *off that may hold records: sets *off to
+ * its start and returns its end.  The ring is preallocated, so the file
+ * system knows which ranges were never written (SEEK_DATA and SEEK_HOLE
+ * pass over them; dirty pages not yet on disk count as data), and
+ * reading those would only return zeros: a fresh journal of gigabytes
+ * cost a core for seconds before the disk could be served.  Where the
+ * calls are not supported, everything is data.
+ */
+static uint64_t
+data_range (const struct jrnl *j, uint64_t *off)
+{
+  off_t d = lseek (j->fd, (off_t)*off, SEEK_DATA), h;
+
+  if (d == -1)
+    {
+      if (errno == ENXIO)
+        *off = j->size;
+      return j->size;
+    }
+  if ((uint64_t)d > *off)
+    *off = (uint64_t)d & ~(uint64_t)(JRNL_ALIGN - 1);
+  h = lseek (j->fd, d, SEEK_HOLE);
+  return h == -1 || (uint64_t)h > j->size || (uint64_t)h <= *off ? j->size
+                                                                 : (uint64_t)h;
+}
+
 /* Look at every record with a sequence number above head_seq anywhere
  * in the ring (only done once, at the end of a recovery scan).  If one
  * says the record at head_seq was complete when it was reserved, that
@@ -365,10 +391,17 @@ scan_beyond (struct jrnl *j, jrnl_rec_fn orphan_fn, void *opaque, bool *lost)
   *lost = false;
   if (buf == NULL)
     return -1;
-  for (uint64_t off = JRNL_HEADER_SIZE; off < j->size && ret == 0;
-       off += PROBE_CHUNK)
+  /* No read-ahead meanwhile: it would bring never-written pages into the
+   * page cache, where SEEK_DATA counts them as data.
+   */
+  posix_fadvise (j->fd, 0, 0, POSIX_FADV_RANDOM);
+  for (uint64_t off = JRNL_HEADER_SIZE, end = 0, len; ret == 0; off += len)
     {
-      uint64_t len = j->size - off < PROBE_CHUNK ? j->size - off : PROBE_CHUNK;
+      if (off >= end)
+        end = data_range (j, &off);
+      if (off >= j->size)
+        break;
+      len = end - off < PROBE_CHUNK ? end - off : PROBE_CHUNK;
       if (pread (j->fd, buf, len, (off_t)off) != (ssize_t)len)
         {
           ret = -1;
@@ -390,6 +423,7 @@ scan_beyond (struct jrnl *j, jrnl_rec_fn orphan_fn, void *opaque, bool *lost)
             ret = -1;
         }
     }
+  posix_fadvise (j->fd, 0, 0, POSIX_FADV_NORMAL);
   free (buf);
   return ret;
 }

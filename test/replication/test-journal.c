@@ -11,7 +11,8 @@
 
 #include "journal.h"
 
-#define JSIZE (JRNL_HEADER_SIZE + 64 * 1024)
+#define JSIZE     (JRNL_HEADER_SIZE + 64 * 1024)
+#define BIG_JSIZE (64ull << 20)
 
 static char dir[] = "/tmp/test-journal.XXXXXX";
 static char path[256];
@@ -484,6 +485,88 @@ START_TEST (test_hole_proven_lost)
 }
 END_TEST
 
+/* The scan past the end skips the ring's never-written ranges: a record
+ * far beyond a long unwritten stretch of a large journal must still be
+ * found, as an orphan or as proof of a loss.
+ */
+static void
+write_far_hole (uint64_t last_committed)
+{
+  enum
+  {
+    N = 2048
+  }; /* 8.5 MiB of reservations, most never written */
+  static struct jrnl_rec r[N];
+  static struct jrnl_slot slot[N];
+  unsigned char data[4096];
+  struct jrnl *j;
+  bool created;
+
+  j = jrnl_open (path, BIG_JSIZE, 1 << 30, &created, err, sizeof err);
+  ck_assert_msg (j != NULL, "%s", err);
+  ck_assert (created);
+  memset (data, 9, sizeof data);
+  for (int i = 0; i < N; i++)
+    {
+      r[i] = (struct jrnl_rec){ .type = JRNL_WRITE,
+                                .length = 4096,
+                                .data_len = 4096,
+                                .offset = (uint64_t)i << 12 };
+      ck_assert_int_eq (jrnl_reserve (j, &r[i], &slot[i]), 0);
+      r[i].data_crc = jrnl_data_crc (data, sizeof data);
+    }
+  r[N - 1].committed = last_committed;
+  ck_assert_int_eq (jrnl_write (j, &r[0], data, &slot[0]), 0);
+  ck_assert_int_eq (jrnl_write (j, &r[N - 1], data, &slot[N - 1]), 0);
+  ck_assert_uint_gt (slot[N - 1].pos, 8u << 20);
+  jrnl_close (j);
+}
+
+static struct jrnl *
+reopen_big (struct seen *s, bool *lost)
+{
+  bool created;
+  struct jrnl *j;
+
+  memset (s, 0, sizeof *s);
+  j = jrnl_open (path, BIG_JSIZE, 1 << 30, &created, err, sizeof err);
+  ck_assert_msg (j != NULL, "%s", err);
+  ck_assert (!created);
+  ck_assert_int_eq (
+      jrnl_scan (j, on_rec, on_bad, on_orphan, s, lost, err, sizeof err), 0);
+  return j;
+}
+
+START_TEST (test_far_orphan_found)
+{
+  struct seen s;
+  struct jrnl *j;
+  bool lost;
+
+  write_far_hole (1);
+  j = reopen_big (&s, &lost);
+  ck_assert_uint_eq (s.n, 1);
+  ck_assert (!lost);
+  ck_assert_uint_eq (s.orphans, 1);
+  ck_assert_uint_eq (s.orphan_offset, 2047u << 12);
+  jrnl_close (j);
+}
+END_TEST
+
+START_TEST (test_far_loss_found)
+{
+  struct seen s;
+  struct jrnl *j;
+  bool lost;
+
+  write_far_hole (2);
+  j = reopen_big (&s, &lost);
+  ck_assert_uint_eq (s.n, 1);
+  ck_assert (lost);
+  jrnl_close (j);
+}
+END_TEST
+
 /* A journal of the previous format is refused with a clear message. */
 START_TEST (test_old_version)
 {
@@ -536,6 +619,8 @@ main (void)
   tcase_add_test (tc, test_reset);
   tcase_add_test (tc, test_hole_orphan);
   tcase_add_test (tc, test_hole_proven_lost);
+  tcase_add_test (tc, test_far_orphan_found);
+  tcase_add_test (tc, test_far_loss_found);
   tcase_add_test (tc, test_old_version);
   tcase_add_test (tc, test_owner_only);
   suite_add_tcase (s, tc);
