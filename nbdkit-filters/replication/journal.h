@@ -122,9 +122,10 @@ struct jrnl
   uint64_t used;         /* ring bytes from tail to head, wrap waste included */
   uint64_t max_seq_seen; /* highest sequence number the scan saw anywhere */
   const unsigned char *map; /* read-only mapping of the file, or NULL */
+  bool created;             /* created by this open: nothing past the end */
 };
 
-/* Open path, creating and preallocating it (mode 0600) if missing.  An
+/* Open path, creating it (mode 0600, every byte written) if missing.  An
  * existing journal must have a valid header and the same source size.
  * On success *created says whether it was new.  The ring is not scanned:
  * call jrnl_scan next (head == tail until then).

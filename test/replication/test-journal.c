@@ -485,9 +485,9 @@ START_TEST (test_hole_proven_lost)
 }
 END_TEST
 
-/* The scan past the end skips the ring's never-written ranges: a record
- * far beyond a long unwritten stretch of a large journal must still be
- * found, as an orphan or as proof of a loss.
+/* A record far past a long stretch of records never written (their
+ * writers died after reserving) must still be found by the scan past the
+ * end, as an orphan or as proof of a loss.
  */
 static void
 write_far_hole (uint64_t last_committed)
@@ -588,6 +588,35 @@ START_TEST (test_old_version)
 }
 END_TEST
 
+/* A new journal is written whole, not only preallocated: appends into
+ * unwritten extents cost far more (see fill_zeros).  It is built under a
+ * temporary name, and one left by a killed process is replaced.
+ */
+START_TEST (test_created_written_whole)
+{
+  char tmp[300];
+  struct jrnl *j;
+  bool created;
+  int fd;
+
+  snprintf (tmp, sizeof tmp, "%s.new", path);
+  fd = open (tmp, O_WRONLY | O_CREAT, 0600);
+  ck_assert_int_ge (fd, 0);
+  ck_assert_int_eq (write (fd, "half-built", 10), 10);
+  close (fd);
+  j = jrnl_open (path, BIG_JSIZE, 1 << 30, &created, err, sizeof err);
+  ck_assert_msg (j != NULL, "%s", err);
+  ck_assert (created);
+  ck_assert_int_eq (access (tmp, F_OK), -1);
+  ck_assert_int_eq (lseek (j->fd, 0, SEEK_HOLE), (off_t)BIG_JSIZE);
+  jrnl_close (j);
+  j = jrnl_open (path, BIG_JSIZE, 1 << 30, &created, err, sizeof err);
+  ck_assert_msg (j != NULL, "%s", err);
+  ck_assert (!created);
+  jrnl_close (j);
+}
+END_TEST
+
 START_TEST (test_owner_only)
 {
   struct stat st;
@@ -622,6 +651,7 @@ main (void)
   tcase_add_test (tc, test_far_orphan_found);
   tcase_add_test (tc, test_far_loss_found);
   tcase_add_test (tc, test_old_version);
+  tcase_add_test (tc, test_created_written_whole);
   tcase_add_test (tc, test_owner_only);
   suite_add_tcase (s, tc);
   sr = srunner_create (s);
