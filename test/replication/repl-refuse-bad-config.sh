@@ -2,8 +2,8 @@
 # Bad configurations stop the server at startup with an error naming the
 # bad parameter, and leave the source image untouched: a replica smaller
 # than the source, the source's own socket as the replica (Unix or loopback
-# TCP), missing or malformed parameters, a PSK file others can read (its
-# key never shown).
+# TCP), missing or malformed parameters, a journal the state file system
+# has no room for, a PSK file others can read (its key never shown).
 . "$(dirname "$0")/lib.sh"
 
 truncate -s 4M "$T/src.img"
@@ -58,6 +58,22 @@ expect_refusal "repl-mode=fast" "$st" "repl-target=nbd://localhost:1/" \
 expect_refusal "repl-rpo=15" "$st" "repl-target=nbd://localhost:1/" repl-rpo=15
 expect_refusal "repl-journal-size=1K" "$st" "repl-target=nbd://localhost:1/" \
   repl-journal-size=1K
+# A journal the state file system has no room for (a 4M tmpfs in a
+# mount namespace of its own): refused at once by the preallocation,
+# naming the file, and nothing left behind.
+mkdir "$T/tiny"
+out=$(timeout 60 unshare -m sh -c '
+  mount -t tmpfs -o size=4M,mode=0700 tmpfs "$1" || exit 99
+  rm -f "$2"
+  nbdkit -f -U "$2" --filter="$3" file "$4" repl-state-dir="$1/state" \
+    repl-target=nbd://localhost:1/ repl-journal-size=8M
+  echo "exit $?"
+  ls -A "$1/state"' sh "$T/tiny" "$T/src.sock" "$FILTER" "$T/src.img" 2>&1) || true
+grep -qF "$T/tiny/state/journal.new: preallocating 8388608 bytes: No space left on device" \
+  <<<"$out" || fail "no clear error for a journal that does not fit: $out"
+grep -qx "exit 1" <<<"$out" || fail "nbdkit did not exit 1 for a journal that does not fit: $out"
+grep -q "^journal" <<<"$out" && fail "a refused journal was left behind: $out"
+echo "refused (no room for the journal)"
 
 key=$(openssl rand -hex 32)
 echo "vaio:$key" > "$T/psk"
