@@ -39,6 +39,7 @@
 #include <openssl/crypto.h>
 
 #include "convert.h"
+#include "dirsync.h"
 #include "keysource.h"
 #include "luks.h"
 #include "supervise.h"
@@ -486,21 +487,6 @@ vaio_convert_describe (const struct vaio_convert *c, FILE *fp)
              p->vm->name, p->disk->name, p->state_dir);
 }
 
-static int
-fsync_dir (const char *path)
-{
-  char buf[PATH_MAX];
-  int fd = open (disk_dir (path, buf, sizeof buf),
-                 O_RDONLY | O_DIRECTORY | O_CLOEXEC),
-      r;
-
-  if (fd == -1)
-    return -1;
-  r = fsync (fd);
-  close (fd);
-  return r;
-}
-
 /* A LUKS1 header (aes-xts-plain64, 512-bit key) in fd whose keyslot
  * (crypt-keyslot's, else 0) opens with the new chain's key.
  */
@@ -862,7 +848,7 @@ swap_files (struct vaio_convert *c, char *err, size_t errlen)
       return -1;
     }
   c->swapped = true;
-  fsync_dir (c->image);
+  vaio_fsync_parent_dir (c->image);
   return 0;
 }
 
@@ -923,7 +909,7 @@ void
 vaio_convert_commit (struct vaio_convert *c)
 {
   if (c->swapped && unlink (c->orig) == 0)
-    fsync_dir (c->image);
+    vaio_fsync_parent_dir (c->image);
   /* Encryption added: the old journal holds the guest's plaintext, which
    * is what the conversion was asked to stop keeping at rest.
    */
@@ -972,7 +958,7 @@ vaio_convert_undo (struct vaio_convert *c)
     }
   if (rename (c->orig, c->image) == 0)
     {
-      fsync_dir (c->image);
+      vaio_fsync_parent_dir (c->image);
       c->swapped = false;
       fprintf (stderr,
                "vaioctl: %s/%s: the new chain did not start: %s is the "
