@@ -41,9 +41,13 @@ awk -v l="$lone" -v b="$bare" 'BEGIN { exit !(l >= 0.5 * b) }' ||
 
 # Two real disks now contend.  The fake leader still says "capacity
 # 0.001": the followers floor it at half the throughput they saw lately
-# (the floor the leader allows itself), so the pair gets at least about
-# a third of the datastore (0.3 is the bar; 5 IOPS each before).  And
-# the greedy fake (backlogged, 10000 shares, a huge reservation, no
+# (the floor the leader allows itself), so the pair gets about a third
+# of the datastore: 70 to 81 of about 234 IOPS in six runs in a row,
+# 59.7 once in CI.  The bar is a fifth in all (about 47, where
+# starvation gave 10: 5 IOPS each before the fix) and a twentieth each
+# (about 12); a third, the bar before, was the typical figure itself,
+# and one run in six fell just below it.
+# And the greedy fake (backlogged, 10000 shares, a huge reservation, no
 # I/O) must not take that capacity from them.
 start_vm other
 fio_start lone "$T/l2.json" randread 4k 16 2 3; f1=$FIO_PID
@@ -53,7 +57,7 @@ l2=$(fio_iops "$T/l2.json"); o2=$(fio_iops "$T/o2.json")
 echo "two real disks beside the fakes: $l2 + $o2 IOPS ($bare alone without the filter);" \
   "entitlements $(counter entitlement-iops lone) / $(counter entitlement-iops other)," \
   "effective reservation $(counter reservation-effective-iops lone)"
-awk -v a="$l2" -v b="$o2" -v t="$bare" 'BEGIN { exit !(a + b >= 0.3 * t && a >= 0.1 * t && b >= 0.1 * t) }' ||
+awk -v a="$l2" -v b="$o2" -v t="$bare" 'BEGIN { exit !(a + b >= 0.2 * t && a >= 0.05 * t && b >= 0.05 * t) }' ||
   fail "the greedy fake starved the real disks: $l2 + $o2 IOPS of $bare"
 
 # A peer that overstates: it claims 300 IOPS of backlogged demand (so it
