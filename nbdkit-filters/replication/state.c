@@ -122,11 +122,11 @@ state_pop_acked_locked (void)
     repl.ship_seq = repl.base_seq;
 }
 
-/* The queue entry of a complete record read back from the journal (at
- * recovery, or queued again after a reconnect): done, ready to send.
+/* The queue entry of journal record r at ring position pos, in the
+ * state a new reservation starts in (not yet written, source not done).
  */
 static struct repl_entry
-entry_from_record (const struct jrnl_rec *r, uint64_t pos)
+entry_of_record (const struct jrnl_rec *r, uint64_t pos)
 {
   return (struct repl_entry){ .seq = r->seq,
                               .offset = r->offset,
@@ -136,8 +136,20 @@ entry_from_record (const struct jrnl_rec *r, uint64_t pos)
                               .length = r->length,
                               .data_len = r->data_len,
                               .type = (uint8_t)r->type,
-                              .state = E_READY,
-                              .done = true };
+                              .state = E_LOCAL };
+}
+
+/* The queue entry of a complete record read back from the journal (at
+ * recovery, or queued again after a reconnect): done, ready to send.
+ */
+static struct repl_entry
+entry_from_record (const struct jrnl_rec *r, uint64_t pos)
+{
+  struct repl_entry e = entry_of_record (r, pos);
+
+  e.state = E_READY;
+  e.done = true;
+  return e;
 }
 
 /* ---- Records the replica acknowledged but may not hold after a crash:
@@ -410,16 +422,8 @@ reserve_locked (struct jrnl_rec *r, bool fua, struct jrnl_slot *js)
       state_go_tracking_locked ("journal full");
       return -1;
     }
-  e = (struct repl_entry){ .seq = r->seq,
-                           .offset = r->offset,
-                           .barrier = r->barrier,
-                           .pos = js->pos,
-                           .t_mono_ns = vaio_stats_now_ns (),
-                           .length = r->length,
-                           .data_len = r->data_len,
-                           .type = (uint8_t)r->type,
-                           .state = E_LOCAL,
-                           .fua = fua };
+  e = entry_of_record (r, js->pos);
+  e.fua = fua;
   if (push_entry_locked (&e) == -1)
     {
       /* The record is reserved but we cannot queue it: let the bitmap

@@ -78,19 +78,28 @@ on_orphan (void *opaque, const struct jrnl_rec *r, uint64_t pos,
   return 0;
 }
 
-/* Open the journal at path again and scan it into *s (cleared first). */
+/* Open the journal of size bytes at path again and scan it into *s
+ * (cleared first).
+ */
 static struct jrnl *
-reopen_and_scan (struct seen *s, jrnl_rec_fn orphan_fn, bool *lost)
+reopen_sized (uint64_t size, struct seen *s, jrnl_rec_fn orphan_fn, bool *lost)
 {
   bool created;
   struct jrnl *j;
 
   memset (s, 0, sizeof *s);
-  j = jrnl_open (path, JSIZE, 1 << 30, &created, err, sizeof err);
+  j = jrnl_open (path, size, 1 << 30, &created, err, sizeof err);
   ck_assert_msg (j != NULL, "%s", err);
+  ck_assert (!created);
   ck_assert_int_eq (
       jrnl_scan (j, on_rec, on_bad, orphan_fn, s, lost, err, sizeof err), 0);
   return j;
+}
+
+static struct jrnl *
+reopen_and_scan (struct seen *s, jrnl_rec_fn orphan_fn, bool *lost)
+{
+  return reopen_sized (JSIZE, s, orphan_fn, lost);
 }
 
 START_TEST (test_record_roundtrip)
@@ -522,21 +531,6 @@ write_far_hole (uint64_t last_committed)
   jrnl_close (j);
 }
 
-static struct jrnl *
-reopen_big (struct seen *s, bool *lost)
-{
-  bool created;
-  struct jrnl *j;
-
-  memset (s, 0, sizeof *s);
-  j = jrnl_open (path, BIG_JSIZE, 1 << 30, &created, err, sizeof err);
-  ck_assert_msg (j != NULL, "%s", err);
-  ck_assert (!created);
-  ck_assert_int_eq (
-      jrnl_scan (j, on_rec, on_bad, on_orphan, s, lost, err, sizeof err), 0);
-  return j;
-}
-
 START_TEST (test_far_orphan_found)
 {
   struct seen s;
@@ -544,7 +538,7 @@ START_TEST (test_far_orphan_found)
   bool lost;
 
   write_far_hole (1);
-  j = reopen_big (&s, &lost);
+  j = reopen_sized (BIG_JSIZE, &s, on_orphan, &lost);
   ck_assert_uint_eq (s.n, 1);
   ck_assert (!lost);
   ck_assert_uint_eq (s.orphans, 1);
@@ -560,7 +554,7 @@ START_TEST (test_far_loss_found)
   bool lost;
 
   write_far_hole (2);
-  j = reopen_big (&s, &lost);
+  j = reopen_sized (BIG_JSIZE, &s, on_orphan, &lost);
   ck_assert_uint_eq (s.n, 1);
   ck_assert (lost);
   jrnl_close (j);
