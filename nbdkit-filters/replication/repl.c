@@ -55,6 +55,7 @@ static const struct vaio_stats_counter_def counter_defs[RC_COUNT] = {
   [RC_RECONNECTS] = { "reconnects", VAIO_COUNTER },
   [RC_SYNC_MODE] = { "sync_mode", VAIO_GAUGE },
   [RC_REPLAYED_RECORDS] = { "replayed_records", VAIO_COUNTER },
+  [RC_BARRIER_WAITS] = { "barrier_waits", VAIO_COUNTER },
 };
 
 /* ---- Parameters ---- */

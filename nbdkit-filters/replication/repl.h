@@ -99,6 +99,7 @@ enum repl_counter
   RC_RECONNECTS,
   RC_SYNC_MODE,
   RC_REPLAYED_RECORDS,
+  RC_BARRIER_WAITS,
   RC_COUNT
 };
 

@@ -255,23 +255,44 @@ issue_entry (const struct repl_entry *e)
   sc.entry_inflight++;
 }
 
-/* Take up to n entries that may go now, in sequence order. */
+/* The last entry counted in barrier_waits: one that stays blocked over
+ * several looks is counted once.  Guarded by ship_lock.
+ */
+static uint64_t last_barrier_wait;
+
+/* Take up to n entries that may go now, in sequence order.
+ *
+ * An entry that arrived after an earlier one completed on the source
+ * waits until the replica acknowledged that one (its barrier): in flight
+ * together, the replica could apply them in either order.  Once the
+ * replica lags, every entry in the backlog followed the one before it, so
+ * each costs a whole replica round trip; barrier_waits counts them.
+ */
 static unsigned
 take_entries (struct repl_entry *out, unsigned n)
 {
   struct repl_entry *e;
   unsigned taken = 0;
+  bool waits = false;
 
   pthread_mutex_lock (&repl.lock);
   while (taken < n && repl.track == TRACK_JOURNAL
          && (e = state_entry_locked (repl.ship_seq)) != NULL
-         && e->state == E_READY && e->barrier < repl.base_seq)
+         && e->state == E_READY)
     {
+      if (e->barrier >= repl.base_seq)
+        {
+          waits = e->seq != last_barrier_wait;
+          last_barrier_wait = e->seq;
+          break;
+        }
       e->state = E_SENT;
       out[taken++] = *e;
       repl.ship_seq++;
     }
   pthread_mutex_unlock (&repl.lock);
+  if (waits)
+    vaio_stats_add (repl.stats, RC_BARRIER_WAITS, 1);
   return taken;
 }
 

@@ -45,6 +45,14 @@ stat_of () {
   "$STATS" "$dir/state-$1/stats" | awk -v n="$2" '$1 == n { print $2 }'
 }
 
+# waited_share: "N% waited for a barrier": the share of the records the
+# async server shipped that had to wait for the replica to acknowledge
+# the one they followed (write order), a whole replica round trip each.
+waited_share () {
+  awk -v w="$(stat_of async barrier_waits)" -v r="$(stat_of async shipped_records)" \
+    'BEGIN { if (r > 0) printf "%d%% waited for a barrier", 100 * w / r; else print "nothing shipped" }'
+}
+
 # serve_repl MODE [JOURNAL-SIZE]: the filter in front of src.img, replica
 # rep.img; returns once the initial sync is over.
 serve_repl () {
@@ -103,7 +111,7 @@ read -r a_iops a_mib a_lat <<<"$(fio_nbd "$uri" randwrite 4k 16)"
 # What the link (shipper + replica) carried meanwhile, records per second.
 shipped=$(( $(stat_of async shipped_records) / BENCH_RUNTIME ))
 bench_row "vaio-replication async" "$a_iops" "$a_mib" "$b_iops" \
-  "target >= 0.85x; link shipped $shipped/s meanwhile"
+  "target >= 0.85x; link shipped $shipped/s meanwhile, $(waited_share)"
 
 unserve "$server_pid"
 
@@ -136,7 +144,7 @@ r_iops=$(fio --name=r --ioengine=nbd --uri="$uri" --rw=randwrite --bs=4k \
   --output-format=json 2>/dev/null | sed -n '/^{/,$p' |
   jq -r '.jobs[0].write.iops | floor')
 bench_row "async, sustained $rate IOPS" "$r_iops" "-" "$b_iops" \
-  "RPO lag p50 $(stat_of async lag_p50_us) us, p99 $(stat_of async lag_p99_us) us (target p99 <= 1 s)"
+  "RPO lag p50 $(stat_of async lag_p50_us) us, p99 $(stat_of async lag_p99_us) us (target p99 <= 1 s); $(waited_share)"
 unserve "$server_pid"
 
 printf '\n== replication: 4k random write latency, QD1 (sync)\n'
