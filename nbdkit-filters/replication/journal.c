@@ -198,7 +198,7 @@ jrnl_new (const char *path)
   return j;
 }
 
-/* Write zeros over [from, size) of the file.  posix_fallocate alone
+/* Write zeros over the whole file, size bytes.  posix_fallocate alone
  * leaves unwritten extents, and on recent kernels every append into them
  * (a record is not block aligned) makes ext4 zero page-cache ranges
  * around it in ext4_block_write_begin: perf showed that memset at about
@@ -207,14 +207,14 @@ jrnl_new (const char *path)
  * plain overwrites from the first record on.
  */
 static int
-fill_zeros (int fd, uint64_t from, uint64_t size)
+fill_zeros (int fd, uint64_t size)
 {
   unsigned char *zeros = calloc (1, PROBE_CHUNK);
   int ret = 0;
 
   if (zeros == NULL)
     return -1;
-  for (uint64_t off = from; off < size && ret == 0; off += PROBE_CHUNK)
+  for (uint64_t off = 0; off < size && ret == 0; off += PROBE_CHUNK)
     {
       size_t len = size - off < PROBE_CHUNK ? size - off : PROBE_CHUNK;
       ssize_t n = pwrite (fd, zeros, len, (off_t)off);
@@ -268,7 +268,7 @@ jrnl_create (struct jrnl *j, uint64_t size, char *err, size_t errlen)
   /* Made durable here, once: left dirty, the first flush the guest sends
    * would wait for all of them.
    */
-  if (fill_zeros (j->fd, 0, size) == -1 || fdatasync (j->fd) == -1)
+  if (fill_zeros (j->fd, size) == -1 || fdatasync (j->fd) == -1)
     {
       snprintf (err, errlen, "%s: writing %llu bytes of zeros: %m", tmp,
                 (unsigned long long)size);
